@@ -1,0 +1,47 @@
+# svd-lab: the two commands are `make run` and `make test`; both set up the venv on first use.
+#
+# GPU users: make setup TORCH_SPEC=torch   (or a CUDA build: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu124")
+PYTHON       ?= python3
+VENV         ?= .venv
+TORCH_SPEC   ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS  ?=
+BIN          := $(VENV)/bin
+STAMP        := $(VENV)/.svd-lab-installed
+# papermill and tqdm: no progress-bar spam in logs.
+export TQDM_DISABLE ?= 1
+export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run test lab kernel bench regress test-browser clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/svd-lab kernel install --sys-prefix
+	touch $@
+
+kernel: $(STAMP)
+	$(BIN)/svd-lab kernel install --sys-prefix
+
+# The main job: check the machine, then execute the whole course (tiny/mini profiles on a CPU).
+run: $(STAMP)
+	$(BIN)/svd-lab doctor
+	@test -f src/svd_lab/course.py && $(BIN)/svd-lab course run || true
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	JUPYTER_PATH=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.kernel_manager_class=jupyter_server.services.kernels.kernelmanager.AsyncMappingKernelManager
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) outputs build .pytest_cache src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

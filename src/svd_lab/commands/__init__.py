@@ -1,0 +1,1 @@
+"""Subcommands of the ``svd-lab`` command line (see :mod:`svd_lab.cli`)."""

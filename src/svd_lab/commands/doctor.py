@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("doctor", help="check this machine: Python, torch, GPU, ffmpeg, kernel, checkpoints; advice")
+    p.add_argument("--checkpoints", metavar="DIR", help="checkpoints folder to inspect (default: ./checkpoints)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from svd_lab.doctor import run_doctor
+
+    report = run_doctor(checkpoints_dir=args.checkpoints)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report)
+    return 0 if report.ok else 1

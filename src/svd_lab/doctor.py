@@ -1,0 +1,261 @@
+"""``svd-lab doctor``: what this machine has, what is missing, and which profile will run.
+
+The report is structured (a list of :class:`Check`), renders as an HTML table in Jupyter and as a text table
+in a terminal, and ends with advice: the profile (``full`` needs a CUDA GPU *and* a checkpoint), the dtype, and a
+VAE decoding chunk (``decoding_t``) that fits the free VRAM. ``required`` checks that fail make ``ok`` false and
+the command exit non-zero; each failing line says how to fix it.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import platform
+import shutil
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+OK, WARN, ERROR, INFO = "ok", "warn", "error", "info"
+MIN_PYTHON = (3, 10)
+
+# Packages the course imports, with the reason a user would care.
+LIBRARIES = {
+    "diffusers": "SVD networks",
+    "transformers": "CLIP image encoder",
+    "huggingface-hub": "checkpoint downloads",
+    "safetensors": "weight files",
+    "moviepy": "mp4 -> GIF (2.x API)",
+    "papermill": "running the notebooks as tests",
+    "ipywidgets": "frame scrubber",
+}
+
+
+@dataclass
+class Check:
+    name: str
+    value: str
+    status: str = OK  # ok | warn | error | info
+    fix: str = ""
+    required: bool = False
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+    advice: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == ERROR for c in self.checks)
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self.checks if c.status == ERROR]
+
+    def __getitem__(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "checks": [c.__dict__ for c in self.checks],
+            "advice": dict(self.advice),
+        }
+
+    def __str__(self) -> str:
+        rows = [(c.name, c.status.upper(), c.value + (f"  -> fix: {c.fix}" if c.fix else "")) for c in self.checks]
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        lines = ["svd-lab doctor", "=" * 14]
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+        lines += ["", "Advice"]
+        wa = max((len(k) for k in self.advice), default=0)
+        lines += [f"  {k:<{wa}}  {v}" for k, v in self.advice.items()]
+        lines.append("")
+        lines.append("All required checks passed." if self.ok else
+                     f"{len(self.problems)} required check(s) failed: see the 'fix' notes above.")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colour = {OK: "#2e7d32", WARN: "#ef6c00", ERROR: "#c62828", INFO: "#555"}
+        out = ["<table><thead><tr><th style='text-align:left'>check</th><th>status</th>"
+               "<th style='text-align:left'>value</th><th style='text-align:left'>fix</th></tr></thead><tbody>"]
+        for c in self.checks:
+            out.append(
+                f"<tr><td style='text-align:left'>{html.escape(c.name)}</td>"
+                f"<td style='color:{colour.get(c.status, '#000')}'><b>{c.status}</b></td>"
+                f"<td style='text-align:left'>{html.escape(c.value)}</td>"
+                f"<td style='text-align:left'>{html.escape(c.fix)}</td></tr>"
+            )
+        out.append("</tbody></table><p><b>Advice</b></p><ul>")
+        out += [f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in self.advice.items()]
+        out.append("</ul>")
+        return "".join(out)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    value = f"{platform.python_version()} ({sys.executable})"
+    if (v.major, v.minor) < MIN_PYTHON:
+        return Check("python", value, ERROR, f"use Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]} (conda: environment.yml)",
+                     required=True)
+    return Check("python", value, required=True)
+
+
+def check_torch() -> tuple[Check, dict]:
+    """torch version and build; returns the check and the device facts used for advice."""
+    facts = {"cuda": False, "mps": False, "gpus": []}
+    try:
+        import torch
+    except ImportError:
+        return Check("torch", "not installed", ERROR,
+                     "make setup (CPU) or `pip install torch` (CUDA build, see README)", required=True), facts
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
+    facts["cuda"] = bool(torch.cuda.is_available())
+    facts["mps"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if facts["cuda"]:
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            facts["gpus"].append({"name": torch.cuda.get_device_name(i), "free": free, "total": total,
+                                  "bf16": torch.cuda.is_bf16_supported()})
+    return Check("torch", f"{torch.__version__} ({build})", required=True), facts
+
+
+def check_devices(facts: dict) -> Check:
+    if facts["gpus"]:
+        desc = "; ".join(f"cuda:{i} {g['name']} free {_gib(g['free'])} / {_gib(g['total'])}"
+                         for i, g in enumerate(facts["gpus"]))
+        return Check("devices", desc)
+    if facts["mps"]:
+        return Check("devices", "Apple MPS (unified memory)", INFO)
+    return Check("devices", f"CPU only ({_cpu_count()} cores): the tiny profile runs; real SVD would take hours",
+                 INFO, "for real checkpoints use a CUDA GPU with >= 16 GB (README: 'Using a GPU')")
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_disk(checkpoints_dir: Path) -> Check:
+    probe = checkpoints_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    value = f"{_gib(usage.free)} free at {checkpoints_dir}"
+    # One diffusers fp16 checkpoint is ~4.5 GB, an sgm single file ~9.6 GB.
+    if usage.free < 5 * 10**9:
+        return Check("disk", value, WARN, "free space: an fp16 checkpoint needs ~4.5 GB, an sgm file ~9.6 GB")
+    return Check("disk", value)
+
+
+def check_ffmpeg() -> Check:
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # ImportError or "no ffmpeg found"
+        return Check("ffmpeg", f"not found ({type(exc).__name__}: {exc})", ERROR,
+                     "pip install imageio-ffmpeg (bundles ffmpeg), or set IMAGEIO_FFMPEG_EXE to an ffmpeg binary",
+                     required=True)
+    return Check("ffmpeg", exe, required=True)
+
+
+def check_libraries() -> list[Check]:
+    checks = []
+    for dist, why in LIBRARIES.items():
+        v = _version(dist)
+        if v is None:
+            checks.append(Check(dist, f"missing ({why})", ERROR, f"pip install {dist}  (or make setup)",
+                                required=True))
+        elif dist == "moviepy" and int(v.split(".")[0]) < 2:
+            checks.append(Check(dist, f"{v}: the course uses the moviepy 2.x API", ERROR,
+                                "pip install 'moviepy>=2.1,<3'", required=True))
+        else:
+            checks.append(Check(dist, v, required=True))
+    return checks
+
+
+def check_kernel() -> Check:
+    from svd_lab.kernel import DISPLAY_NAME, installed_kernel
+
+    path = installed_kernel()
+    if path is None:
+        return Check("jupyter kernel", f"'{DISPLAY_NAME}' not installed", ERROR,
+                     "svd-lab kernel install --sys-prefix   (or make kernel)", required=True)
+    return Check("jupyter kernel", f"{DISPLAY_NAME} at {path}", required=True)
+
+
+def check_checkpoints(checkpoints_dir: Path) -> tuple[Check, list]:
+    """Checkpoints found locally (through the registry when it is available)."""
+    found = []
+    try:
+        registry = importlib.import_module("svd_lab.checkpoints")
+        found = list(registry.present_checkpoints(checkpoints_dir))
+    except (ImportError, AttributeError):
+        found = sorted(p.name for p in checkpoints_dir.glob("*") if p.name not in {"README.md", "mini"})
+    names = [getattr(f, "name", str(f)) for f in found]
+    if not names:
+        return Check("checkpoints", f"none in {checkpoints_dir}", INFO,
+                     "svd-lab models; svd-lab download svd  (needed only for the full profile)"), found
+    return Check("checkpoints", ", ".join(names) + f" in {checkpoints_dir}"), found
+
+
+def advise(facts: dict, checkpoints: list) -> dict[str, str]:
+    """Profile, dtype, device and decoding chunk the pipeline will choose on this machine."""
+    from svd_lab.memory import plan_for_free_vram
+
+    advice = {}
+    has_ckpt = bool(checkpoints)
+    if facts["cuda"]:
+        gpu = facts["gpus"][0]
+        advice["device"] = f"cuda ({gpu['name']})"
+        advice["dtype"] = "float16 (bf16 also works on this GPU)" if gpu["bf16"] else "float16"
+        plan = plan_for_free_vram(gpu["free"], num_frames=25)
+        advice["decoding_t"] = f"{plan.decoding_t} frames per VAE decode ({plan.reason})"
+        advice["cpu_offload"] = "yes" if plan.cpu_offload else "no"
+        advice["profile"] = "full" if has_ckpt else "tiny (download a checkpoint for full: svd-lab download svd)"
+    else:
+        advice["device"] = "mps" if facts["mps"] else "cpu"
+        advice["dtype"] = "float32"
+        advice["decoding_t"] = "all frames at once (tiny profile)"
+        advice["profile"] = ("tiny (full-size SVD needs a CUDA GPU; on this CPU it would take hours)"
+                             if not has_ckpt else "tiny by default; --profile full --yes would take hours here")
+    return advice
+
+
+def run_doctor(checkpoints_dir: Path | str | None = None) -> DoctorReport:
+    from svd_lab.paths import checkpoints_dir as default_checkpoints
+
+    ckpt_dir = Path(checkpoints_dir) if checkpoints_dir else default_checkpoints()
+    report = DoctorReport()
+    report.checks.append(check_python())
+    torch_check, facts = check_torch()
+    report.checks.append(torch_check)
+    report.checks.append(check_devices(facts))
+    report.checks.append(check_disk(ckpt_dir))
+    report.checks.append(check_ffmpeg())
+    report.checks += check_libraries()
+    report.checks.append(check_kernel())
+    ckpt_check, found = check_checkpoints(ckpt_dir)
+    report.checks.append(ckpt_check)
+    if torch_check.status != ERROR:
+        report.advice = advise(facts, found)
+    return report
