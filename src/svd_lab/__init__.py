@@ -12,7 +12,7 @@ __all__ = ["__version__", "doctor"]
 
 
 def doctor(checkpoints_dir=None):
-    """Inspect this machine and return a :class:`svd_lab.doctor.DoctorReport` (HTML in Jupyter, text in a shell)."""
-    from svd_lab.doctor import run_doctor
+    """Inspect this machine and return a :class:`svd_lab.diagnostics.DoctorReport` (HTML in Jupyter, text in a shell)."""
+    from svd_lab.diagnostics import run_doctor
 
     return run_doctor(checkpoints_dir=checkpoints_dir)

@@ -11,7 +11,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from svd_lab.doctor import run_doctor
+    from svd_lab.diagnostics import run_doctor
 
     report = run_doctor(checkpoints_dir=args.checkpoints)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report)

@@ -167,15 +167,22 @@ def check_disk(checkpoints_dir: Path) -> Check:
 
 
 def check_ffmpeg() -> Check:
+    """ffmpeg as moviepy and imageio find it: IMAGEIO_FFMPEG_EXE if set, else the binary bundled in imageio-ffmpeg."""
+    import os
+
+    fix = ("pip install imageio-ffmpeg (it bundles ffmpeg), or point IMAGEIO_FFMPEG_EXE at a working ffmpeg binary")
     try:
         import imageio_ffmpeg
 
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()  # returns IMAGEIO_FFMPEG_EXE unchecked when that is set
     except Exception as exc:  # ImportError or "no ffmpeg found"
-        return Check("ffmpeg", f"not found ({type(exc).__name__}: {exc})", ERROR,
-                     "pip install imageio-ffmpeg (bundles ffmpeg), or set IMAGEIO_FFMPEG_EXE to an ffmpeg binary",
+        return Check("ffmpeg", f"not found ({type(exc).__name__}: {exc})", ERROR, fix, required=True)
+    resolved = shutil.which(exe) or (exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None)
+    if resolved is None:
+        origin = "IMAGEIO_FFMPEG_EXE" if os.environ.get("IMAGEIO_FFMPEG_EXE") else "imageio-ffmpeg"
+        return Check("ffmpeg", f"{exe} (from {origin}) does not exist or is not executable", ERROR, fix,
                      required=True)
-    return Check("ffmpeg", exe, required=True)
+    return Check("ffmpeg", resolved, required=True)
 
 
 def check_libraries() -> list[Check]:
