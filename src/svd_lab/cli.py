@@ -17,6 +17,12 @@ from svd_lab import __version__
 COMMAND_MODULES = [
     "svd_lab.commands.doctor",
     "svd_lab.commands.kernel",
+    "svd_lab.commands.course",
+    "svd_lab.commands.models",
+    "svd_lab.commands.download",
+    "svd_lab.commands.convert",
+    "svd_lab.commands.mini",
+    "svd_lab.commands.sample",
 ]
 
 

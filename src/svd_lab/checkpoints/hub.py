@@ -1,0 +1,745 @@
+"""Downloading checkpoints from the Hugging Face hub (or a mirror such as https://hf-mirror.com), and from OBS on
+ModelArts.
+
+Built on ``huggingface_hub``: its repo-info API for the file list, sizes and sha256s; its metadata request
+(``HEAD .../resolve/...``, following the redirect to the storage host); its ``http_get`` for the transfer, which
+sends ``Range`` requests, retries a broken connection by itself and draws the progress bars; its conventions for
+``HF_ENDPOINT``, ``HF_TOKEN`` / ``hf auth login`` and ``HF_HUB_OFFLINE``. What svd-lab adds, because
+``huggingface_hub`` 2.4 does not do it:
+
+- **a partial file that survives the process.** The client writes to a per-process temporary name and deletes it on
+  failure, so an interrupted 9.5 GB download starts from zero next time. svd-lab hands ``http_get`` its own file
+  in ``checkpoints/<name>/.svd-lab/staging/`` and resumes from its length on the next run;
+- **content verification.** The client compares sizes only. Each file is hashed in staging and compared with the
+  sha256 the hub publishes (git blob id for small files); a mismatch is discarded and fetched once more. Only then is
+  it moved (``os.replace``) to its final name, and the verification recorded so loads need not re-hash;
+- **a free-disk check before anything is fetched**, with the numbers;
+- **errors that say what to do**: gated repository (which licence page, how to pass a token), not found, network
+  (with the mirror), offline. A repository that refuses access is an error even if the folder already exists
+  (``snapshot_download(local_dir=...)`` returns such a folder silently; svd-lab does not use it).
+
+Where files live: ``checkpoints/<name>/`` is what loaders read and what wins. The Hugging Face cache
+(``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) is only a source: a file of the same commit already
+there is copied (and verified) instead of downloaded again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from svd_lab.checkpoints.errors import (
+    CheckpointError,
+    CorruptDownloadError,
+    DiskSpaceError,
+    HubAccessError,
+    HubNetworkError,
+    HubNotFoundError,
+    ObsUnavailableError,
+    OfflineError,
+)
+from svd_lab.checkpoints.local import LocalCheckpoint, inspect_diffusers_folder, inspect_sgm_file
+from svd_lab.checkpoints.registry import DIFFUSERS, FP16, HF_MIRROR, HUB_WEB, SGM, CheckpointSpec, get_spec
+from svd_lab.checkpoints.verify import (
+    RECORD_DIR,
+    VerificationRecord,
+    git_blob_sha1,
+    safetensors_problem,
+    sha256_file,
+)
+
+STAGING = "staging"
+# Kept free beyond the files themselves: a filled-up disk breaks far more than this download.
+DISK_MARGIN = 256 * 2**20
+MAX_FETCH_ATTEMPTS = 2  # a file whose hash is wrong is fetched once more before giving up
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor). Tests replace this."""
+    probe = Path(path).resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def is_offline() -> bool:
+    """Offline mode: ``HF_HUB_OFFLINE=1`` (read now and at huggingface_hub's import, like the client does)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+
+
+def resolve_endpoint(endpoint: str | None = None) -> str:
+    """``endpoint``, else ``HF_ENDPOINT`` from the environment now, else the client's default (huggingface.co).
+
+    huggingface_hub reads ``HF_ENDPOINT`` once, at import; svd-lab passes the endpoint explicitly on every call so
+    ``--endpoint`` and a variable set later in a notebook both work.
+    """
+    from huggingface_hub import constants
+
+    chosen = endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    chosen = chosen.strip().rstrip("/")
+    if urlparse(chosen).scheme not in ("http", "https"):
+        raise CheckpointError(f"endpoint {chosen!r} is not an http(s) URL (e.g. {HF_MIRROR})")
+    return chosen
+
+
+def _token_available(token: str | bool | None) -> bool:
+    """Whether a token will be sent (never the token itself)."""
+    if isinstance(token, str):
+        return bool(token)
+    if token is False:
+        return False
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+# --------------------------------------------------------------------------------------------------- planning
+
+
+@dataclass
+class PlannedFile:
+    """One repository file of a download and what must happen to it.
+
+    action: 'present' (verified earlier, nothing to do), 'check' (a file is there but unverified: hash it),
+    'hand' (placed by hand at checkpoints/<sgm file>: hash it in place), 'cache' (copy from the HF cache),
+    'fetch' (download, resuming ``partial_bytes`` already in staging).
+    """
+
+    repo_path: str
+    size: int | None
+    sha256: str | None  # the hub's LFS sha256, None for small (non-LFS) files
+    blob_id: str | None  # git object id (sha1) of the file
+    final: Path
+    action: str = "fetch"
+    partial: Path | None = None
+    partial_bytes: int = 0
+    cache_path: Path | None = None
+
+    @property
+    def expected_digest(self) -> str:
+        return self.sha256 or self.blob_id or ""
+
+    @property
+    def bytes_to_write(self) -> int:
+        if self.action == "fetch":
+            return max((self.size or 0) - self.partial_bytes, 0)
+        if self.action == "cache":
+            return self.size or 0
+        return 0
+
+
+@dataclass
+class DownloadPlan:
+    spec: CheckpointSpec
+    format: str
+    variant: str | None
+    target: Path  # checkpoints/<name>
+    endpoint: str | None
+    revision: str
+    commit: str | None
+    files: list[PlannedFile] = field(default_factory=list)
+    free: int | None = None
+    offline: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    @property
+    def bytes_to_write(self) -> int:
+        return sum(f.bytes_to_write for f in self.files)
+
+    @property
+    def bytes_to_download(self) -> int:
+        return sum(f.bytes_to_write for f in self.files if f.action == "fetch")
+
+    @property
+    def complete(self) -> bool:
+        return all(f.action == "present" for f in self.files)
+
+    def summary(self) -> str:
+        lines = [f"{self.spec.name} ({self.format}{', ' + self.variant if self.variant else ''}) from "
+                 f"{self.endpoint or 'local files'} {self.spec.repo_id}"
+                 + (f" @ {self.commit[:10]}" if self.commit else "") + f" -> {self.target}"]
+        for f in self.files:
+            extra = f" (resume after {_fmt_bytes(f.partial_bytes)})" if f.partial_bytes else ""
+            lines.append(f"  {f.action:<8} {f.repo_path:<52} {_fmt_bytes(f.size or 0):>10}{extra}")
+        lines.append(f"  total {_fmt_bytes(self.total_bytes)}, to download {_fmt_bytes(self.bytes_to_download)}, "
+                     f"to write {_fmt_bytes(self.bytes_to_write)}"
+                     + (f", free {_fmt_bytes(self.free)}" if self.free is not None else ""))
+        return "\n".join(lines)
+
+
+@dataclass
+class DownloadResult:
+    checkpoint: LocalCheckpoint
+    plan: DownloadPlan
+    downloaded_bytes: int = 0
+    fetched: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    refetched_corrupt: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        c = self.checkpoint
+        verb = "downloaded" if self.fetched else "already present"
+        return (f"{c.name} ({c.format}{', ' + c.variant if c.variant else ''}) {verb}: {c.path} "
+                f"[{_fmt_bytes(c.size_bytes)}, sha256 verified]")
+
+
+def _normalize_variant(format: str, variant: str | None) -> str | None:
+    if format != DIFFUSERS:
+        return None
+    if variant in (None, "", "fp32", "none", "full"):
+        return None
+    if variant != FP16:
+        raise CheckpointError(f"unknown variant {variant!r}: use fp16 (about 4.5 GB) or fp32 (about 9 GB)")
+    return variant
+
+
+def _staging_dir(target: Path) -> Path:
+    return target / RECORD_DIR / STAGING
+
+
+def _partial_path(target: Path, repo_path: str, digest: str) -> Path:
+    # keyed by the expected hash: a partial file of another revision is never resumed into this one
+    return _staging_dir(target) / f"{repo_path.replace('/', '__')}.{digest[:16]}.partial"
+
+
+def _spec_and_target(name: str, format: str, dir: Path | str | None) -> tuple[CheckpointSpec, Path, Path]:
+    try:
+        spec = get_spec(name)
+    except KeyError as exc:
+        raise CheckpointError(exc.args[0]) from None
+    if not spec.downloadable:
+        raise CheckpointError(f"{name} is not downloaded: it is shipped in the repository at checkpoints/{name}/ "
+                              f"({spec.description})")
+    if format not in spec.formats:
+        raise CheckpointError(f"{name} is published only as {' and '.join(spec.formats)} (not {format}): "
+                              f"use --format {spec.formats[0]}")
+    from svd_lab.checkpoints.local import _default_dir
+
+    root = _default_dir(dir)
+    return spec, root, root / spec.name
+
+
+def _local_action(pf: PlannedFile, record: VerificationRecord, root: Path, spec: CheckpointSpec,
+                  verify: bool) -> None:
+    """Decide from the disk alone: present (recorded hash equals the hub's), check, hand, or fetch."""
+    if pf.final.is_file():
+        rec = record.get(pf.final)
+        status = record.status(pf.final)
+        if (status == "verified" and not verify and rec is not None
+                and (pf.sha256 is None or rec.sha256 == pf.sha256)
+                and (pf.size is None or rec.size == pf.size)):
+            pf.action = "present"
+        elif pf.size is None or pf.final.stat().st_size == pf.size:
+            pf.action = "check"
+        return
+    hand = root / pf.repo_path
+    if spec.sgm_file and pf.repo_path == spec.sgm_file and hand.is_file() and (
+            pf.size is None or hand.stat().st_size == pf.size):
+        pf.action = "hand"
+
+
+def plan_download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir: Path | str | None = None,
+                  endpoint: str | None = None, revision: str = "main", token: str | bool | None = None,
+                  verify: bool = False) -> DownloadPlan:
+    """What a download would do: the files, their sizes from the hub's metadata, what is already present, partial
+    or in the HF cache, and the free space. Contacts the hub (one repo-info request) unless offline."""
+    spec, root, target = _spec_and_target(name, format, dir)
+    variant = _normalize_variant(format, variant)
+    repo_files = spec.files(format, variant)
+
+    if is_offline():
+        plan = DownloadPlan(spec, format, variant, target, None, revision, None, offline=True)
+        record = VerificationRecord(target)
+        for path in repo_files:
+            pf = PlannedFile(path, None, None, None, target / path)
+            rec = record.get(pf.final) if pf.final.is_file() else None
+            pf.size = rec.size if rec else None
+            if pf.final.is_file() and record.status(pf.final) == "verified":
+                pf.action = "present"
+            plan.files.append(pf)
+        return plan
+
+    endpoint = resolve_endpoint(endpoint)
+    info = _call_hub(lambda: _model_info(spec.repo_id, revision, endpoint, token), spec, endpoint, token, revision)
+    siblings = {s.rfilename: s for s in (info.siblings or [])}
+    plan = DownloadPlan(spec, format, variant, target, endpoint, revision, info.sha)
+    missing = [p for p in repo_files if p not in siblings]
+    if missing:
+        hint = ""
+        if variant == FP16 and any(".fp16." in p for p in missing):
+            hint = " This repository has no fp16 variant of them: use --variant fp32."
+        elif format == DIFFUSERS and "model_index.json" in missing:
+            hint = f" This repository has no diffusers layout: use --format {SGM}."
+        raise HubNotFoundError(f"{spec.repo_id} at {revision} on {endpoint} does not contain "
+                               f"{', '.join(missing)}.{hint}")
+    record = VerificationRecord(target)
+    for path in repo_files:
+        sib = siblings[path]
+        lfs = sib.lfs
+        pf = PlannedFile(repo_path=path, size=lfs.size if lfs else sib.size, sha256=lfs.sha256 if lfs else None,
+                         blob_id=sib.blob_id, final=target / path)
+        if not pf.expected_digest:
+            raise HubNotFoundError(f"{endpoint} did not publish a hash for {path}: cannot verify it. Is "
+                                   f"{endpoint} a Hugging Face hub or a compatible mirror?")
+        _local_action(pf, record, root, spec, verify)
+        if pf.action == "fetch":
+            pf.partial = _partial_path(target, path, pf.expected_digest)
+            pf.partial_bytes = pf.partial.stat().st_size if pf.partial.is_file() else 0
+            if pf.size is not None and pf.partial_bytes > pf.size:
+                pf.partial_bytes = 0  # longer than the file: useless, restarted
+            cached = _from_hf_cache(spec.repo_id, path, info.sha)
+            if cached is not None and pf.partial_bytes == 0:
+                pf.action, pf.cache_path = "cache", cached
+        plan.files.append(pf)
+    plan.free = free_bytes(target)
+    return plan
+
+
+def _model_info(repo_id: str, revision: str, endpoint: str, token):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)
+
+
+def _from_hf_cache(repo_id: str, path: str, commit: str | None) -> Path | None:
+    """The file of this exact commit in the Hugging Face cache, if it is there."""
+    if not commit:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, path, revision=commit)
+    except (OSError, ValueError):  # a broken cache is no reason to fail: download instead
+        return None
+    return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+def _gated_message(spec: CheckpointSpec, endpoint: str, token, status: int | None) -> str:
+    sent = _token_available(token)
+    if status == 403 or sent:
+        why = ("the hub answered 403: a token was sent, but its account has not been granted access yet "
+               "(accept the licence with the account that owns the token; approval can take a moment), or "
+               "the token lacks read permission")
+    else:
+        why = "the hub answered 401: no token was sent"
+    mirror = (f"\n  You are using {endpoint}: a mirror passes a gated repository through only with a token of an "
+              f"account that accepted the licence on {HUB_WEB}." if not endpoint.startswith(HUB_WEB) else "")
+    return (f"{spec.repo_id} is gated ({why}).\n"
+            f"  1. Open {spec.repo_url} , log in, read the licence ({spec.licence}) and accept it"
+            f" ('agree to share your contact information').\n"
+            f"  2. Create a read token at {HUB_WEB}/settings/tokens .\n"
+            f"  3. Give it to svd-lab without writing it into a notebook or a file you share: run `hf auth login` in "
+            f"a terminal, or `export HF_TOKEN=...` in the shell that starts svd-lab / Jupyter.{mirror}")
+
+
+def _short_reason(exc: BaseException) -> str:
+    """'HTTP 503 Service Unavailable from host:port' for HTTP errors, the first line of the message otherwise."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        host = urlparse(str(response.request.url)).netloc if response.request is not None else ""
+        return f"HTTP {response.status_code} {response.reason_phrase or ''}".rstrip() + (f" from {host}" if host else "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _network_message(endpoint: str, exc: BaseException, partial_note: str = "", name: str = "NAME") -> str:
+    return (f"could not download from {endpoint} ({_short_reason(exc)}).{partial_note}\n"
+            f"  Check your connection or proxy (HTTPS_PROXY), then run the same command again: it resumes.\n"
+            f"  In mainland China the hub is blocked: use the mirror with --endpoint {HF_MIRROR} "
+            f"(or export HF_ENDPOINT={HF_MIRROR}).\n"
+            f"  On Huawei ModelArts, copy the files from OBS instead: svd-lab download {name} --from obs://bucket/path")
+
+
+def _translate(exc: BaseException, spec: CheckpointSpec, endpoint: str, token, revision: str,
+               partial_note: str = "") -> CheckpointError | None:
+    """A CheckpointError for an exception raised by huggingface_hub or the transport; None if not ours to map."""
+    import httpx2
+    from huggingface_hub import errors as hf_errors
+
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+        return OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and {spec.name} is not complete locally: "
+                            f"unset HF_HUB_OFFLINE to download it")
+    if isinstance(exc, hf_errors.GatedRepoError):
+        status = exc.response.status_code if exc.response is not None else None
+        return HubAccessError(_gated_message(spec, endpoint, token, status))
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return HubNotFoundError(f"revision {revision!r} does not exist in {spec.repo_id} on {endpoint}: "
+                                f"use --revision main or a commit hash from {spec.repo_url}/commits/main")
+    if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
+        return HubNotFoundError(f"a file of {spec.name} is missing from {spec.repo_id} on {endpoint} "
+                                f"({str(exc).splitlines()[-1][:200]})")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        status = exc.response.status_code if exc.response is not None else None
+        login = ("" if _token_available(token) else
+                 " If it is private or gated, log in first (`hf auth login` or HF_TOKEN).")
+        return HubNotFoundError(f"{spec.repo_id} was not found on {endpoint} (HTTP {status}).{login} "
+                                f"Check the endpoint: the official hub is {HUB_WEB}, the mirror {HF_MIRROR}.")
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            return HubAccessError(_gated_message(spec, endpoint, token, status))
+        if status == 404:
+            return HubNotFoundError(f"{endpoint} answered 404 for {spec.repo_id}: {str(exc).splitlines()[0][:200]}")
+        return HubNetworkError(_network_message(endpoint, exc, partial_note, spec.name))
+    if isinstance(exc, (httpx2.TransportError, httpx2.HTTPError, ConnectionError, TimeoutError)):
+        return HubNetworkError(_network_message(endpoint, exc, partial_note, spec.name))
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return HubNetworkError(_network_message(endpoint, exc, partial_note, spec.name))
+    return None
+
+
+def _call_hub(fn, spec: CheckpointSpec, endpoint: str, token, revision: str, partial_note: str = ""):
+    try:
+        return fn()
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        mapped = _translate(exc, spec, endpoint, token, revision, partial_note)
+        if mapped is None:
+            raise
+        raise mapped from None  # the hub's own traceback adds nothing for the user
+
+
+# --------------------------------------------------------------------------------------------------- transfer
+
+
+def _progress_class(progress: bool):
+    """None (huggingface_hub's own bars, which honour HF_HUB_DISABLE_PROGRESS_BARS) or a silent bar."""
+    if progress and not _env_true("TQDM_DISABLE"):
+        return None
+    from tqdm.auto import tqdm
+
+    class _SilentBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return _SilentBar
+
+
+def _digest_matches(path: Path, pf: PlannedFile) -> tuple[bool, str, str]:
+    """(matches, sha256 of the file, what it was compared with)."""
+    sha = sha256_file(path)
+    if pf.sha256:
+        return sha == pf.sha256, sha, "hub lfs sha256"
+    return git_blob_sha1(path) == pf.blob_id, sha, "hub git blob id"
+
+
+def _fetch_into_partial(pf: PlannedFile, plan: DownloadPlan, token, progress: bool) -> None:
+    """Append the missing bytes of ``pf`` to its staging file with huggingface_hub's http_get (Range resume)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    spec, endpoint = plan.spec, plan.endpoint
+    url = hf_hub_url(spec.repo_id, pf.repo_path, revision=plan.commit, endpoint=endpoint)
+    meta = _call_hub(lambda: get_hf_file_metadata(url, token=token, endpoint=endpoint), spec, endpoint, token,
+                     plan.revision)
+    if pf.size is not None and meta.size is not None and meta.size != pf.size:
+        raise CorruptDownloadError(f"{endpoint} reports {meta.size:,} bytes for {pf.repo_path} but its file list "
+                                   f"says {pf.size:,}: the endpoint is inconsistent, try again later or another one")
+    headers = build_hf_headers(token=token)
+    if (urlparse(meta.location).scheme, urlparse(meta.location).netloc) != (urlparse(url).scheme,
+                                                                          urlparse(url).netloc):
+        headers.pop("authorization", None)  # a signed storage URL: the token must not leave the hub
+    pf.partial.parent.mkdir(parents=True, exist_ok=True)
+    for stale in pf.partial.parent.glob(f"{pf.repo_path.replace('/', '__')}.*.partial"):
+        if stale != pf.partial:
+            stale.unlink()  # partial of another revision: never resumable into this one
+    with open(pf.partial, "ab") as f:
+        resume = f.tell()
+        if pf.size is not None and resume > pf.size:
+            f.truncate(0)
+            resume = 0
+
+        def transfer():
+            http_get(meta.location, f, resume_size=resume, headers=headers, expected_size=pf.size,
+                     displayed_filename=pf.repo_path, tqdm_class=_progress_class(progress))
+
+        try:
+            _call_hub(transfer, spec, endpoint, token, plan.revision)
+        except CheckpointError as exc:
+            f.flush()
+            kept = os.path.getsize(pf.partial)
+            note = (f"\n  {_fmt_bytes(kept)} of {pf.repo_path} ({_fmt_bytes(pf.size or 0)}) are kept in "
+                    f"{pf.partial.parent}." if kept else "")
+            raise type(exc)(str(exc).replace("\n", note + "\n", 1) if note else str(exc)) from None
+
+
+def _place(src: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, final)
+
+
+class _Lock:
+    """One download per checkpoint folder at a time (two notebooks appending to one partial file would corrupt it)."""
+
+    def __init__(self, target: Path):
+        from filelock import FileLock, Timeout
+
+        (target / RECORD_DIR).mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(target / RECORD_DIR / "download.lock"))
+        self._timeout = Timeout
+        self._target = target
+
+    def __enter__(self):
+        try:
+            self._lock.acquire(timeout=0)
+        except self._timeout:
+            raise CheckpointError(f"another download into {self._target} is running (lock "
+                                  f"{self._lock.lock_file}); wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+
+def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir: Path | str | None = None,
+             endpoint: str | None = None, revision: str = "main", token: str | bool | None = None,
+             progress: bool = True, verify: bool = False, log=print) -> DownloadResult:
+    """Download checkpoint ``name`` into ``<dir>/<name>/`` and return the verified local checkpoint.
+
+    Args:
+        name: a registry name (``svd``, ``svd_xt``, ``svd_xt_1_1``, ...: see ``svd-lab models``).
+        format: ``diffusers`` (folder layout, what the pipeline loads) or ``sgm`` (Stability's single file).
+        variant: ``fp16`` (default, about 4.5 GB) or ``fp32`` / None (full precision, about 9 GB); diffusers only.
+        dir: the checkpoints folder (default ``svd_lab.paths.checkpoints_dir()``).
+        endpoint: the hub or a mirror, e.g. ``https://hf-mirror.com``; default ``HF_ENDPOINT`` or huggingface.co.
+        revision: branch, tag or commit of the repository.
+        token: a hub token; default: ``HF_TOKEN`` or the one saved by ``hf auth login``. Never printed.
+        verify: re-hash files already present instead of trusting their recorded verification.
+        log: where one-line progress messages go (``print``; ``None`` for silence).
+
+    Either every file ends up complete and sha256-verified under its final name, or a :class:`CheckpointError`
+    says what to do; completed files and partial bytes are kept, so running it again resumes.
+    """
+    log = log or (lambda *a, **k: None)
+    started = time.monotonic()
+    plan = plan_download(name, format, variant, dir, endpoint, revision, token, verify)
+    if plan.offline:
+        missing = [f.repo_path for f in plan.files if f.action != "present"]
+        if missing:
+            raise OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and these files of {name} are not present "
+                               f"and verified in {plan.target}: {', '.join(missing)}. Unset HF_HUB_OFFLINE to "
+                               f"download them, or copy them there.")
+        return DownloadResult(_describe(plan), plan, reused=[f.repo_path for f in plan.files],
+                              seconds=time.monotonic() - started)
+    needed = plan.bytes_to_write
+    if needed and plan.free is not None and needed + DISK_MARGIN > plan.free:
+        raise DiskSpaceError(
+            f"not enough free disk space for {name}: it needs {_fmt_bytes(needed)} (+{_fmt_bytes(DISK_MARGIN)} "
+            f"margin) at {plan.target}, only {_fmt_bytes(plan.free)} free. Free some space, or download elsewhere "
+            f"with --dir PATH (and set SVD_LAB_CHECKPOINTS=PATH so svd-lab finds it).")
+    result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]
+    if plan.complete:
+        result.checkpoint, result.reused = _describe(plan), [f.repo_path for f in plan.files]
+        result.seconds = time.monotonic() - started
+        return result
+
+    root = plan.target.parent
+    with _Lock(plan.target):
+        record = VerificationRecord(plan.target)
+        for pf in plan.files:
+            if pf.action == "present":
+                result.reused.append(pf.repo_path)
+            elif pf.action == "hand":
+                _verify_hand_placed(pf, plan, root, result, log)
+            elif pf.action == "check":
+                ok, sha, source = _digest_matches(pf.final, pf)
+                if ok:
+                    record.add(pf.final, sha, source)
+                    record.save()
+                    result.reused.append(pf.repo_path)
+                    log(f"verified   {pf.repo_path} (already present)")
+                    continue
+                log(f"mismatch   {pf.repo_path}: the file present does not match the hub; fetching it again")
+                record.forget(pf.final)
+                record.save()
+                pf.action = "fetch"
+                pf.partial = _partial_path(plan.target, pf.repo_path, pf.expected_digest)
+                _fetch_verify_place(pf, plan, record, token, progress, result, log)
+            else:
+                _fetch_verify_place(pf, plan, record, token, progress, result, log)
+        record.meta[plan.format] = {"repo_id": plan.spec.repo_id, "revision": plan.revision, "commit": plan.commit,
+                                    "endpoint": plan.endpoint, "variant": plan.variant}
+        record.save()
+    staging = _staging_dir(plan.target)
+    if staging.is_dir() and not any(staging.iterdir()):
+        staging.rmdir()
+    result.checkpoint = _describe(plan)
+    result.seconds = time.monotonic() - started
+    if not result.checkpoint.usable:  # should not happen: every file was verified just now
+        raise CorruptDownloadError(f"{result.checkpoint.path} is not usable after the download: "
+                                   f"{result.checkpoint.reason}")
+    return result
+
+
+def _verify_hand_placed(pf: PlannedFile, plan: DownloadPlan, root: Path, result: DownloadResult, log) -> None:
+    hand = root / pf.repo_path
+    ok, sha, source = _digest_matches(hand, pf)
+    if ok:
+        hand_record = VerificationRecord(root)
+        hand_record.add(hand, sha, source)
+        hand_record.save()
+        result.reused.append(pf.repo_path)
+        log(f"verified   {hand} (placed by hand): matches {plan.spec.repo_id}")
+        return
+    raise CorruptDownloadError(
+        f"{hand} (placed by hand) does not match {pf.repo_path} of {plan.spec.repo_id} (sha256 {sha[:12]}..., "
+        f"expected {pf.expected_digest[:12]}...): it is corrupted or another file. Move it away and run the "
+        f"command again to download a verified copy.")
+
+
+def _fetch_verify_place(pf: PlannedFile, plan: DownloadPlan, record: VerificationRecord, token, progress: bool,
+                        result: DownloadResult, log) -> None:
+    for attempt in range(1, MAX_FETCH_ATTEMPTS + 1):
+        if pf.action == "cache" and attempt == 1:
+            log(f"copying    {pf.repo_path} from the Hugging Face cache ({pf.cache_path})")
+            pf.partial.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pf.cache_path, pf.partial)
+        else:
+            have = pf.partial.stat().st_size if pf.partial.is_file() else 0
+            resume = f", resuming after {_fmt_bytes(have)}" if have else ""
+            log(f"fetching   {pf.repo_path} ({_fmt_bytes(pf.size or 0)}{resume})")
+            before = have
+            _fetch_into_partial(pf, plan, token, progress)
+            result.downloaded_bytes += pf.partial.stat().st_size - before
+        size = pf.partial.stat().st_size
+        if pf.size is not None and size != pf.size:
+            problem = f"size {size:,} instead of {pf.size:,}"
+        else:
+            ok, sha, source = _digest_matches(pf.partial, pf)
+            problem = None if ok else f"{'sha256' if pf.sha256 else 'git blob id'} differs from the hub's"
+        if problem is None:
+            _place(pf.partial, pf.final)
+            record.add(pf.final, sha, source)
+            record.save()
+            result.fetched.append(pf.repo_path)
+            return
+        pf.partial.unlink()
+        result.refetched_corrupt.append(pf.repo_path)
+        if attempt < MAX_FETCH_ATTEMPTS:
+            log(f"corrupted  {pf.repo_path}: {problem}; discarded, fetching it again")
+            pf.action = "fetch"
+    raise CorruptDownloadError(
+        f"{pf.repo_path} of {plan.spec.repo_id} arrived corrupted {MAX_FETCH_ATTEMPTS} times ({problem}) from "
+        f"{plan.endpoint}; nothing was put under its final name. Try again later, or another endpoint "
+        f"(--endpoint {HUB_WEB} or {HF_MIRROR}).")
+
+
+def _describe(plan: DownloadPlan) -> LocalCheckpoint:
+    if plan.format == DIFFUSERS:
+        return inspect_diffusers_folder(plan.target, name=plan.spec.name)
+    final = plan.target / plan.spec.sgm_file
+    if not final.is_file() and (plan.target.parent / plan.spec.sgm_file).is_file():
+        return inspect_sgm_file(plan.target.parent / plan.spec.sgm_file, placed="hand")
+    return inspect_sgm_file(final)
+
+
+def verify_checkpoint(path: Path | str) -> list[str]:
+    """Re-hash every recorded file of a local checkpoint folder or file; returns the problems (empty: all good)."""
+    from svd_lab.checkpoints.local import inspect_path
+    from svd_lab.checkpoints.verify import verify_against_record
+
+    ckpt = inspect_path(path)
+    problems = []
+    for f in ckpt.files:
+        if f.suffix != ".safetensors":
+            continue
+        record = VerificationRecord(f.parent if ckpt.format == SGM else ckpt.path)
+        problem = verify_against_record(f, record) if record.get(f) else safetensors_problem(f)
+        if problem:
+            problems.append(problem)
+        else:
+            record.save()
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------- OBS
+
+
+def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str | None = FP16,
+                  dir: Path | str | None = None, log=print) -> DownloadResult:
+    """Copy a checkpoint from Huawei OBS (``obs://bucket/path``) with MoXing, inside ModelArts.
+
+    ``source`` is a folder in the diffusers layout or holding the sgm file, or the sgm ``.safetensors`` file itself.
+    The copy lands in staging, is checked (every expected file, complete safetensors structure), hashed into the
+    verification record, then moved into ``checkpoints/<name>/``. OBS publishes no hub hash, so the record notes
+    that the files were not compared with the hub.
+    """
+    log = log or (lambda *a, **k: None)
+    if not source.startswith("obs://"):
+        raise CheckpointError(f"--from expects an obs://bucket/path URL, got {source!r}")
+    try:
+        import moxing as mox  # only installed inside Huawei ModelArts images
+    except ImportError:
+        raise ObsUnavailableError(
+            "--from obs://... works only inside Huawei ModelArts (CodeLab / Notebook), where the `moxing` package "
+            "is preinstalled. Elsewhere download from the hub (`svd-lab download NAME`, with --endpoint "
+            f"{HF_MIRROR} in mainland China), or copy the files by hand into checkpoints/{name}/.") from None
+    started = time.monotonic()
+    spec, _root, target = _spec_and_target(name, format, dir)
+    variant = _normalize_variant(format, variant)
+    repo_files = spec.files(format, variant)
+    plan = DownloadPlan(spec, format, variant, target, source, "obs", None,
+                        files=[PlannedFile(p, None, None, None, target / p) for p in repo_files])
+    result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]
+    with _Lock(target):
+        staging = _staging_dir(target) / f"obs-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        try:
+            log(f"copying    {source} -> {staging} (MoXing)")
+            if source.endswith(".safetensors"):
+                mox.file.copy(source, str(staging / Path(source).name))
+            else:
+                mox.file.copy_parallel(source, str(staging))
+            missing = [p for p in repo_files if not (staging / p).is_file()]
+            if missing:
+                raise CheckpointError(f"{source} does not contain {', '.join(missing)} (expected the {format} "
+                                      f"layout of {name}{', variant ' + variant if variant else ''})")
+            for p in repo_files:
+                if p.endswith(".safetensors") and (problem := safetensors_problem(staging / p)):
+                    raise CorruptDownloadError(f"copied from {source}: {problem}; nothing was put in {target}")
+            record = VerificationRecord(target)
+            for p in repo_files:
+                sha = sha256_file(staging / p)
+                _place(staging / p, target / p)
+                record.add(target / p, sha, "obs copy (structure checked; not compared with the hub)")
+                result.fetched.append(p)
+            record.meta[format] = {"source": source, "variant": variant}
+            record.save()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            parent = _staging_dir(target)
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+    result.checkpoint = _describe(plan)
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,230 @@
+"""What is in the checkpoints folder, and can it be loaded?
+
+Layout (see checkpoints/README.md)::
+
+    checkpoints/
+      svd/                      <- `svd-lab download svd`: diffusers layout (model_index.json, unet/, vae/, ...)
+        svd.safetensors         <- `svd-lab download svd --format sgm` puts the sgm single file beside it
+        .svd-lab/verified.json  <- sha256 of every file, checked once after the download
+      svd.safetensors           <- placed by hand, as the seed article does: found too
+      mini/                     <- the mini world model's weights, shipped in the repository
+
+Only files under ``checkpoints/`` are loaded; the Hugging Face cache (``~/.cache/huggingface``) is never read by a
+loader. A download copies a file already in that cache instead of fetching it again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from svd_lab.checkpoints.errors import UnusableCheckpointError
+from svd_lab.checkpoints.registry import (
+    DIFFUSERS,
+    DIFFUSERS_CONFIGS,
+    DIFFUSERS_WEIGHTS,
+    FP16,
+    MINI,
+    REGISTRY,
+    SGM,
+    diffusers_weight_file,
+    spec_for_sgm_file,
+)
+from svd_lab.checkpoints.verify import VerificationRecord, file_problem
+
+# Which format a loader should prefer when both are present: diffusers loads directly, sgm needs a conversion.
+_FORMAT_PREFERENCE = {DIFFUSERS: 0, SGM: 1, MINI: 2}
+# unet num_frames -> version, for diffusers folders not named after a registry entry
+_VERSION_BY_FRAMES = {14: "svd", 25: "svd_xt"}
+
+
+@dataclass
+class LocalCheckpoint:
+    """A checkpoint found on disk.
+
+    ``usable`` is False when a loader must not touch it; ``reason`` then says why (and how to fix it). ``verified``
+    is True when every weight file matches a recorded sha256 verification. ``variant`` is 'fp16' or None (full
+    precision) for diffusers folders: the files a loader should read.
+    """
+
+    name: str
+    version: str | None
+    format: str
+    path: Path
+    usable: bool
+    reason: str = ""
+    variant: str | None = None
+    variants: tuple = ()
+    size_bytes: int = 0
+    verified: bool = False
+    placed: str = "download"  # download | hand | shipped
+    files: list[Path] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        state = "usable" if self.usable else f"NOT usable: {self.reason}"
+        return f"{self.name} ({self.format}) at {self.path}: {state}"
+
+
+def _default_dir(dir: Path | str | None) -> Path:
+    if dir is not None:
+        return Path(dir).expanduser()
+    from svd_lab.paths import checkpoints_dir
+
+    return checkpoints_dir()
+
+
+def _check_files(files: list[Path], record: VerificationRecord | None) -> tuple[str, bool]:
+    """('' or the first problem, all verified) for the files a loader would open."""
+    problems, verified = [], True
+    for f in files:
+        problem, ok = file_problem(f, record)
+        verified = verified and ok
+        if problem:
+            problems.append(problem)
+    return "; ".join(problems), verified and bool(files)
+
+
+def inspect_diffusers_folder(folder: Path, name: str | None = None) -> LocalCheckpoint:
+    """Describe a diffusers-layout SVD folder (the one with model_index.json)."""
+    folder = Path(folder)
+    name = name or folder.name
+    spec = REGISTRY.get(name)
+    version = spec.version if spec is not None and DIFFUSERS in spec.formats else None
+    if version is None:
+        try:
+            frames = json.loads((folder / "unet" / "config.json").read_text()).get("num_frames")
+            version = _VERSION_BY_FRAMES.get(frames)
+        except (OSError, ValueError):
+            version = None
+    complete = []
+    for variant in (None, FP16):
+        if all((folder / diffusers_weight_file(f, s, variant)).is_file() for f, s, _ in DIFFUSERS_WEIGHTS):
+            complete.append(variant)
+    variant = complete[0] if complete else None
+    missing = [c for c in DIFFUSERS_CONFIGS if not (folder / c).is_file()]
+    if not complete:
+        missing += [diffusers_weight_file(f, s, None) + " (or .fp16)" for f, s, _ in DIFFUSERS_WEIGHTS
+                    if not (folder / diffusers_weight_file(f, s, None)).is_file()
+                    and not (folder / diffusers_weight_file(f, s, FP16)).is_file()]
+    weights = [folder / diffusers_weight_file(f, s, variant) for f, s, _ in DIFFUSERS_WEIGHTS]
+    files = [folder / c for c in DIFFUSERS_CONFIGS] + weights
+    hint = f"svd-lab download {name}" if spec is not None and spec.downloadable else "download it again"
+    if missing or not complete:
+        return LocalCheckpoint(name, version, DIFFUSERS, folder, usable=False,
+                               reason=f"incomplete, missing {', '.join(missing)}: run `{hint}` (it resumes)",
+                               files=files, variants=tuple(complete))
+    record = VerificationRecord(folder)
+    problem, verified = _check_files(weights, record)
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    return LocalCheckpoint(name, version, DIFFUSERS, folder, usable=not problem,
+                           reason=f"{problem}: run `{hint}` to re-fetch it" if problem else "",
+                           variant=variant, variants=tuple(complete), size_bytes=size, verified=verified,
+                           files=files)
+
+
+def inspect_sgm_file(path: Path, placed: str = "download") -> LocalCheckpoint:
+    """Describe an sgm single file (``svd.safetensors`` ...). Unknown file names get version None (see
+    checkpoints/README.md for the names that tell the release)."""
+    path = Path(path)
+    spec = spec_for_sgm_file(path.name)
+    name = spec.name if spec is not None else path.stem
+    version = spec.version if spec is not None else None
+    record = VerificationRecord(path.parent)
+    problem, verified = _check_files([path], record)
+    if problem:
+        hint = f"svd-lab download {name} --format sgm" if spec is not None else "copy it again"
+        problem = f"{problem}: run `{hint}`"
+    # An unknown file name (a fine-tune, a renamed copy) stays loadable by path; with version None it is never
+    # picked by find_checkpoint, and the loader tells the version from the file itself.
+    return LocalCheckpoint(name, version, SGM, path, usable=not problem, reason=problem or "",
+                           size_bytes=path.stat().st_size, verified=verified, placed=placed, files=[path])
+
+
+# The mini world model's files (svd_lab.mini.model: AUTOENCODER_FILE, DIT_FILE), named here so that listing
+# checkpoints does not import torch.
+MINI_FILES = ("autoencoder.safetensors", "dit.safetensors")
+
+
+def inspect_mini_folder(folder: Path) -> LocalCheckpoint:
+    """The mini world model's weights: ``autoencoder.safetensors`` and ``dit.safetensors``, both complete."""
+    folder = Path(folder)
+    weights = [folder / name for name in MINI_FILES]
+    missing = [w.name for w in weights if not w.is_file()]
+    if missing:
+        return LocalCheckpoint("mini", "mini", MINI, folder, usable=False, placed="shipped", files=weights,
+                               reason=f"missing {', '.join(missing)}: restore them from the repository "
+                                      f"(git checkout checkpoints/mini) or retrain with tools/train_mini.sh")
+    record = VerificationRecord(folder)
+    problem, verified = _check_files(weights, record)
+    size = sum(w.stat().st_size for w in weights)
+    return LocalCheckpoint("mini", "mini", MINI, folder, usable=not problem, reason=problem,
+                           size_bytes=size, verified=verified, placed="shipped", files=weights)
+
+
+def inspect_path(path: Path | str) -> LocalCheckpoint:
+    """Describe whatever ``path`` is: a diffusers folder, an sgm file, a folder holding one sgm file, checkpoints/mini."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix == ".safetensors":
+        return inspect_sgm_file(path, placed="hand")
+    if path.is_dir():
+        if (path / "model_index.json").is_file():
+            return inspect_diffusers_folder(path)
+        if path.name == "mini":
+            return inspect_mini_folder(path)
+        sgm = [p for p in sorted(path.glob("*.safetensors"))]
+        if len(sgm) == 1:
+            return inspect_sgm_file(sgm[0])
+        raise UnusableCheckpointError(
+            f"{path} is neither a diffusers folder (no model_index.json) nor holds exactly one sgm .safetensors file")
+    raise UnusableCheckpointError(f"{path} does not exist: see `svd-lab models` for what is present")
+
+
+def present_checkpoints(dir: Path | str | None = None) -> list[LocalCheckpoint]:
+    """Every checkpoint found in the checkpoints folder (default: ``svd_lab.paths.checkpoints_dir()``).
+
+    Finds ``<dir>/<name>/`` diffusers folders, sgm single files inside them or directly in ``<dir>`` (placed by
+    hand, e.g. ``checkpoints/svd.safetensors``), and ``<dir>/mini/``. Unusable ones are listed too, with the reason.
+    """
+    root = _default_dir(dir)
+    if not root.is_dir():
+        return []
+    found: list[LocalCheckpoint] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if entry.name == "mini":
+                found.append(inspect_mini_folder(entry))
+                continue
+            if (entry / "model_index.json").is_file():
+                found.append(inspect_diffusers_folder(entry))
+            for f in sorted(entry.glob("*.safetensors")):
+                if spec_for_sgm_file(f.name) is not None:
+                    found.append(inspect_sgm_file(f))
+        elif entry.is_file() and entry.suffix == ".safetensors":
+            found.append(inspect_sgm_file(entry, placed="hand"))
+    return found
+
+
+def find_checkpoint(version: str, dir: Path | str | None = None, format: str | None = None) -> LocalCheckpoint | None:
+    """The usable local checkpoint for ``version`` (or registry name), diffusers before sgm; None when there is none.
+
+    This is what the pipeline's ``profile="auto"`` asks: a checkpoint listed here passed the integrity checks
+    (recorded sha256 verification, or a complete safetensors structure).
+    """
+    candidates = [c for c in present_checkpoints(dir)
+                  if c.usable and version in (c.version, c.name) and (format is None or c.format == format)]
+    candidates.sort(key=lambda c: (_FORMAT_PREFERENCE.get(c.format, 9), not c.verified, c.placed == "hand"))
+    return candidates[0] if candidates else None
+
+
+def require_usable(path: Path | str) -> LocalCheckpoint:
+    """Inspect ``path`` and raise :class:`UnusableCheckpointError` with the reason unless it may be loaded.
+
+    Loaders call this before opening any weight file, so a truncated or corrupted download never reaches them.
+    """
+    ckpt = inspect_path(path)
+    if not ckpt.usable:
+        raise UnusableCheckpointError(f"{ckpt.path} cannot be loaded: {ckpt.reason}")
+    return ckpt

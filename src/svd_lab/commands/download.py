@@ -1,0 +1,93 @@
+"""``svd-lab download NAME``: fetch a checkpoint from the hub, a mirror, or OBS, verified, resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Download a checkpoint into checkpoints/NAME/ (see `svd-lab models` for the names, sizes and licences).
+
+The command either ends with every file complete and its sha256 checked against the hub, or it stops with a
+message saying what to do. Interrupted? Run the same command again: it resumes where it stopped (partial files
+wait in checkpoints/NAME/.svd-lab/staging/). A file that arrives corrupted is discarded and fetched again;
+nothing incomplete is ever put under its final name, so loaders never see it.
+"""
+
+EPILOG = """\
+examples:
+  svd-lab download svd                          diffusers layout, fp16 weights (about 4.5 GB)
+  svd-lab download svd_xt --variant fp32        full-precision weights (about 9 GB)
+  svd-lab download svd --format sgm             Stability's single file svd.safetensors (about 9.6 GB)
+  svd-lab download svd --dry-run                show the files, sizes and free space; download nothing
+
+hub blocked (mainland China): use the mirror https://hf-mirror.com
+  svd-lab download svd --endpoint https://hf-mirror.com
+  or once for the shell:  export HF_ENDPOINT=https://hf-mirror.com
+
+gated repositories (svd_xt_1_1):
+  1. open the model page on https://huggingface.co, log in and accept the licence
+  2. create a read token at https://huggingface.co/settings/tokens
+  3. `hf auth login` in a terminal, or `export HF_TOKEN=...` before starting svd-lab or Jupyter.
+     Never paste a token into a notebook cell: notebooks get shared.
+
+offline (HF_HUB_OFFLINE=1): nothing is fetched; the command succeeds if the files are already present and
+verified, and says which are missing otherwise.
+
+storage: checkpoints/NAME/ is what svd-lab loads. A file already in the Hugging Face cache
+(~/.cache/huggingface/hub, or HF_HUB_CACHE) for the same commit is copied from there instead of downloaded.
+Files placed by hand, like checkpoints/svd.safetensors, are found too; --format sgm verifies such a file in place.
+
+Huawei ModelArts: copy from OBS with MoXing (only inside ModelArts):
+  svd-lab download svd --from obs://my-bucket/checkpoints/svd
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("download", help="download a checkpoint (hub, mirror or OBS), verified and resumable",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="checkpoint name: svd, svd_xt, svd_xt_1_1, svd_image_decoder, "
+                                                "svd_xt_image_decoder (see `svd-lab models`)")
+    p.add_argument("--format", choices=("diffusers", "sgm"), default="diffusers",
+                   help="diffusers: folder layout the pipeline loads (default); sgm: Stability's single file")
+    p.add_argument("--variant", choices=("fp16", "fp32"), default="fp16",
+                   help="diffusers weights: fp16 (default, half the size) or fp32 (full precision)")
+    p.add_argument("--dir", metavar="DIR",
+                   help="checkpoints folder (default: checkpoints/ of the project, or $SVD_LAB_CHECKPOINTS)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="hub or mirror URL, e.g. https://hf-mirror.com (default: $HF_ENDPOINT, else "
+                        "https://huggingface.co)")
+    p.add_argument("--revision", default="main", help="branch, tag or commit of the hub repository (default: main)")
+    p.add_argument("--from", dest="source", metavar="obs://BUCKET/PATH",
+                   help="copy from Huawei OBS with MoXing instead (only inside ModelArts)")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash files already present instead of trusting their recorded verification")
+    p.add_argument("--dry-run", action="store_true", help="show what would be downloaded and the free space; stop")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-file lines")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from svd_lab.checkpoints import hub
+
+    log = (lambda *a, **k: None) if args.quiet else print
+    if args.source:
+        result = hub.copy_from_obs(args.name, args.source, format=args.format, variant=args.variant, dir=args.dir,
+                                   log=log)
+        print(f"{result.checkpoint.name} ({result.checkpoint.format}) copied from {args.source} to "
+              f"{result.checkpoint.path}")
+        return 0
+    if args.dry_run:
+        plan = hub.plan_download(args.name, format=args.format, variant=args.variant, dir=args.dir,
+                                 endpoint=args.endpoint, revision=args.revision, verify=args.verify)
+        print(plan.summary())
+        if plan.free is not None and plan.bytes_to_write + hub.DISK_MARGIN > plan.free:
+            print("NOT enough free disk space for this download.")
+            return 1
+        return 0
+    result = hub.download(args.name, format=args.format, variant=args.variant, dir=args.dir,
+                          endpoint=args.endpoint, revision=args.revision, progress=not args.quiet,
+                          verify=args.verify, log=log)
+    print(result)
+    if result.refetched_corrupt:
+        print(f"note: {', '.join(result.refetched_corrupt)} arrived corrupted and was fetched again")
+    return 0

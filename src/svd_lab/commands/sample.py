@@ -1,0 +1,132 @@
+"""``svd-lab sample IMAGE``: one image in, one video out (Stable Video Diffusion).
+
+Without a checkpoint on a CPU it runs the tiny profile (random weights, 64x64: it shows the pipeline works, not
+a real video) and says so. ``--profile full`` on a CPU prints the estimated time and needs ``--yes``.
+Outputs go to ``outputs/<version>/NNNNNN.mp4`` (numbered, never overwritten) with the conditioning image
+(``NNNNNN.png``) and every parameter used (``NNNNNN.json``) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(sub) -> None:
+    from svd_lab.svd.versions import VERSIONS
+
+    p = sub.add_parser(
+        "sample", help="turn an image into a video with Stable Video Diffusion",
+        description="Turn an image into a video with Stable Video Diffusion. Defaults are the version's reference "
+                    "settings (svd: 14 frames, 25 steps; svd_xt: 25 frames, 30 steps; 576x1024).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
+    p.add_argument("--version", choices=list(VERSIONS), default=None,
+                   help="SVD version (default: svd, or the version of --checkpoint)")
+    p.add_argument("--profile", choices=["auto", "tiny", "full"], default="auto",
+                   help="tiny: random tiny networks at 64x64 (seconds, CPU); full: real weights; auto: full when a "
+                        "checkpoint is available on a GPU, else tiny")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="a diffusers folder or an sgm .safetensors file (default: found in checkpoints/)")
+    p.add_argument("--frames", type=int, help="number of frames (version default)")
+    p.add_argument("--steps", type=int, help="denoising steps (version default)")
+    p.add_argument("--seed", type=int, help="random seed (default 23)")
+    p.add_argument("--fps-id", type=int, help="frame-rate conditioning; the video plays at fps-id + 1 (default 6)")
+    p.add_argument("--motion-bucket-id", type=int, help="amount of motion, 0..255 (default 127)")
+    p.add_argument("--cond-aug", type=float, help="noise added to the conditioning image (default 0.02)")
+    p.add_argument("--min-guidance", type=float, help="guidance on the first frame (version default)")
+    p.add_argument("--max-guidance", type=float, help="guidance on the last frame (version default)")
+    p.add_argument("--width", type=int, help="video width, a multiple of 64 (1024; tiny: 64)")
+    p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; tiny: 64)")
+    p.add_argument("--decoding-t", type=int, help="frames decoded at once: lower it if the GPU runs out of memory "
+                                                  "(default: planned from free VRAM on CUDA, else 14)")
+    p.add_argument("--memory", choices=["auto", "resident", "offload"], default="auto",
+                   help="offload: model CPU offload (CUDA); auto: decided from free VRAM")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 elsewhere), float32, float16, "
+                                                   "bfloat16")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<version>)")
+    p.add_argument("--gif", action="store_true", help="also write a GIF")
+    p.add_argument("--yes", action="store_true", help="run full-size SVD on a CPU without asking (takes hours)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _user_error(message: str):
+    from svd_lab.cli import UserError
+
+    return UserError(message)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from svd_lab.paths import outputs_dir
+    from svd_lab.svd import pipeline as svd_pipeline
+    from svd_lab.svd.images import ImageInputError, load_image
+    from svd_lab.svd.versions import get_version
+    from svd_lab.video import VideoWriteError, save_numbered
+
+    try:
+        device = svd_pipeline.resolve_device(args.device)
+        svd_pipeline.resolve_dtype(args.dtype, device)
+        version = args.version or "svd"
+        choice = svd_pipeline.choose_profile(args.profile, version, args.checkpoint, device)
+    except ValueError as exc:
+        raise _user_error(str(exc)) from None
+
+    # Check the input before loading any weights: a typo should cost a second, not a model load.
+    try:
+        load_image(args.image, 64, 64)
+    except ImageInputError as exc:
+        raise _user_error(str(exc)) from None
+
+    spec = get_version(version)
+    if choice.profile == "full" and device.type == "cpu":
+        frames, steps = args.frames or spec.num_frames, args.steps or spec.num_steps
+        height, width = args.height or spec.height, args.width or spec.width
+        hours = svd_pipeline.estimate_cpu_seconds(frames, steps, height, width) / 3600
+        print(f"full-size SVD on this CPU: about {hours:.1f} hours for {frames} frames x {steps} steps at "
+              f"{width}x{height} ({os.cpu_count()} cores)", file=sys.stderr)
+        if not args.yes:
+            raise _user_error("full-size SVD on a CPU takes hours: rerun with --yes to start it anyway, or use "
+                              "--profile tiny, or a machine with a CUDA GPU")
+    print(f"profile {choice.profile}: {choice.reason}", file=sys.stderr)
+    if choice.profile == "tiny" and device.type == "cpu":
+        # Tiny networks: thread hand-offs cost more than the arithmetic, one thread is fastest (and steady).
+        torch.set_num_threads(1)
+
+    try:
+        pipe, _ = svd_pipeline.load_pipeline(version=args.version, profile=choice.profile, checkpoint=choice.checkpoint,
+                                             device=device, dtype=args.dtype, memory=args.memory,
+                                             progress=not args.no_progress)
+        generation = pipe.run(
+            args.image, num_frames=args.frames, num_steps=args.steps, seed=args.seed, fps_id=args.fps_id,
+            motion_bucket_id=args.motion_bucket_id, cond_aug=args.cond_aug, min_guidance=args.min_guidance,
+            max_guidance=args.max_guidance, width=args.width, height=args.height, decoding_t=args.decoding_t,
+            progress=not args.no_progress)
+    except (ImageInputError, ValueError, svd_pipeline.SVDOutOfMemoryError) as exc:
+        raise _user_error(str(exc)) from None
+
+    params = generation.video.params
+    params["input_image"] = str(Path(args.image).resolve())
+    params["profile_reason"] = choice.reason
+    out = Path(args.out).expanduser() if args.out else outputs_dir() / pipe.components.version
+    try:
+        written = save_numbered(generation.video, out, conditioning_image=generation.image, gif=args.gif)
+    except (OSError, VideoWriteError) as exc:
+        raise _user_error(f"could not write the video to {out}: {exc}") from None
+    if params.get("oom_fallback"):
+        fb = params["oom_fallback"]
+        print(f"note: ran out of memory while {fb['stage']}; retried with {fb['after']}", file=sys.stderr)
+    seconds = params.get("sampling_seconds", 0) + params.get("decoding_seconds", 0)
+    print(f"{generation.video.num_frames} frames, {generation.video.width}x{generation.video.height}, "
+          f"{generation.video.fps:g} fps, {seconds:.1f} s ({params['profile']} profile, {params['device']}, "
+          f"{params['dtype']})")
+    for kind in ("mp4", "gif", "png", "json"):
+        if kind in written:
+            print(f"wrote {written[kind]}")
+    return 0

@@ -1,0 +1,165 @@
+"""The mini world model: autoencoder + video DiT, sampled with the SVD sampler; saving and loading as safetensors.
+
+``MiniWorldModel.generate`` is image-to-video exactly as SVD does it, in miniature: encode the conditioning frame,
+start from noise in latent space, run :func:`svd_lab.sampling.edm.sample` (Euler EDM over a Karras schedule) with
+the EDM preconditioning (sigma_data 0.5) and a per-frame guidance ramp on the speed bucket, decode with the
+autoencoder.
+
+Files (one folder, default ``checkpoints/mini/``): ``autoencoder.safetensors`` and ``dit.safetensors``; each stores
+its config as JSON in the safetensors metadata (key ``config``), plus ``kind`` and training facts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from svd_lab.mini import data
+from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder
+from svd_lab.mini.dit import DiTConfig, VideoDiT
+
+AUTOENCODER_FILE = "autoencoder.safetensors"
+DIT_FILE = "dit.safetensors"
+SIGMA_DATA = 0.5
+
+
+@dataclass
+class SamplingSettings:
+    """Defaults used by ``svd-lab mini eval`` / ``sample`` and the tests (the shipped weights are judged with them)."""
+
+    steps: int = 20
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    #: guidance on the speed bucket, rising over frames like SVD's (frame 0 is pinned by the first-frame condition)
+    guidance_min: float = 1.0
+    guidance_max: float = 2.0
+
+
+class MiniWorldModel(torch.nn.Module):
+    """Autoencoder + video DiT. ``generate(first_frames, speed_buckets) -> videos``."""
+
+    def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT):
+        super().__init__()
+        self.autoencoder, self.dit = autoencoder, dit
+
+    @property
+    def frames(self) -> int:
+        return self.dit.config.frames
+
+    def network(self, x_in: torch.Tensor, c_noise: torch.Tensor, cond: dict) -> torch.Tensor:
+        """The sampler's raw network: the DiT under bf16 autocast on CPU (1.5-2x faster here), float32 out."""
+        with torch.autocast("cpu", torch.bfloat16, enabled=x_in.device.type == "cpu"):
+            return self.dit(x_in, c_noise, cond).float()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        first_frames: torch.Tensor,
+        speed_buckets: torch.Tensor,
+        seed: int = 0,
+        settings: SamplingSettings | None = None,
+        callback=None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Image-to-video.
+
+        Args:
+            first_frames: (B, 1, H, W) or (B, 1, 1, H, W) intensities in [0, 1] (a ball on black).
+            speed_buckets: (B,) int64 in 0..7, the requested speed bucket (motion micro-condition).
+            seed: seeds the initial noise (same seed, same videos).
+        Returns:
+            (B, T, 1, H, W) intensities in [0, 1].
+        """
+        from svd_lab.sampling.edm import Denoiser, edm_preconditioning, karras_sigmas, linear_guidance, sample
+
+        s = settings or SamplingSettings()
+        if first_frames.ndim == 4:
+            first_frames = first_frames[:, None]
+        b = first_frames.shape[0]
+        speed_buckets = torch.as_tensor(speed_buckets, dtype=torch.long).reshape(-1)
+        if speed_buckets.shape != (b,):
+            raise ValueError(f"need one speed bucket per first frame: got {speed_buckets.numel()} for {b} frames")
+        if speed_buckets.min() < 0 or speed_buckets.max() >= self.dit.config.num_classes:
+            raise ValueError(f"speed buckets must be in 0..{self.dit.config.num_classes - 1}")
+        self.eval()
+        first_latent = self.autoencoder.encode(data.to_model_space(first_frames.float()))  # (B, 1, C, h, w)
+        cfg = self.dit.config
+        gen = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(b, cfg.frames, cfg.in_channels, cfg.height, cfg.width, generator=gen)
+        cond = {"first_frame": first_latent, "labels": speed_buckets}
+
+        def uncond_builder(c: dict) -> dict:
+            # Guidance on the motion condition only: the unconditional branch keeps the first frame.
+            return {"first_frame": c["first_frame"], "labels": self.dit.null_labels(c["labels"].shape[0])}
+
+        denoiser = Denoiser(self.network, edm_preconditioning(SIGMA_DATA))
+        sigmas = karras_sigmas(s.steps, s.sigma_min, s.sigma_max)
+        guidance = linear_guidance(cfg.frames, s.guidance_min, s.guidance_max)
+        latents = sample(denoiser, noise, sigmas, cond, uncond_builder=uncond_builder, guidance=guidance,
+                         callback=callback, progress=progress)
+        return data.from_model_space(self.autoencoder.decode(latents))
+
+
+# ------------------------------------------------------------------------------------------------ files
+def _save_module(module: torch.nn.Module, config: dict, path: Path, extra: dict | None = None,
+                 dtype: torch.dtype = torch.float16) -> None:
+    """Write ``module``'s state dict (floating tensors cast to ``dtype``) to ``path`` via a temporary file."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()}
+    metadata = {"config": json.dumps(config), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_model(model: MiniWorldModel, folder: str | os.PathLike, facts: dict | None = None,
+               overwrite: bool = False) -> Path:
+    """Save as ``folder/autoencoder.safetensors`` + ``folder/dit.safetensors`` (float16 weights: the shipped pair
+    stays well under 10 MB; the model runs in bf16 autocast anyway). Refuses to overwrite unless told."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / AUTOENCODER_FILE, folder / DIT_FILE]
+    if not overwrite and any(t.exists() for t in targets):
+        raise FileExistsError(f"{folder} already holds a mini model; choose another --out or remove it first")
+    facts = {"kind": "svd-lab-mini", **(facts or {})}
+    _save_module(model.autoencoder, model.autoencoder.config.to_dict(), targets[0], facts)
+    _save_module(model.dit, model.dit.config.to_dict(), targets[1], facts)
+    return folder
+
+
+def read_facts(folder: str | os.PathLike) -> dict:
+    """The metadata stored with the DiT weights (training command, steps, seed, ...)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / DIT_FILE), "pt") as f:
+        meta = f.metadata() or {}
+    return {k: json.loads(v) for k, v in meta.items()}
+
+
+def load_model(folder: str | os.PathLike) -> MiniWorldModel:
+    """Load a mini model saved by :func:`save_model` (weights back to float32, eval mode)."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    missing = [name for name in (AUTOENCODER_FILE, DIT_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no mini model in {folder}: missing {', '.join(missing)} "
+                                f"(train one with `svd-lab mini train --out {folder}`)")
+    modules = []
+    for name, build in ((AUTOENCODER_FILE, lambda c: FrameAutoencoder(AutoencoderConfig.from_dict(c))),
+                        (DIT_FILE, lambda c: VideoDiT(DiTConfig(**c)))):
+        with safe_open(str(folder / name), "pt") as f:
+            meta = f.metadata() or {}
+            if "config" not in meta:
+                raise ValueError(f"{folder / name} is not an svd-lab mini model file (no config metadata)")
+            module = build(json.loads(meta["config"]))
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+        module.load_state_dict(state)
+        modules.append(module.eval())
+    return MiniWorldModel(*modules).eval()

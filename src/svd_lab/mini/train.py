@@ -1,0 +1,290 @@
+r"""Training the mini world model: first the autoencoder, then the video DiT with the EDM objective.
+
+EDM training (Karras et al. 2022): draw a clean latent video ``z_0``, a noise level ``ln sigma ~ N(P_mean, P_std^2)``
+(-1.2, 1.2) and noise ``n``; the network sees ``c_in (z_0 + sigma n)`` and ``c_noise`` and is trained so that the
+denoiser ``D = c_skip x + c_out F`` recovers ``z_0`` under the weight ``lambda = (sigma^2 + sd^2) / (sigma sd)^2``.
+Since ``lambda c_out^2 = 1`` this is plain regression of ``F`` onto the *effective target*
+``(z_0 - c_skip x) / c_out``, a unit-variance quantity at every noise level -- the point of the preconditioning.
+
+The preconditioning comes from the sampler module (:func:`svd_lab.sampling.edm.edm_preconditioning`), so training
+and sampling cannot disagree about it.
+
+Every batch is fresh: videos are generated from ``(seed, step)``, so a run with the same seed and step count is
+reproducible (up to floating-point differences between machines and thread counts). The learning rate warms up
+linearly and then follows a cosine to 10% over the run; the run's "progress" is the larger of the step fraction
+and, with a time limit, the elapsed-time fraction -- so a ``--minutes`` run also ends on a low learning rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from svd_lab.mini import data
+from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder, psnr
+from svd_lab.mini.dit import DiTConfig, VideoDiT
+from svd_lab.mini.model import SIGMA_DATA, MiniWorldModel
+
+P_MEAN, P_STD = -1.2, 1.2
+
+
+@dataclass
+class TrainSettings:
+    """Everything that decides a training run (stored with the weights)."""
+
+    seed: int = 0
+    #: DiT optimiser steps (the shipped weights use a fixed count); None with ``minutes`` = until time is up
+    steps: int | None = 6000
+    #: wall-clock limit for the whole run (autoencoder included), or None
+    minutes: float | None = None
+    autoencoder_steps: int = 800
+    #: with a time limit, the autoencoder gets at most this share of it
+    autoencoder_time_share: float = 0.2
+    autoencoder_batch: int = 16
+    autoencoder_lr: float = 2e-3
+    #: noise added to latents while training the decoder, relative to the latents' std (robust decoding)
+    latent_noise: float = 0.1
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    bf16: bool = True
+    dit: dict = field(default_factory=lambda: DiTConfig().to_dict())
+    autoencoder: dict = field(default_factory=lambda: AutoencoderConfig().to_dict())
+
+
+def _autocast(enabled: bool):
+    return torch.autocast("cpu", torch.bfloat16, enabled=enabled)
+
+
+def lr_factor(progress: float, step: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0.1 as progress goes 0 -> 1."""
+    warm = min(1.0, (step + 1) / max(1, warmup))
+    progress = min(max(progress, 0.0), 1.0)
+    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_autoencoder(settings: TrainSettings, deadline: float | None = None, log=print,
+                      progress: bool = True) -> tuple[FrameAutoencoder, dict]:
+    """Train the frame autoencoder on fresh bouncing-ball frames; set its latent ``scale`` so that the scaled
+    latents have standard deviation ``SIGMA_DATA`` (0.5). Returns the model and ``{"psnr_db", "steps", ...}``."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(settings.seed)
+    ae = FrameAutoencoder(AutoencoderConfig.from_dict(settings.autoencoder))
+    opt = torch.optim.AdamW(ae.parameters(), settings.autoencoder_lr, weight_decay=0.0)
+    steps = settings.autoencoder_steps
+    t0 = time.time()
+    done = 0
+    bar = tqdm(total=steps, desc="autoencoder", disable=not progress or _tqdm_off())
+    ae.train()
+    for step in range(steps):
+        if deadline is not None and time.time() > deadline:
+            break
+        for group in opt.param_groups:
+            group["lr"] = settings.autoencoder_lr * lr_factor(step / steps, step, 50)
+        videos = data.generate(settings.autoencoder_batch, seed=_batch_seed(settings.seed, step, stream=1))
+        x = data.to_model_space(videos.frames)
+        with _autocast(settings.bf16):
+            z = ae.encode_raw(x)
+            noisy = z + settings.latent_noise * z.detach().float().std() * torch.randn_like(z)
+            recon = ae.decode_raw(noisy)
+        # reconstruction + a small L2 on the latents, which keeps them bounded (a poor man's KL term)
+        loss = ((recon.float() - x) ** 2).mean() + 1e-4 * (z.float() ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    ae.eval()
+    check = data.generate(64, seed=_batch_seed(settings.seed, 0, stream=3))
+    with torch.no_grad():
+        raw = ae.encode_raw(data.to_model_space(check.frames))
+        ae.scale.fill_(SIGMA_DATA / raw.std().item())
+        recon = data.from_model_space(ae.decode_raw(raw))
+    stats = {"psnr_db": round(psnr(check.frames, recon), 2), "steps": done,
+             "seconds": round(time.time() - t0, 1), "scale": float(ae.scale)}
+    log(f"autoencoder: {done} steps in {stats['seconds']} s, reconstruction PSNR {stats['psnr_db']} dB")
+    return ae, stats
+
+
+def autoencoder_psnr(ae: FrameAutoencoder, seed: int = 0, videos: int = 64) -> float:
+    """Reconstruction PSNR (dB) of the autoencoder on ``videos`` fresh videos."""
+    check = data.generate(videos, seed=_batch_seed(seed, 0, stream=3))
+    with torch.no_grad():
+        recon = data.from_model_space(ae.decode(ae.encode(data.to_model_space(check.frames))))
+    return round(psnr(check.frames, recon), 2)
+
+
+def _batch_seed(seed: int, step: int, stream: int) -> int:
+    """Distinct, reproducible data seeds per (run seed, step, stream: 0 DiT, 1 autoencoder, 3 checks)."""
+    return (seed * 1_000_003 + step) * 4 + stream
+
+
+def _tqdm_off() -> bool:
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def edm_loss(dit: VideoDiT, latents: torch.Tensor, first_latent: torch.Tensor, labels: torch.Tensor,
+             bf16: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The EDM loss for a batch of clean latent videos (B, T, C, h, w) (see the module docstring)."""
+    from svd_lab.sampling.edm import edm_preconditioning
+
+    b = latents.shape[0]
+    sigma = torch.exp(P_MEAN + P_STD * torch.randn(b, generator=generator)).view(b, 1, 1, 1, 1)
+    noisy = latents + sigma * torch.randn(latents.shape, generator=generator)
+    c_skip, c_out, c_in, c_noise = edm_preconditioning(SIGMA_DATA)(sigma)
+    target = (latents - c_skip * noisy) / c_out
+    with _autocast(bf16):
+        raw = dit(c_in * noisy, c_noise.reshape(b), {"first_frame": first_latent, "labels": labels})
+    return ((raw.float() - target) ** 2).mean()
+
+
+def train(settings: TrainSettings, out: str | os.PathLike | None = None, progress: bool = True, log=print,
+          snapshot_every: int = 0, snapshot_videos: int = 16, checkpoint_every: int = 0,
+          overwrite: bool = False, facts: dict | None = None,
+          autoencoder: FrameAutoencoder | None = None) -> tuple[MiniWorldModel, dict]:
+    """Train autoencoder then DiT; optionally save to ``out`` (weights, ``training.json``, ``loss.png``).
+
+    Args:
+        snapshot_every: every this many DiT steps, score ``snapshot_videos`` generated videos (metric snapshots).
+        checkpoint_every: every this many DiT steps, save the weights to ``out`` (so a long run can be stopped).
+        autoencoder: a trained autoencoder to reuse (its training is then skipped).
+    Returns:
+        the trained model and the training record (losses, snapshots, timings).
+    """
+    from tqdm.auto import tqdm
+
+    from svd_lab.mini import metrics
+    from svd_lab.mini.model import save_model
+
+    if settings.steps is None and settings.minutes is None:
+        raise ValueError("give a step count, a time limit in minutes, or both")
+    if out is not None and not overwrite:
+        from svd_lab.mini.model import DIT_FILE
+
+        if (Path(out) / DIT_FILE).exists():
+            raise FileExistsError(f"{out} already holds a mini model; choose another output folder or remove it")
+    start = time.time()
+    deadline = start + 60 * settings.minutes if settings.minutes else None
+    ae_deadline = start + 60 * settings.minutes * settings.autoencoder_time_share if settings.minutes else None
+    if autoencoder is None:
+        ae, ae_stats = train_autoencoder(settings, ae_deadline, log, progress)
+    else:
+        ae, ae_stats = autoencoder.eval(), {"psnr_db": autoencoder_psnr(autoencoder, settings.seed), "steps": 0,
+                                            "seconds": 0.0, "scale": float(autoencoder.scale), "reused": True}
+    for p in ae.parameters():
+        p.requires_grad_(False)
+
+    torch.manual_seed(settings.seed + 1)
+    dit = VideoDiT(DiTConfig(**settings.dit))
+    model = MiniWorldModel(ae, dit)
+    opt = torch.optim.AdamW(dit.parameters(), settings.lr, weight_decay=settings.weight_decay)
+    gen = torch.Generator().manual_seed(settings.seed + 2)
+    record = {"settings": asdict(settings), "autoencoder": ae_stats, "loss": [], "snapshots": [],
+              "dit_parameters": sum(p.numel() for p in dit.parameters())}
+    dit_start = time.time()
+    total = settings.steps
+    bar = tqdm(total=total, desc="video DiT", disable=not progress or _tqdm_off())
+    step = 0
+    running = None
+
+    def save(tag: str):
+        if out is None:
+            return
+        record["dit_steps"] = step
+        record["dit_seconds"] = round(time.time() - dit_start, 1)
+        record["seconds_per_step"] = round(record["dit_seconds"] / max(step, 1), 4)
+        save_model(model, out, facts={**(facts or {}), "steps": step, "seed": settings.seed,
+                                      "autoencoder_psnr_db": ae_stats["psnr_db"], "complete": tag == "final"},
+                   overwrite=True)
+        _write_record(Path(out), record)
+
+    while True:
+        if total is not None and step >= total:
+            break
+        if deadline is not None and time.time() >= deadline:
+            break
+        fraction = step / total if total else 0.0
+        if deadline is not None:
+            fraction = max(fraction, (time.time() - dit_start) / max(deadline - dit_start, 1e-9))
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * lr_factor(fraction, step, settings.warmup)
+        videos = data.generate(settings.batch, seed=_batch_seed(settings.seed, step, stream=0))
+        dit.train()
+        with torch.no_grad(), _autocast(settings.bf16):
+            latents = ae.encode(data.to_model_space(videos.frames)).float()
+        loss = edm_loss(dit, latents, latents[:, :1], videos.speed_bucket, settings.bf16, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
+        opt.step()
+        step += 1
+        value = loss.item()
+        running = value if running is None else 0.98 * running + 0.02 * value
+        record["loss"].append([step, round(time.time() - start, 2), value])
+        bar.update()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+        if snapshot_every and step % snapshot_every == 0:
+            scores = metrics.evaluate_model(model.eval(), num_videos=snapshot_videos,
+                                            settings=None, batch=snapshot_videos)
+            snap = {"step": step, "seconds": round(time.time() - start, 1), **scores.to_dict()}
+            record["snapshots"].append(snap)
+            log(f"step {step}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in snap.items() if k != "step"))
+        if checkpoint_every and step % checkpoint_every == 0:
+            save("periodic")
+    bar.close()
+    model.eval()
+    record["dit_steps"] = step
+    record["dit_seconds"] = round(time.time() - dit_start, 1)
+    record["seconds_per_step"] = round(record["dit_seconds"] / max(step, 1), 4)
+    record["total_seconds"] = round(time.time() - start, 1)
+    log(f"video DiT: {step} steps in {record['dit_seconds']} s ({record['seconds_per_step']} s/step), "
+        f"final loss (smoothed) {running:.4f}")
+    if out is not None:
+        save("final")
+    return model, record
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    """training.json (the whole record) and loss.png (the loss curve, smoothed), each via a temporary file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "training.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, folder / "training.json")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plot is a convenience; the numbers are in training.json
+        return
+    steps = [r[0] for r in record["loss"]]
+    losses = [r[2] for r in record["loss"]]
+    smooth, acc = [], None
+    for v in losses:
+        acc = v if acc is None else 0.98 * acc + 0.02 * v
+        smooth.append(acc)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, losses, alpha=0.25, lw=0.5, label="loss")
+    ax.plot(steps, smooth, lw=1.5, label="smoothed")
+    ax.set_yscale("log")
+    ax.set_xlabel("DiT step")
+    ax.set_ylabel("EDM loss")
+    ax.set_title("mini world model training")
+    ax.legend()
+    fig.tight_layout()
+    tmp_png = folder / "loss.tmp.png"
+    fig.savefig(tmp_png)
+    plt.close(fig)
+    os.replace(tmp_png, folder / "loss.png")

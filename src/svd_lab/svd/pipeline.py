@@ -1,0 +1,477 @@
+r"""Image -> video with Stable Video Diffusion: Stability's ``simple_video_sample.py``, readable and testable.
+
+The whole algorithm, for one image and T frames::
+
+    image   = resize-and-crop(input, W x H)                             (svd_lab.svd.images)
+    c_clip  = CLIP(image)                                               (1, 1, D)
+    n_cond  ~ N(0, I)                                                   (1, 3, H, W)    first random draw
+    c_img   = VAE.encode(2 image - 1 + cond_aug * n_cond).mode()        (1, 4, H/8, W/8), not scaled
+    ids     = [fps_id, motion_bucket_id, cond_aug]
+    n       ~ N(0, I)                                                   (1, T, 4, H/8, W/8)  second draw
+    z       = EDM-Euler sample of the v-prediction UNet from n, Karras sigmas (0.002 .. 700, rho 7),
+              guidance rising linearly over the frames from min_guidance to max_guidance
+    frames  = VAE.decode(z / 0.18215) in chunks of decoding_t frames,   (T, 3, H, W) in [-1, 1]
+    video   = clamp((frames + 1) / 2, 0, 1)
+
+(svd_lab.svd.conditioning builds the conditioning, svd_lab.sampling.edm samples.) On the tiny profile this
+reproduces diffusers' ``StableVideoDiffusionPipeline`` bit for bit (tests/test_svd_equivalence.py).
+
+Memory: ``memory='auto'`` plans ``decoding_t`` and model CPU offload from the free VRAM (svd_lab.memory) on CUDA;
+an out-of-memory error frees memory and retries once with safer settings (recorded in the parameters), then
+raises :class:`SVDOutOfMemoryError` naming settings expected to fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from svd_lab import memory as memory_planning
+from svd_lab.sampling import edm
+from svd_lab.svd import conditioning
+from svd_lab.svd.components import SVDComponents
+from svd_lab.svd.configs import TINY_HEIGHT, TINY_WIDTH
+from svd_lab.svd.images import check_size, image_to_tensor, load_image
+from svd_lab.svd.versions import DECODER_TEMPORAL, check_micro_conditioning, get_version
+from svd_lab.video import Video
+
+MEMORY_MODES = ("auto", "resident", "offload")
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+class SVDOutOfMemoryError(RuntimeError):
+    """Out of GPU memory even after one retry with safer settings; the message names settings that should fit."""
+
+
+# ------------------------------------------------------------------------------------------- devices
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> CUDA if available, else Apple MPS, else CPU; an explicit device must exist."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda requested but no CUDA GPU is available to this torch build "
+                         f"(torch {torch.__version__}); use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {dev} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device mps requested but Apple MPS is not available here; use --device cpu or auto")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """None/'auto' -> float16 on CUDA, float32 elsewhere; float16 on a CPU is refused (slow, partly unsupported)."""
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
+        dtype = DTYPES[dtype]
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
+    if dtype == torch.float16 and device.type == "cpu":
+        raise ValueError("float16 on the CPU is very slow or unsupported; use float32 (or bfloat16)")
+    return dtype
+
+
+def free_vram(device: torch.device) -> int | None:
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def _release_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# ------------------------------------------------------------------------------------------- CPU time estimate
+UNET_FLOP_PER_STEP_14_FRAMES = 89.6e12   # svd at 576x1024, guidance batch 2 x 14 (torch FlopCounterMode)
+DECODER_FLOP_PER_FRAME = 6.8e12          # temporal VAE decoder at 576x1024
+CPU_FLOP_PER_SECOND_PER_CORE = 75e9      # measured: ~10 min per UNet step on a 2-core CPU
+
+
+def estimate_cpu_seconds(num_frames: int, num_steps: int, height: int = 576, width: int = 1024,
+                         cores: int | None = None) -> float:
+    """Rough wall time of full-size SVD on a CPU (FLOPs scaled from the measured 576x1024 figures).
+
+    Only for telling a user "hours" before they start; activations make large sizes slower still.
+    """
+    import os
+
+    cores = cores or os.cpu_count() or 1
+    pixels = height * width / (576 * 1024)
+    flops = (UNET_FLOP_PER_STEP_14_FRAMES * num_frames / 14 * num_steps + DECODER_FLOP_PER_FRAME * num_frames) * pixels
+    return flops / (CPU_FLOP_PER_SECOND_PER_CORE * cores)
+
+
+# ------------------------------------------------------------------------------------------- results
+@dataclass
+class Generation:
+    """Everything one run produced: ``latents`` (1, T, 4, h, w) float32, ``frames`` (T, 3, H, W) float32 in
+    [0, 1], the ``video``, the prepared ``image`` (PIL, W x H) and the ``params`` actually used."""
+
+    latents: torch.Tensor
+    frames: torch.Tensor
+    video: Video
+    image: Any
+    params: dict
+
+
+class SVDPipeline:
+    """Stable Video Diffusion image-to-video on :class:`SVDComponents`.
+
+    Args:
+        components: the networks (tiny random, a diffusers folder, a converted sgm file).
+        device: 'auto' (CUDA > MPS > CPU) or a device.
+        dtype: None/'auto' (float16 on CUDA, float32 elsewhere), 'float32', 'float16', 'bfloat16'.
+        memory: 'auto' (plan from free VRAM on CUDA), 'resident' (everything on the device), 'offload' (model CPU
+            offload: each network is moved to the GPU only while it runs; CUDA only).
+    """
+
+    def __init__(self, components: SVDComponents, device: str | torch.device = "auto",
+                 dtype: str | torch.dtype | None = None, memory: str = "auto"):
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"unknown memory mode {memory!r}; use one of {', '.join(MEMORY_MODES)}")
+        if memory == "offload" and self.device.type != "cuda":
+            raise ValueError("memory='offload' (model CPU offload) needs a CUDA device; on "
+                             f"{self.device.type} everything already lives in one memory")
+        self.memory = memory
+        self.components = components.to(dtype=self.dtype).eval()
+        self._offload = False
+        self._place(offload=False if self.device.type != "cuda" or memory == "resident" else None)
+
+    # -- placement
+    def _place(self, offload: bool | None) -> None:
+        """Resident: all networks on the device. Offload: all on the CPU, moved in one at a time. None: decide
+        later (per call, from the plan) -- start on the CPU to not fill the GPU before planning."""
+        self._offload = bool(offload) if offload is not None else True
+        target = torch.device("cpu") if self._offload else self.device
+        self.components.to(device=target)
+
+    @contextlib.contextmanager
+    def _on_device(self, module: torch.nn.Module):
+        if self._offload:
+            torch.nn.Module.to(module, self.device)
+        try:
+            yield module
+        finally:
+            if self._offload:
+                torch.nn.Module.to(module, "cpu")
+                _release_memory(self.device)
+
+    def plan_memory(self, num_frames: int, height: int, width: int, decoding_t: int | None) -> memory_planning.MemoryPlan:
+        """decoding_t and offload for this call (an explicit decoding_t is kept)."""
+        spec = get_version(self.components.version)
+        free = free_vram(self.device)
+        if self.device.type == "cuda" and self.memory == "auto":
+            plan = memory_planning.plan_for_free_vram(free, num_frames, height, width)
+            if decoding_t is not None:
+                plan = memory_planning.MemoryPlan(decoding_t, plan.cpu_offload, plan.reason + "; decoding_t given")
+            return plan
+        chosen = decoding_t if decoding_t is not None else spec.decoding_t
+        offload = self.memory == "offload"
+        where = f"{free / memory_planning.GIB:.1f} GiB free" if free is not None else self.device.type
+        return memory_planning.MemoryPlan(chosen, offload, f"{where}; memory={self.memory}")
+
+    # -- the steps
+    def prepare_image(self, image: Any, width: int, height: int):
+        return load_image(image, width=width, height=height)
+
+    def encode(self, image_tensor: torch.Tensor, num_frames: int, fps_id: int, motion_bucket_id: int,
+               cond_aug: float, generator: torch.Generator) -> dict:
+        """Conditioning dict {crossattn (1,1,D), concat (1,T,4,h,w), vector (1,3)} (one random draw)."""
+        comps = self.components
+        with self._on_device(comps.image_encoder):
+            crossattn = conditioning.clip_embedding(comps, image_tensor, self.device)
+        with self._on_device(comps.vae):
+            latent = conditioning.image_latent(comps, image_tensor, cond_aug, generator, self.device)
+        latent = latent.to(crossattn.dtype)
+        concat = latent.unsqueeze(1).repeat(1, num_frames, 1, 1, 1)
+        vector = conditioning.time_ids(fps_id, motion_bucket_id, cond_aug, crossattn.dtype, self.device)
+        return {"crossattn": crossattn, "concat": concat, "vector": vector}
+
+    def sample_latents(self, cond: dict, num_frames: int, height: int, width: int, num_steps: int,
+                       min_guidance: float, max_guidance: float, generator: torch.Generator,
+                       sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0,
+                       callback=None, progress: bool = True) -> torch.Tensor:
+        """EDM Euler sampling of the latents (1, T, 4, H/8, W/8), float32 (the second random draw)."""
+        unet = self.components.unet
+        latent_channels = unet.config.out_channels
+        noise = conditioning.randn((1, num_frames, latent_channels, height // 8, width // 8), generator,
+                                   self.device, torch.float32)
+        sigmas = edm.karras_sigmas(num_steps, sigma_min, sigma_max, rho)
+        guidance = edm.linear_guidance(num_frames, min_guidance, max_guidance)
+        with self._on_device(unet):
+            denoiser = edm.Denoiser(conditioning.UNetNetwork(unet), edm.v_scaling_preconditioning)
+            return edm.sample(denoiser, noise, sigmas, cond, uncond_builder=conditioning.unconditional,
+                              guidance=guidance, callback=callback, progress=progress)
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor, decoding_t: int) -> torch.Tensor:
+        """Latents (1, T, 4, h, w) -> frames (T, 3, H, W) float32 in [0, 1], ``decoding_t`` frames at a time.
+
+        The temporal decoder mixes frames within a chunk, so decoding_t changes the result slightly (the
+        reference default is 14); the image decoder works frame by frame.
+        """
+        vae = self.components.vae
+        dtype = next(vae.parameters()).dtype
+        z = 1 / self.components.latent_scaling * latents.flatten(0, 1)  # written like diffusers: same rounding
+        chunks = []
+        with self._on_device(vae):
+            for start in range(0, z.shape[0], decoding_t):
+                chunk = z[start:start + decoding_t].to(self.device, dtype)
+                if self.components.decoder == DECODER_TEMPORAL:
+                    out = vae.decode(chunk, num_frames=chunk.shape[0]).sample
+                else:
+                    out = vae.decode(chunk).sample
+                chunks.append(out.float())
+        frames = torch.cat(chunks)
+        return (frames * 0.5 + 0.5).clamp(0, 1)
+
+    # -- the whole run
+    def resolve_params(self, **given: Any) -> dict:
+        """The parameters of a run: given values, else the version's defaults (tiny profile: 64x64)."""
+        spec = get_version(self.components.version)
+        defaults = spec.defaults()
+        defaults.update(num_frames=spec.num_frames, num_steps=spec.num_steps)
+        if self.components.profile == "tiny":
+            defaults.update(height=TINY_HEIGHT, width=TINY_WIDTH)
+        params = {k: (given[k] if given.get(k) is not None else v) for k, v in defaults.items()}
+        for key in ("num_frames", "num_steps", "fps_id", "motion_bucket_id", "seed", "height", "width"):
+            value = params[key]
+            if isinstance(value, bool) or int(value) != value:
+                raise ValueError(f"{key} must be an integer, got {value!r}")
+            params[key] = int(value)
+        if params["num_frames"] < 1 or params["num_steps"] < 1:
+            raise ValueError(f"num_frames and num_steps must be >= 1 (got {params['num_frames']}, "
+                             f"{params['num_steps']})")
+        if given.get("decoding_t") is not None and int(given["decoding_t"]) < 1:
+            raise ValueError(f"decoding_t must be >= 1, got {given['decoding_t']}")
+        check_size(params["width"], params["height"])
+        check_micro_conditioning(params["fps_id"], params["motion_bucket_id"], params["cond_aug"])
+        return params
+
+    def run(self, image: Any, *, num_frames: int | None = None, num_steps: int | None = None,
+            min_guidance: float | None = None, max_guidance: float | None = None, fps_id: int | None = None,
+            motion_bucket_id: int | None = None, cond_aug: float | None = None, seed: int | None = None,
+            generator: torch.Generator | None = None, decoding_t: int | None = None, width: int | None = None,
+            height: int | None = None, callback=None, progress: bool = True) -> Generation:
+        """Generate a video; see the module docstring for the algorithm. Returns a :class:`Generation`."""
+        params = self.resolve_params(
+            num_frames=num_frames, num_steps=num_steps, min_guidance=min_guidance, max_guidance=max_guidance,
+            fps_id=fps_id, motion_bucket_id=motion_bucket_id, cond_aug=cond_aug, seed=seed, width=width,
+            height=height, decoding_t=decoding_t)
+        n, h, w = params["num_frames"], params["height"], params["width"]
+        plan = self.plan_memory(n, h, w, decoding_t)
+        prepared = self.prepare_image(image, w, h)
+        image_tensor = image_to_tensor(prepared)
+        if generator is None:
+            # A CPU generator: the same seed gives the same noise on every device.
+            generator = torch.Generator("cpu").manual_seed(params["seed"])
+            params["generator"] = f"torch.Generator('cpu').manual_seed({params['seed']})"
+        else:
+            params["generator"] = "given by the caller (seed not used)"
+        start_state = generator.get_state()
+        oom_fallback = None
+        timings = {}
+
+        def attempt(stage, fn):
+            """Run a stage; after an out-of-memory error free memory and retry once with a safer plan."""
+            nonlocal plan, oom_fallback
+            for _ in range(2):
+                message = None
+                try:
+                    return fn()
+                except torch.OutOfMemoryError as exc:
+                    # Leave the except block before freeing: the traceback holds the failed stage's tensors.
+                    message = str(exc).splitlines()[0][:300] if str(exc) else "out of memory"
+                _release_memory(self.device)
+                if oom_fallback is not None:  # this run already retried once
+                    raise self._oom_error(message, stage, plan, n, h, w)
+                safer = memory_planning.safer_plan(plan, on_cuda=self.device.type == "cuda")
+                oom_fallback = {"stage": stage, "error": message, "before": _plan_dict(plan),
+                                "after": _plan_dict(safer)}
+                plan = safer
+                self._apply_plan(plan)
+                if stage == "sampling":
+                    generator.set_state(start_state)  # the same noise again
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        def sample_stage():
+            self._apply_plan(plan)
+            t0 = time.perf_counter()
+            cond = self.encode(image_tensor, n, params["fps_id"], params["motion_bucket_id"], params["cond_aug"],
+                               generator)
+            latents = self.sample_latents(cond, n, h, w, params["num_steps"], params["min_guidance"],
+                                          params["max_guidance"], generator, params["sigma_min"],
+                                          params["sigma_max"], params["rho"], callback, progress)
+            timings["sampling_seconds"] = round(time.perf_counter() - t0, 3)
+            return latents
+
+        try:
+            latents = attempt("sampling", sample_stage)
+
+            def decode_stage():
+                t0 = time.perf_counter()
+                frames = self.decode(latents, plan.decoding_t)
+                timings["decoding_seconds"] = round(time.perf_counter() - t0, 3)
+                return frames
+
+            frames = attempt("decoding", decode_stage)
+        finally:
+            self._set_forward_chunking(False)
+
+        params.update(
+            version=self.components.version, profile=self.components.profile, weights=self.components.source,
+            decoder=self.components.decoder, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
+            decoding_t=min(plan.decoding_t, n), cpu_offload=self._offload, forward_chunking=plan.forward_chunking,
+            memory=self.memory, memory_plan=plan.reason, oom_fallback=oom_fallback,
+            **timings, **_library_versions(),
+        )
+        params.pop("rho"), params.pop("sigma_min"), params.pop("sigma_max")
+        params["sigmas"] = {"schedule": "karras", "sigma_min": get_version(self.components.version).sigma_min,
+                            "sigma_max": get_version(self.components.version).sigma_max,
+                            "rho": get_version(self.components.version).rho}
+        video = Video(frames.permute(0, 2, 3, 1).cpu(), fps=params["fps_id"] + 1, params=params)
+        return Generation(latents=latents.float().cpu(), frames=frames.cpu(), video=video, image=prepared,
+                          params=params)
+
+    def __call__(self, image: Any, **kwargs: Any) -> Video:
+        """Generate a video (see :meth:`run` for the arguments)."""
+        return self.run(image, **kwargs).video
+
+    # -- memory helpers
+    def _apply_plan(self, plan: memory_planning.MemoryPlan) -> None:
+        self._place(offload=plan.cpu_offload and self.device.type == "cuda")
+        self._set_forward_chunking(plan.forward_chunking)
+
+    def _set_forward_chunking(self, on: bool) -> None:
+        unet = self.components.unet
+        if on and hasattr(unet, "enable_forward_chunking"):
+            unet.enable_forward_chunking()  # output-identical: the feed-forward runs in pieces
+        elif hasattr(unet, "disable_forward_chunking"):
+            unet.disable_forward_chunking()
+
+    def _oom_error(self, message, stage, plan, n, h, w) -> SVDOutOfMemoryError:
+        free = free_vram(self.device)
+        if free is None:
+            advice = ("fewer --frames, a smaller --width/--height, or --decoding-t 1 "
+                      "(this device has no separate GPU memory: close other programs)")
+        else:
+            total = int(torch.cuda.get_device_properties(self.device).total_memory)
+            advice = memory_planning.fitting_settings(max(free, total - torch.cuda.memory_reserved(self.device)),
+                                                      n, h, w)
+        return SVDOutOfMemoryError(
+            f"out of memory while {stage} on {self.device} even after retrying with decoding_t {plan.decoding_t}, "
+            f"cpu offload {'on' if plan.cpu_offload else 'off'} and forward chunking ({message}); settings that "
+            f"should fit: {advice}")
+
+
+def _plan_dict(plan: memory_planning.MemoryPlan) -> dict:
+    return {"decoding_t": plan.decoding_t, "cpu_offload": plan.cpu_offload, "forward_chunking": plan.forward_chunking}
+
+
+def _library_versions() -> dict:
+    import diffusers
+    import transformers
+
+    import svd_lab
+
+    return {"svd_lab_version": svd_lab.__version__, "torch_version": torch.__version__,
+            "diffusers_version": diffusers.__version__, "transformers_version": transformers.__version__}
+
+
+# ------------------------------------------------------------------------------------------- loading by profile
+@dataclass
+class ProfileChoice:
+    profile: str
+    reason: str
+    checkpoint: str | None = None
+
+
+def choose_profile(profile: str, version: str, checkpoint: str | None, device: torch.device) -> ProfileChoice:
+    """Decide tiny or full. 'auto': an explicit checkpoint -> full; a usable local checkpoint on a GPU -> full;
+    otherwise tiny (full-size SVD on a CPU takes hours: ask for it with profile='full')."""
+    if profile not in ("auto", "tiny", "full"):
+        raise ValueError(f"unknown profile {profile!r}; use auto, tiny or full")
+    if profile == "tiny":
+        if checkpoint:
+            raise ValueError("profile tiny uses random tiny weights: drop --checkpoint, or use --profile full")
+        return ProfileChoice("tiny", "tiny profile requested (random weights, 64x64)")
+    if checkpoint:
+        return ProfileChoice("full", f"checkpoint {checkpoint}", str(checkpoint))
+    found = _find_local(version)
+    if profile == "full":
+        if found is None:
+            raise ValueError(_missing_checkpoint_message(version))
+        return ProfileChoice("full", f"local checkpoint {found}", found)
+    if found is None:
+        return ProfileChoice("tiny", f"no local {version} checkpoint: running the tiny profile (random weights, "
+                                     f"64x64); `svd-lab download {version}` for the real model")
+    if device.type == "cpu":
+        return ProfileChoice("tiny", f"{version} checkpoint found, but this is a CPU: running the tiny profile "
+                                     "(full size takes hours here; ask for it with --profile full --yes)")
+    return ProfileChoice("full", f"local checkpoint {found}", found)
+
+
+def _find_local(version: str) -> str | None:
+    try:
+        from svd_lab.checkpoints import find_checkpoint
+    except ImportError:
+        return None
+    found = find_checkpoint(version)
+    return str(found.path) if found is not None else None
+
+
+def _missing_checkpoint_message(version: str) -> str:
+    from svd_lab.svd.loading import image_decoder_needs_checkpoint
+
+    if not get_version(version).diffusers_format:
+        return image_decoder_needs_checkpoint(version)
+    return (f"no usable {version} checkpoint found: `svd-lab download {version}`, or pass --checkpoint PATH "
+            "(a diffusers folder or an sgm .safetensors file)")
+
+
+def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint: str | None = None,
+                  device: str | torch.device = "auto", dtype: str | torch.dtype | None = None, memory: str = "auto",
+                  seed: int = 0, progress: bool = True) -> tuple[SVDPipeline, ProfileChoice]:
+    """Build the pipeline for a version and profile (see :func:`choose_profile`); returns it with the choice made.
+
+    ``version`` None means 'svd', or with a checkpoint the version the checkpoint holds (an explicit version labels
+    a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt).
+    """
+    from svd_lab.svd.configs import build_components
+    from svd_lab.svd.loading import load_checkpoint
+
+    requested_version = version
+    version = version or "svd"
+    get_version(version)
+    dev = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, dev)
+    choice = choose_profile(profile, version, checkpoint, dev)
+    if choice.profile == "tiny":
+        components = build_components("tiny", version, seed=seed)
+    else:
+        # Load on the CPU in the target dtype; the pipeline places the networks (offload may keep them there).
+        components = load_checkpoint(choice.checkpoint, dtype=resolved_dtype, device="cpu",
+                                     version=version if checkpoint is None else requested_version,
+                                     progress=progress)
+    return SVDPipeline(components, device=dev, dtype=resolved_dtype, memory=memory), choice

@@ -1,0 +1,249 @@
+"""The registry, local discovery (downloaded, hand-placed, shipped), integrity checks and the `models` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from svd_lab.checkpoints import (
+    REGISTRY,
+    UnusableCheckpointError,
+    find_checkpoint,
+    get_spec,
+    inspect_path,
+    present_checkpoints,
+    require_usable,
+)
+from svd_lab.checkpoints.registry import diffusers_files
+from svd_lab.checkpoints.verify import VerificationRecord, git_blob_sha1, safetensors_problem, sha256_file
+
+
+def _safetensors(path: Path, tensors: dict[str, bytes], metadata: dict | None = None) -> Path:
+    """Write a safetensors file by hand (uint8 tensors): [u64 header length][JSON header][data]."""
+    header, offset, blobs = {}, 0, []
+    for name, data in tensors.items():
+        header[name] = {"dtype": "U8", "shape": [len(data)], "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    if metadata:
+        header["__metadata__"] = metadata
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    return path
+
+
+def _diffusers_folder(folder: Path, variant: str | None = "fp16", num_frames: int = 14) -> Path:
+    for rel in diffusers_files(variant):
+        p = folder / rel
+        if rel.endswith(".safetensors"):
+            _safetensors(p, {"w": bytes(range(200))})
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps({"num_frames": num_frames}) if rel == "unet/config.json" else "{}")
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- registry
+
+
+def test_registry_names_repos_licences_and_gating():
+    assert {"svd", "svd_xt", "svd_xt_1_1", "svd_image_decoder", "svd_xt_image_decoder", "mini"} <= set(REGISTRY)
+    assert REGISTRY["svd"].repo_id == "stabilityai/stable-video-diffusion-img2vid"
+    assert REGISTRY["svd_xt"].repo_id == "stabilityai/stable-video-diffusion-img2vid-xt"
+    assert REGISTRY["svd_xt_1_1"].repo_id == "stabilityai/stable-video-diffusion-img2vid-xt-1-1"
+    assert REGISTRY["svd_image_decoder"].repo_id == REGISTRY["svd"].repo_id
+    assert REGISTRY["svd_xt_image_decoder"].sgm_file == "svd_xt_image_decoder.safetensors"
+    assert REGISTRY["svd_xt_1_1"].gated and not REGISTRY["svd"].gated and not REGISTRY["svd_xt"].gated
+    assert REGISTRY["svd_xt_1_1"].licence == "stable-video-diffusion-1-1-community"
+    assert REGISTRY["svd"].licence == "stable-video-diffusion-community"
+    assert "nc-community" in REGISTRY["svd_xt"].licence_note
+    assert REGISTRY["mini"].formats == ("mini",) and not REGISTRY["mini"].downloadable
+    assert REGISTRY["svd"].num_frames == 14 and REGISTRY["svd_xt"].num_frames == 25
+
+
+def test_registry_files_and_sizes_match_the_hub_layout():
+    files = REGISTRY["svd"].files("diffusers", "fp16")
+    assert "unet/diffusion_pytorch_model.fp16.safetensors" in files and "model_index.json" in files
+    assert "image_encoder/model.fp16.safetensors" in files and "vae/config.json" in files
+    assert "unet/diffusion_pytorch_model.safetensors" in REGISTRY["svd"].files("diffusers", None)
+    assert REGISTRY["svd"].files("sgm") == ["svd.safetensors"]
+    with pytest.raises(ValueError, match="no 'diffusers' format"):
+        REGISTRY["svd_image_decoder"].files("diffusers")
+    # ~4.5 GB fp16, ~9 GB fp32, ~9.56 GB sgm (FACTS: weights only)
+    assert 4.4e9 < REGISTRY["svd"].size("diffusers", "fp16") < 4.6e9
+    assert 8.9e9 < REGISTRY["svd"].size("diffusers") < 9.1e9
+    assert REGISTRY["svd_xt"].size("sgm") == 9_559_279_140
+
+
+def test_unknown_name_suggests_the_right_one():
+    with pytest.raises(KeyError, match="did you mean svd_xt"):
+        get_spec("SVD-XT")
+
+
+# ------------------------------------------------------------------------------------------- integrity
+
+
+def test_safetensors_structure_catches_truncation_and_trailing_bytes(tmp_path):
+    good = _safetensors(tmp_path / "good.safetensors", {"a": b"x" * 100, "b": b"y" * 50}, {"format": "pt"})
+    assert safetensors_problem(good) is None
+    data = good.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-10])
+    assert "truncated" in safetensors_problem(tmp_path / "cut.safetensors")
+    (tmp_path / "long.safetensors").write_bytes(data + b"zz")
+    assert "trailing" in safetensors_problem(tmp_path / "long.safetensors")
+    (tmp_path / "head.safetensors").write_bytes(data[:20])
+    assert "header" in safetensors_problem(tmp_path / "head.safetensors")
+    (tmp_path / "tiny.safetensors").write_bytes(b"abc")
+    assert "too short" in safetensors_problem(tmp_path / "tiny.safetensors")
+    (tmp_path / "html.safetensors").write_bytes(b"<!DOCTYPE html><html>Access denied</html>")
+    assert safetensors_problem(tmp_path / "html.safetensors") is not None
+
+
+def test_hashes_match_git_and_sha256(tmp_path):
+    f = tmp_path / "f.json"
+    f.write_bytes(b'{"a": 1}\n')
+    assert sha256_file(f) == hashlib.sha256(b'{"a": 1}\n').hexdigest()
+    if shutil.which("git"):
+        out = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True, check=True)
+        assert git_blob_sha1(f) == out.stdout.strip()
+
+
+def test_verification_record_statuses(tmp_path):
+    f = _safetensors(tmp_path / "ckpt" / "w.safetensors", {"a": b"x" * 64})
+    record = VerificationRecord(tmp_path / "ckpt")
+    assert record.status(f) == "unrecorded"
+    record.add(f, sha256_file(f), "test")
+    record.save()
+    again = VerificationRecord(tmp_path / "ckpt")
+    assert again.status(f) == "verified" and again.get(f).sha256 == sha256_file(f)
+    f.touch()  # copied without preserving times: content unknown, structure still checked
+    import os
+
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert again.status(f) == "stale"
+    with open(f, "ab") as h:
+        h.write(b"!")
+    assert again.status(f) == "changed"
+    (tmp_path / "ckpt" / ".svd-lab" / "verified.json").write_text("{not json")
+    assert VerificationRecord(tmp_path / "ckpt").files == {}  # a broken record only costs a re-hash
+
+
+# ------------------------------------------------------------------------------------------- discovery
+
+
+def test_present_checkpoints_finds_every_placement(tmp_path):
+    root = tmp_path / "checkpoints"
+    _diffusers_folder(root / "svd_xt", num_frames=25)
+    _diffusers_folder(root / "my_finetune", variant=None, num_frames=25)  # unknown name: version from the unet
+    _safetensors(root / "svd.safetensors", {"model.diffusion_model.w": b"x" * 32})  # hand-placed, seed-style
+    _safetensors(root / "svd_xt" / "svd_xt.safetensors", {"w": b"x" * 32})
+    _safetensors(root / "mystery.safetensors", {"w": b"x" * 32})
+    _safetensors(root / "mini" / "autoencoder.safetensors", {"w": b"x" * 32})
+    _safetensors(root / "mini" / "dit.safetensors", {"w": b"x" * 64})
+    (root / "README.md").write_text("# checkpoints")
+    found = {(c.name, c.format): c for c in present_checkpoints(root)}
+    assert set(found) == {("svd_xt", "diffusers"), ("my_finetune", "diffusers"), ("svd", "sgm"),
+                          ("svd_xt", "sgm"), ("mystery", "sgm"), ("mini", "mini")}
+    assert found[("svd_xt", "diffusers")].variant == "fp16" and found[("svd_xt", "diffusers")].usable
+    assert found[("my_finetune", "diffusers")].version == "svd_xt" and found[("my_finetune", "diffusers")].variant is None
+    assert found[("svd", "sgm")].placed == "hand" and found[("svd", "sgm")].version == "svd"
+    assert found[("mystery", "sgm")].usable and found[("mystery", "sgm")].version is None  # loadable by path only
+    assert found[("mini", "mini")].usable and found[("mini", "mini")].size_bytes > 96
+    (root / "mini" / "dit.safetensors").unlink()
+    assert "missing dit.safetensors" in inspect_path(root / "mini").reason
+    assert find_checkpoint("svd_xt", dir=root).format == "diffusers"  # no conversion needed
+    assert find_checkpoint("svd", dir=root).path == root / "svd.safetensors"
+    assert find_checkpoint("svd_xt_1_1", dir=root) is None
+    assert find_checkpoint("mystery", dir=root).path == root / "mystery.safetensors"  # asked for by its name
+    assert present_checkpoints(tmp_path / "nowhere") == []
+
+
+def test_incomplete_and_truncated_checkpoints_are_not_usable(tmp_path):
+    root = tmp_path / "checkpoints"
+    folder = _diffusers_folder(root / "svd")
+    (folder / "vae" / "diffusion_pytorch_model.fp16.safetensors").unlink()
+    (ckpt,) = present_checkpoints(root)
+    assert not ckpt.usable and "missing vae/diffusion_pytorch_model.safetensors (or .fp16)" in ckpt.reason
+    assert "svd-lab download svd" in ckpt.reason
+    _safetensors(folder / "vae" / "diffusion_pytorch_model.fp16.safetensors", {"w": b"v" * 300})
+    unet = folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    unet.write_bytes(unet.read_bytes()[:-7])  # truncated, no record: the structure gives it away
+    assert "truncated" in inspect_path(folder).reason
+    assert find_checkpoint("svd", dir=root) is None
+    with pytest.raises(UnusableCheckpointError, match="cannot be loaded"):
+        require_usable(folder)
+    placed = _safetensors(root / "svd_xt.safetensors", {"w": b"x" * 1000})
+    placed.write_bytes(placed.read_bytes()[:500])  # generative-models #405: a truncated file loaded anyway
+    with pytest.raises(UnusableCheckpointError, match="truncated"):
+        require_usable(placed)
+    with pytest.raises(UnusableCheckpointError, match="does not exist"):
+        require_usable(root / "nothing_here")
+
+
+def test_doctor_lists_usable_checkpoints(tmp_path):
+    from svd_lab.diagnostics import check_checkpoints
+
+    root = tmp_path / "checkpoints"
+    _diffusers_folder(root / "svd")
+    check, found = check_checkpoints(root)
+    assert "svd" in check.value and found[0].usable
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+def test_models_command_reads_well(tmp_path, capsys):
+    from svd_lab.cli import main
+
+    root = tmp_path / "checkpoints"
+    _diffusers_folder(root / "svd")
+    (root / "svd_xt").mkdir()
+    (root / "svd_xt" / "model_index.json").write_text("{}")  # an interrupted copy
+    assert main(["models", "--dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    for word in ("name", "format", "size", "local", "gated", "licence", "svd_xt_1_1", "mini",
+                 "stable-video-diffusion-1-1-community", "4.5 GB", "9.6 GB", "https://hf-mirror.com",
+                 "svd-lab download svd", "hf auth login"):
+        assert word in out, word
+    svd_line = next(line for line in out.splitlines() if line.startswith("svd ") and "diffusers" in line)
+    assert "yes fp16" in svd_line
+    xt11 = next(line for line in out.splitlines() if line.startswith("svd_xt_1_1"))
+    assert " yes " in xt11  # gated
+    assert "Present but not usable" in out and "INCOMPLETE" in out
+    assert main(["models", "--dir", str(root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    row = next(r for r in data["rows"] if r["name"] == "svd" and r["format"] == "diffusers")
+    assert row["local"] == "yes fp16" and row["repo_id"] == "stabilityai/stable-video-diffusion-img2vid"
+
+
+def test_download_help_reads_well(capsys):
+    from svd_lab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("https://hf-mirror.com", "HF_ENDPOINT", "HF_TOKEN", "hf auth login", "HF_HUB_OFFLINE",
+                 "obs://", "--variant", "--format", "resumes", "sha256", "gated", "--dry-run"):
+        assert word in out, word
+
+
+def test_download_rejects_bad_names_and_the_mini_model(tmp_path, capsys):
+    from svd_lab.cli import main
+
+    assert main(["download", "svd-xt", "--dir", str(tmp_path)]) == 2
+    assert "did you mean svd_xt" in capsys.readouterr().err
+    assert main(["download", "mini", "--dir", str(tmp_path)]) == 2
+    assert "shipped in the repository" in capsys.readouterr().err
+    assert main(["download", "svd_image_decoder", "--dir", str(tmp_path)]) == 2
+    assert "--format sgm" in capsys.readouterr().err
+    assert main(["download", "svd", "--endpoint", "hf-mirror.com", "--dir", str(tmp_path)]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err

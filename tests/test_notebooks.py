@@ -1,0 +1,242 @@
+"""The course notebooks: committed clean, in sync with their sources, and executing top to bottom with papermill.
+
+Each notebook is executed once per pytest run (tests/course_runs.py), with the svd-lab kernel, cwd notebooks/,
+a per-cell timeout and progress bars off; test_regress.py compares the records of these same executions.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_runs import NOTEBOOKS, REPO, executed, fail_if_failed
+from svd_lab.course import COURSE, execute_notebook
+
+PARAMETERS_EVERY_NOTEBOOK_HAS = {"profile", "device", "output_dir"}
+
+
+def _notebook(name: str):
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def test_course_list_matches_the_folder():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(COURSE)
+
+
+@pytest.mark.parametrize("name", COURSE)
+def test_committed_notebook_has_no_outputs(name):
+    nb = _notebook(name)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{name}: cells {dirty} hold outputs or execution counts; rebuild: python tools/build_notebooks.py"
+    assert "papermill" not in nb.metadata and "widgets" not in nb.metadata, f"{name}: executed-run metadata committed"
+    assert nb.metadata.kernelspec.name == "svd-lab"
+
+
+def test_no_outputs_check_catches_an_executed_notebook(tmp_path):
+    """The check above is not vacuous: an executed copy of a notebook is reported dirty."""
+    nb = _notebook(COURSE[0])
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    nb.cells[1].execution_count = 1
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert dirty == [1]
+
+
+def test_notebooks_are_built_from_their_sources():
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "build_notebooks.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", COURSE)
+def test_structure_bootstrap_first_and_one_parameters_cell(name):
+    nb = _notebook(name)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "find_spec(\"svd_lab\")" in code[0].source, f"{name}: the first code cell must be the cloud bootstrap"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: exactly one cell tagged parameters"
+    names = {t.id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign) for t in node.targets}
+    missing = PARAMETERS_EVERY_NOTEBOOK_HAS - names
+    assert not missing, f"{name}: parameters cell lacks {sorted(missing)}"
+
+
+def test_a_failing_cell_names_notebook_cell_and_error(tmp_path):
+    """The harness reports which cell failed (index in the committed notebook) and the error."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "svd-lab", "display_name": "Python (svd-lab)", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# broken"),
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("y = x + 1"),
+        nbformat.v4.new_code_cell("raise ValueError(f'bad value {y}')"),
+        nbformat.v4.new_code_cell("z = 3"),
+    ]
+    source = tmp_path / "broken.ipynb"
+    nbformat.write(nb, source)
+    run = execute_notebook(source, tmp_path / "out", {"x": 41}, cell_timeout=60)
+    assert run.status == "failed"
+    assert run.cell_index == 3
+    assert run.error.startswith("cell 3 (`raise ValueError(f'bad value {y}')`): ValueError: bad value 42"), run.error
+    executed_nb = nbformat.read(run.output, as_version=4)
+    assert executed_nb.metadata.svd_lab.status == "failed"
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COURSE)
+def test_notebook_executes(name):
+    run = executed(name)
+    fail_if_failed(run)
+    assert run.records.get("profile"), f"{name} records no profile"
+    executed_nb = nbformat.read(run.output, as_version=4)
+    # the records land in the executed notebook's metadata, not in any cell output
+    assert executed_nb.metadata.svd_lab.records == run.records
+    assert json.loads((run.output.parent / f"{run.stem}.records.json").read_text())["records"] == run.records
+    shown = json.dumps([c.get("outputs", []) for c in executed_nb.cells])
+    assert "svd_lab.record" not in shown
+    # progress bars were off: no tqdm bar, as text or as a widget's text/plain, in any output
+    assert "it/s]" not in shown and "s/it]" not in shown, f"{name}: a progress bar reached the executed notebook"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The cloud bootstrap (first code cell): installs svd-lab where it is missing, does nothing where it is present.
+
+
+def _bootstrap_source() -> str:
+    nb = _notebook(COURSE[0])
+    return next(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def _fresh_venv_without_svd_lab(tmp_path: Path) -> Path:
+    """A new venv that sees this environment's packages but not svd_lab (seconds, no downloads).
+
+    The heavy dependencies (torch, diffusers, ...) are reached through a .pth file naming a folder of symlinks to
+    this environment's site-packages entries, minus svd_lab's own (its dist-info and editable-install hook).
+    ``--system-site-packages`` would not do: it would see svd_lab too.
+    """
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    farm = tmp_path / "deps"
+    farm.mkdir()
+    for entry in site.iterdir():
+        name = entry.name.lower()
+        if name.startswith(("svd_lab", "svd-lab", "__editable__")) or name.endswith(".pth"):
+            continue
+        (farm / entry.name).symlink_to(entry)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "svd_lab_test_deps.pth").write_text(f"{farm}\n")
+    return python
+
+
+def _checkout_copy(tmp_path: Path) -> Path:
+    """What a git clone holds for building the package (pip would otherwise write build/ into this checkout)."""
+    import shutil
+
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (REPO / name).is_file():
+            shutil.copy2(REPO / name, copy / name)
+    shutil.copytree(REPO / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return copy
+
+
+@pytest.mark.slow
+def test_bootstrap_installs_svd_lab_in_a_fresh_venv(tmp_path):
+    if not (REPO / "README.md").is_file():
+        pytest.fail("README.md is missing: pyproject's readme must exist for the package to build", pytrace=False)
+    python = _fresh_venv_without_svd_lab(tmp_path)
+    probe = "import importlib.util; print(importlib.util.find_spec('svd_lab') is None)"
+    assert subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False).stdout.strip() == "True"
+    env = {**os.environ, "SVD_LAB_SOURCE": str(_checkout_copy(tmp_path)),
+           # offline and quick: dependencies are already visible, the build backend is setuptools from them
+           "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    first = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "svd_lab is not installed in this kernel: installing it from" in first.stdout
+    assert "svd_lab installed from" in first.stdout
+    show = "import svd_lab, svd_lab.kernel; print(svd_lab.__file__); print(svd_lab.kernel.kernel_spec()['display_name'])"
+    where = subprocess.run([python, "-c", show],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert where.returncode == 0, where.stderr
+    location, display_name = where.stdout.split("\n")[:2]
+    assert location.startswith(str(tmp_path / "checkout" / "src")), location   # the copy, not this checkout
+    assert display_name == "Python (svd-lab)"                       # package data came along
+    # a second run is a no-op
+    again = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+
+
+def test_bootstrap_does_nothing_where_svd_lab_is_installed(tmp_path):
+    env = {**os.environ, "SVD_LAB_SOURCE": str(tmp_path / "does-not-exist")}
+    run = subprocess.run([sys.executable, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 0 and run.stdout == "" and run.stderr == ""
+
+
+def test_bootstrap_clones_the_repository_url_by_default():
+    import tomllib
+
+    url = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
+    assert url.startswith("https://")
+    source = _bootstrap_source()
+    assert f'"{url}")' in source and '"git", "clone"' in source
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One-click launch: badges built from pyproject's Repository URL; Binder's own setup files.
+
+
+def _badges_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_badges", REPO / "tools" / "make_badges.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_badges_point_at_the_repository_for_every_notebook():
+    import base64
+
+    mb = _badges_module()
+    table = mb.badge_table("https://github.com/acme/course.git", list(COURSE))
+    rows = table.splitlines()[2:]
+    assert len(rows) == len(COURSE)
+    nb = COURSE[3]
+    assert f"https://colab.research.google.com/github/acme/course/blob/main/notebooks/{nb}" in table
+    assert f"https://mybinder.org/v2/gh/acme/course/main?labpath=notebooks/{nb}" in table
+    b64 = mb.modelarts_url("acme/course", nb, "main").split("share-url-b64=")[1]
+    assert base64.b64decode(b64).decode() == f"https://raw.githubusercontent.com/acme/course/main/notebooks/{nb}"
+    with pytest.raises(SystemExit, match="github.com/ORG/REPO"):
+        mb.github_slug("https://gitlab.com/acme/course")
+
+
+def test_badges_write_and_check_a_readme(tmp_path):
+    mb = _badges_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{mb.START}\nold\n{mb.END}\n\nrest\n")
+    assert mb.main(["--check", str(readme)]) == 1
+    assert mb.main(["--write", str(readme)]) == 0
+    text = readme.read_text()
+    assert mb.repository_url().removeprefix("https://github.com/") in text and text.endswith("\n\nrest\n")
+    assert mb.main(["--check", str(readme)]) == 0
+
+
+def test_binder_installs_cpu_torch_the_package_and_the_kernel():
+    post = (REPO / "binder" / "postBuild").read_text()
+    assert os.access(REPO / "binder" / "postBuild", os.X_OK)
+    assert "download.pytorch.org/whl/cpu" in post and "-e ." in post and "svd-lab kernel install" in post
+    assert "python=" in (REPO / "binder" / "environment.yml").read_text()

@@ -1,0 +1,299 @@
+"""The SVD pipeline around the sampler: chunked decoding, memory plans and the out-of-memory retry, devices and
+dtypes, profile choice, and loading diffusers-format folders (incl. fp16 variant files) offline."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from svd_lab import memory
+from svd_lab.svd import pipeline as svd_pipeline
+from svd_lab.svd.configs import build_components
+from svd_lab.svd.loading import CheckpointLoadError, load_diffusers_folder, save_diffusers_folder
+from svd_lab.svd.pipeline import SVDOutOfMemoryError, SVDPipeline, choose_profile, resolve_device, resolve_dtype
+
+GIB = 2**30
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: thread hand-offs cost more than the arithmetic on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_components("tiny", "svd", seed=0)
+
+
+@pytest.fixture()
+def image():
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+
+
+def _latents(frames=4):
+    return torch.randn(1, frames, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------ decoding in chunks
+def test_temporal_decoder_chunks_are_decoded_independently(tiny):
+    pipe = SVDPipeline(tiny, device="cpu")
+    z = _latents(4)
+    whole = pipe.decode(z, 4)
+    assert whole.shape == (4, 3, 64, 64) and whole.min() >= 0 and whole.max() <= 1
+    assert torch.equal(pipe.decode(z, 14), whole)  # a chunk larger than the clip is the whole clip
+    chunked = pipe.decode(z, 2)
+    # the temporal decoder mixes frames within a chunk, so chunking changes the result ...
+    assert (chunked - whole).abs().max() > 1e-3
+    # ... and equals decoding each chunk as its own clip
+    separately = torch.cat([pipe.decode(z[:, :2], 2), pipe.decode(z[:, 2:], 2)])
+    assert torch.equal(chunked, separately)
+
+
+def test_image_decoder_does_not_depend_on_chunking():
+    comps = build_components("tiny", "svd_image_decoder", seed=0)
+    pipe = SVDPipeline(comps, device="cpu")
+    z = _latents(4)
+    # 3e-6: a different batch size picks differently blocked CPU convolution kernels (float32 rounding only)
+    torch.testing.assert_close(pipe.decode(z, 1), pipe.decode(z, 4), rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------ memory plans
+def test_plan_for_free_vram_keeps_its_interface_and_scales():
+    small, big = memory.plan_for_free_vram(6 * GIB, 14), memory.plan_for_free_vram(80 * GIB, 14)
+    assert small.cpu_offload and not big.cpu_offload
+    assert big.decoding_t == 14 and 1 <= small.decoding_t < 14
+    assert memory.plan_for_free_vram(24 * GIB, num_frames=25).decoding_t <= 25
+    # a smaller picture needs less memory per frame
+    assert memory.plan_for_free_vram(10 * GIB, 14, 320, 576).decoding_t > memory.plan_for_free_vram(10 * GIB, 14).decoding_t
+    safer = memory.safer_plan(small, on_cuda=True)
+    assert safer.cpu_offload and safer.forward_chunking and safer.decoding_t == max(1, small.decoding_t // 2)
+    assert not memory.safer_plan(big, on_cuda=False).cpu_offload
+    assert memory.fitting_settings(10 * GIB, 14, 576, 1024).startswith("--decoding-t 2 --memory offload")
+    six = memory.fitting_settings(6 * GIB, 25, 576, 1024)  # 25 frames at full size do not fit in 6 GiB
+    assert "--frames 6 --decoding-t 1 --memory offload" in six and "--width" in six
+    assert "nothing is expected to fit" in memory.fitting_settings(1 * GIB, 25, 576, 1024)
+
+
+def _oom(message="CUDA out of memory. Tried to allocate 2.00 GiB"):
+    return torch.OutOfMemoryError(message)
+
+
+def test_oom_while_decoding_retries_once_with_a_smaller_chunk(tiny, image, monkeypatch):
+    pipe = SVDPipeline(tiny, device="cpu")
+    reference = pipe.run(image, num_frames=4, num_steps=2, seed=1, decoding_t=2, progress=False)
+    real_decode = tiny.vae.decode
+    sizes = []
+
+    def picky_decode(z, num_frames):
+        sizes.append(z.shape[0])
+        if z.shape[0] > 2:
+            raise _oom()
+        return real_decode(z, num_frames=num_frames)
+
+    monkeypatch.setattr(tiny.vae, "decode", picky_decode)
+    result = pipe.run(image, num_frames=4, num_steps=2, seed=1, decoding_t=4, progress=False)
+    assert sizes == [4, 2, 2]
+    fallback = result.params["oom_fallback"]
+    assert fallback["stage"] == "decoding" and "out of memory" in fallback["error"]
+    assert fallback["before"]["decoding_t"] == 4 and fallback["after"]["decoding_t"] == 2
+    assert result.params["decoding_t"] == 2
+    assert torch.equal(result.frames, reference.frames)
+
+
+def test_oom_while_sampling_restarts_with_the_same_noise(tiny, image, monkeypatch):
+    pipe = SVDPipeline(tiny, device="cpu")
+    reference = pipe.run(image, num_frames=3, num_steps=2, seed=4, decoding_t=3, progress=False)
+    real_forward = tiny.unet.forward
+    calls = {"n": 0}
+
+    def flaky_forward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # fail in the middle of sampling
+            raise _oom()
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny.unet, "forward", flaky_forward)
+    result = pipe.run(image, num_frames=3, num_steps=2, seed=4, decoding_t=3, progress=False)
+    assert result.params["oom_fallback"]["stage"] == "sampling"
+    assert result.params["forward_chunking"] is True
+    # the retry restores the generator: same noise; forward chunking is output-identical
+    assert torch.equal(result.latents, reference.latents)
+
+
+def test_second_oom_raises_an_error_naming_settings(tiny, image, monkeypatch):
+    pipe = SVDPipeline(tiny, device="cpu")
+
+    def always(*args, **kwargs):
+        raise _oom()
+
+    monkeypatch.setattr(tiny.vae, "decode", always)
+    with pytest.raises(SVDOutOfMemoryError, match=r"out of memory while decoding.*even after retrying.*--decoding-t 1"):
+        pipe.run(image, num_frames=2, num_steps=1, seed=1, progress=False)
+    monkeypatch.undo()
+    assert pipe.run(image, num_frames=2, num_steps=1, seed=1, progress=False).params["oom_fallback"] is None
+
+
+# ------------------------------------------------------------------ parameters, devices, dtypes
+def test_run_records_every_parameter(tiny, image):
+    result = SVDPipeline(tiny, device="cpu").run(image, num_frames=2, num_steps=2, progress=False)
+    p = result.params
+    assert (p["num_frames"], p["num_steps"], p["seed"], p["fps_id"], p["motion_bucket_id"], p["cond_aug"]) == (
+        2, 2, 23, 6, 127, 0.02)
+    assert (p["min_guidance"], p["max_guidance"], p["width"], p["height"]) == (1.0, 2.5, 64, 64)
+    assert (p["version"], p["profile"], p["device"], p["dtype"], p["decoding_t"]) == ("svd", "tiny", "cpu", "float32", 2)
+    assert p["oom_fallback"] is None and p["weights"] == "random init, seed 0"
+    assert result.video.fps == 7 and result.video.num_frames == 2
+    json.dumps(p)  # serialisable as is
+
+
+def test_bad_run_parameters_are_rejected(tiny, image):
+    pipe = SVDPipeline(tiny, device="cpu")
+    with pytest.raises(ValueError, match="multiple of 64"):
+        pipe.run(image, width=100, progress=False)
+    with pytest.raises(ValueError, match="num_frames and num_steps must be >= 1"):
+        pipe.run(image, num_frames=0, progress=False)
+    with pytest.raises(ValueError, match="num_steps must be an integer"):
+        pipe.run(image, num_steps=2.5, progress=False)
+    with pytest.raises(ValueError, match="decoding_t must be >= 1"):
+        pipe.run(image, decoding_t=0, progress=False)
+    with pytest.warns(UserWarning, match="fps_id 40 is outside 5..30"):
+        pipe.run(image, num_frames=1, num_steps=1, fps_id=40, progress=False)
+
+
+def test_device_and_dtype_resolution():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    cpu = torch.device("cpu")
+    assert resolve_dtype(None, cpu) == torch.float32 and resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="float16 on the CPU"):
+        resolve_dtype("float16", cpu)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("int8", cpu)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        SVDPipeline(build_components("tiny"), device="cpu", memory="offload")
+
+
+def test_bfloat16_on_cpu_runs(tiny, image):
+    comps = build_components("tiny", "svd", seed=0)
+    result = SVDPipeline(comps, device="cpu", dtype="bfloat16").run(image, num_frames=2, num_steps=1, progress=False)
+    assert result.params["dtype"] == "bfloat16" and result.latents.dtype == torch.float32
+    assert torch.isfinite(result.frames).all()
+
+
+# ------------------------------------------------------------------ profile choice
+def test_profile_choice(monkeypatch, tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(svd_pipeline, "_find_local", lambda version: None)
+    auto = choose_profile("auto", "svd", None, cpu)
+    assert auto.profile == "tiny" and "no local svd checkpoint" in auto.reason and "svd-lab download svd" in auto.reason
+    with pytest.raises(ValueError, match="no usable svd_xt checkpoint"):
+        choose_profile("full", "svd_xt", None, cuda)
+    with pytest.raises(ValueError, match=r"--checkpoint svd_image_decoder\.safetensors"):
+        choose_profile("full", "svd_image_decoder", None, cuda)
+    with pytest.raises(ValueError, match="drop --checkpoint"):
+        choose_profile("tiny", "svd", str(tmp_path), cpu)
+    assert choose_profile("auto", "svd", str(tmp_path), cpu).profile == "full"  # an explicit checkpoint wins
+
+    monkeypatch.setattr(svd_pipeline, "_find_local", lambda version: "/ckpt/svd")
+    assert choose_profile("auto", "svd", None, cuda).checkpoint == "/ckpt/svd"
+    on_cpu = choose_profile("auto", "svd", None, cpu)
+    assert on_cpu.profile == "tiny" and "takes hours" in on_cpu.reason
+
+
+def test_profile_auto_asks_the_checkpoints_module(monkeypatch, tmp_path):
+    monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(tmp_path / "empty"))
+    assert svd_pipeline._find_local("svd") is None
+
+
+def test_cpu_time_estimate_is_hours():
+    hours = svd_pipeline.estimate_cpu_seconds(14, 25, cores=2) / 3600
+    assert 3 < hours < 8  # ~10 min per UNet step on 2 cores
+    assert svd_pipeline.estimate_cpu_seconds(25, 30, cores=2) > svd_pipeline.estimate_cpu_seconds(14, 25, cores=2)
+
+
+# ------------------------------------------------------------------ diffusers folders
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory, tiny):
+    folder = tmp_path_factory.mktemp("ckpt") / "svd-tiny"
+    save_diffusers_folder(tiny, folder)
+    # like the hub: the image encoder's config claims float16
+    cfg_path = folder / "image_encoder" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["torch_dtype"] = cfg["dtype"] = "float16"
+    cfg_path.write_text(json.dumps(cfg))
+    return folder
+
+
+def test_load_diffusers_folder_offline_with_explicit_dtype(tiny_folder, tiny, image):
+    loaded = load_diffusers_folder(tiny_folder, dtype=torch.float32)
+    assert loaded.profile == "tiny" and loaded.version == "svd" and loaded.decoder == "temporal"
+    assert {p.dtype for m in loaded.modules().values() for p in m.parameters()} == {torch.float32}
+    assert not any(m.training for m in loaded.modules().values())
+    for name in ("unet", "vae", "image_encoder"):
+        ours, theirs = tiny.modules()[name].state_dict(), loaded.modules()[name].state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    a = SVDPipeline(tiny, device="cpu").run(image, num_frames=2, num_steps=2, progress=False)
+    b = SVDPipeline(loaded, device="cpu").run(image, num_frames=2, num_steps=2, progress=False)
+    torch.testing.assert_close(b.frames, a.frames, rtol=0, atol=1e-5)  # safetensors buffers may be unaligned
+
+
+def test_load_fp16_variant_files(tmp_path, tiny):
+    half = build_components("tiny", "svd_xt", seed=0).to(dtype=torch.float16)
+    folder = save_diffusers_folder(half, tmp_path / "svd-xt-fp16", variant="fp16")
+    assert (folder / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    loaded = load_diffusers_folder(folder, dtype=torch.float32)
+    assert loaded.version == "svd_xt" and loaded.dtype == torch.float32 and "fp16" in loaded.source
+    w16 = dict(half.unet.named_parameters())["conv_in.weight"]
+    assert torch.equal(dict(loaded.unet.named_parameters())["conv_in.weight"], w16.float())
+    with pytest.raises(CheckpointLoadError, match="no full-precision weights"):
+        load_diffusers_folder(folder, variant=None)
+
+
+def test_bad_folders_are_explained(tmp_path, tiny_folder):
+    with pytest.raises(CheckpointLoadError, match="is not a folder"):
+        load_diffusers_folder(tmp_path / "missing")
+    with pytest.raises(CheckpointLoadError, match="no model_index.json"):
+        load_diffusers_folder(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text((tiny_folder / "model_index.json").read_text())
+    for part in ("unet", "vae", "image_encoder"):
+        (broken / part).mkdir()
+        (broken / part / "config.json").write_text((tiny_folder / part / "config.json").read_text())
+    with pytest.raises(CheckpointLoadError, match="incomplete: no safetensors weights for unet, vae, image_encoder"):
+        load_diffusers_folder(broken)
+    (broken / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    with pytest.raises(CheckpointLoadError, match="not a StableVideoDiffusionPipeline"):
+        load_diffusers_folder(broken)
+
+
+def test_load_pipeline_tiny_and_from_a_folder(tiny_folder, image):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe, choice = svd_pipeline.load_pipeline(profile="tiny", device="cpu")
+    assert choice.profile == "tiny" and pipe.components.profile == "tiny"
+    pipe, choice = svd_pipeline.load_pipeline(checkpoint=str(tiny_folder), device="cpu", progress=False)
+    assert choice.profile == "full" and pipe.components.version == "svd"
+    assert str(tiny_folder) in pipe.components.source
+    labelled, _ = svd_pipeline.load_pipeline(version="svd_xt_1_1", checkpoint=str(tiny_folder), device="cpu",
+                                             progress=False)
+    assert labelled.components.version == "svd_xt_1_1"

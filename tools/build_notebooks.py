@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Build the course notebooks (notebooks/*.ipynb) from their sources in tools/course/*.py.
+
+The sources are plain Python files in the "percent" format, so a review reads like code:
+
+    # %% [markdown]
+    # # A title
+    # Some *markdown*: each line starts with "# ".
+    # %% [bootstrap]
+    # %% tags=["parameters"]
+    profile = "auto"
+    # %%
+    print("a code cell")
+
+``# %% [bootstrap]`` becomes the cloud bootstrap cell (installs svd-lab when the kernel lacks it, from the
+repository URL in pyproject.toml's [project.urls] Repository, or from $SVD_LAB_SOURCE); it must be the first code
+cell. The notebooks are written without outputs or execution counts, with stable cell ids (so rebuilding an
+unchanged source gives an identical file) and the "Python (svd-lab)" kernel.
+
+    python tools/build_notebooks.py           # rewrite notebooks/*.ipynb
+    python tools/build_notebooks.py --check   # exit 1 when a committed notebook differs from its source
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "tools" / "course"
+NOTEBOOKS = ROOT / "notebooks"
+KERNELSPEC = {"name": "svd-lab", "display_name": "Python (svd-lab)", "language": "python"}
+SOURCE_ENV = "SVD_LAB_SOURCE"
+MARKER = re.compile(r"^# %%(?P<rest>.*)$")
+
+
+def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """The public home of the course: pyproject's [project.urls] Repository (the one place it is written)."""
+    data = tomllib.loads(pyproject.read_text())
+    try:
+        return data["project"]["urls"]["Repository"].rstrip("/")
+    except KeyError:
+        raise SystemExit(f"{pyproject}: add [project.urls] Repository = \"https://github.com/ORG/REPO\"") from None
+
+
+def bootstrap_source(repo_url: str) -> str:
+    """The first code cell of every notebook: a no-op where svd_lab is installed, an install elsewhere.
+
+    A remote repository is cloned (the notebooks need its assets/ images and the mini model's shipped weights in
+    checkpoints/mini/, which a plain `pip install git+URL` would leave behind) and installed editable; a local
+    path is installed editable as it is. The kernel then works in the checkout's notebooks/ folder, as locally.
+    """
+    return f'''# Cloud bootstrap (Colab, ModelArts, a fresh Binder): set up svd-lab if this kernel lacks it.
+# Where svd_lab is already installed (make setup, the svd-lab kernel) this cell does nothing.
+import importlib.util, os, subprocess, sys
+
+if importlib.util.find_spec("svd_lab") is None:
+    _source = os.environ.get("{SOURCE_ENV}", "{repo_url}")  # a git URL or a local checkout
+    print(f"svd_lab is not installed in this kernel: installing it from {{_source}} (a minute or two) ...")
+    if "://" in _source:  # clone: the course needs the repository's images and shipped model weights too
+        _checkout = os.path.abspath("svd-lab")
+        if not os.path.isdir(_checkout):
+            subprocess.run(["git", "clone", "--quiet", "--depth", "1", _source, _checkout], check=True)
+        _source = _checkout
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", _source], check=True)
+    sys.path.insert(0, os.path.join(_source, "src"))  # an editable install is seen by new kernels only
+    importlib.invalidate_caches()
+    os.chdir(os.path.join(_source, "notebooks"))  # relative paths as in a local checkout
+    print(f"svd_lab installed from {{_source}}; working in {{os.getcwd()}}")'''
+
+
+def parse_source(path: Path) -> list[dict]:
+    """Cells of a percent-format source: [{"kind": "markdown"|"code"|"bootstrap", "source": str, "tags": [...]}]."""
+    cells: list[dict] = []
+    current: dict | None = None
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        m = MARKER.match(line)
+        if m:
+            rest = m.group("rest").strip()
+            tags: list[str] = []
+            kind = "code"
+            if rest.startswith("[markdown]"):
+                kind = "markdown"
+            elif rest.startswith("[bootstrap]"):
+                kind = "bootstrap"
+            elif rest.startswith("tags="):
+                tags = json.loads(rest[len("tags="):])
+            elif rest:
+                raise SystemExit(f"{path}:{lineno}: unknown cell marker {line!r}")
+            current = {"kind": kind, "lines": [], "tags": tags, "line": lineno}
+            cells.append(current)
+            continue
+        if current is None:
+            if line.strip():
+                raise SystemExit(f"{path}:{lineno}: text before the first '# %%' marker")
+            continue
+        if current["kind"] == "markdown":
+            if line and not (line == "#" or line.startswith("# ")):
+                raise SystemExit(f"{path}:{lineno}: markdown lines must start with '# '")
+            line = line[2:]
+        current["lines"].append(line)
+    for cell in cells:
+        cell["source"] = "\n".join(cell.pop("lines")).strip("\n")
+        if cell["kind"] == "code":
+            try:
+                ast.parse(cell["source"])
+            except SyntaxError as exc:
+                raise SystemExit(f"{path}:{cell['line'] + (exc.lineno or 0)}: {exc.msg}") from None
+        if cell["kind"] != "bootstrap" and not cell["source"]:
+            raise SystemExit(f"{path}:{cell['line']}: empty cell")
+    code = [c for c in cells if c["kind"] != "markdown"]
+    if not code or code[0]["kind"] != "bootstrap":
+        raise SystemExit(f"{path}: the first code cell must be '# %% [bootstrap]'")
+    if sum("parameters" in c["tags"] for c in cells) != 1:
+        raise SystemExit(f"{path}: exactly one cell must be tagged parameters")
+    return cells
+
+
+def build_notebook(path: Path, repo_url: str) -> dict:
+    """The notebook (as a JSON-ready dict, nbformat 4.5) for one source file."""
+    stem = path.stem
+    cells = []
+    for i, cell in enumerate(parse_source(path)):
+        source = bootstrap_source(repo_url) if cell["kind"] == "bootstrap" else cell["source"]
+        meta: dict = {}
+        if cell["tags"]:
+            meta["tags"] = cell["tags"]
+        entry = {"cell_type": "markdown" if cell["kind"] == "markdown" else "code", "id": f"{stem[:2]}-{i:02d}",
+                 "metadata": meta, "source": source}
+        if entry["cell_type"] == "code":
+            entry["execution_count"] = None
+            entry["outputs"] = []
+        cells.append(entry)
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": KERNELSPEC,
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def render(nb: dict) -> str:
+    import nbformat
+
+    node = nbformat.from_dict(nb)
+    nbformat.validate(node)
+    return nbformat.writes(node) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    args = parser.parse_args(argv)
+    url = repository_url()
+    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py"))
+    if not sources:
+        raise SystemExit(f"no notebook sources in {SOURCES}")
+    stale = []
+    for src in sources:
+        target = NOTEBOOKS / f"{src.stem}.ipynb"
+        text = render(build_notebook(src, url))
+        current = target.read_text() if target.is_file() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(target.name)
+            continue
+        NOTEBOOKS.mkdir(exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+        print(f"wrote {target.relative_to(ROOT)}")
+    if stale:
+        print("out of date (run python tools/build_notebooks.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

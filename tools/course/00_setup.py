@@ -1,0 +1,133 @@
+# %% [markdown]
+# # 00 · Setup: the machine, the kernel and the checkpoints
+#
+# This course teaches image-to-video diffusion in five notebooks:
+#
+# | notebook | what you learn |
+# |---|---|
+# | **00 setup** (this one) | check the machine, the Jupyter kernel and the model checkpoints |
+# | 01 Sora and DiT | what OpenAI's Sora report claims, the Diffusion Transformer, and a mini world model you can sample on a laptop |
+# | 02 latent diffusion | why diffusion runs on compressed latents, the EDM noise schedule, preconditioning, guidance |
+# | 03 SVD sampling | Stable Video Diffusion: one image in, a short video out, and what each knob does |
+# | 04 GIF and display | turning the video into an mp4/GIF, showing it inline, checking frames and file sizes |
+#
+# Every notebook is a thin driver over the `svd_lab` library: the code you read here calls tested functions
+# instead of re-implementing models. Each one runs top to bottom on a CPU (small "tiny"/"mini" models, seconds)
+# and on a CUDA GPU with the real checkpoints (the "full" profile).
+# %% [bootstrap]
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds the notebook's parameters (it is tagged `parameters`, so papermill and `svd-lab course run`
+# can override them). `None` means "the course's default folder".
+# %% tags=["parameters"]
+profile = "auto"          # "auto" picks "full" on a CUDA GPU with a checkpoint, else the CPU profiles
+device = "auto"           # "auto", "cpu" or "cuda"
+checkpoints_dir = None    # None: checkpoints/ in the course folder, or $SVD_LAB_CHECKPOINTS
+output_dir = None         # None: outputs/notebooks/00_setup
+# %%
+from pathlib import Path
+
+import svd_lab
+from svd_lab import paths
+from svd_lab.record import record
+
+ckpt_dir = Path(checkpoints_dir) if checkpoints_dir else paths.checkpoints_dir()
+out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "00_setup"
+print(f"svd_lab {svd_lab.__version__} imported from {Path(svd_lab.__file__).parent}")
+print(f"checkpoints folder: {ckpt_dir}")
+print(f"outputs folder:     {out_dir}")
+# %% [markdown]
+# ## 1. The doctor
+#
+# `svd_lab.doctor()` inspects this machine: Python, torch and its build (CPU or CUDA), the GPU and its free
+# memory, disk space, ffmpeg (needed to write mp4), the libraries the course imports, the Jupyter kernel and the
+# checkpoints. Every failing line says how to fix it. The same report is printed by `svd-lab doctor` in a shell
+# (and is the first step of `make run`).
+# %%
+from IPython.display import display
+
+report = svd_lab.doctor(ckpt_dir)
+display(report)
+# %% [markdown]
+# The **advice** at the bottom is what the sampling code will choose on this machine:
+#
+# - **profile**: `full` needs a CUDA GPU *and* a downloaded checkpoint. Without them the notebooks use the CPU
+#   profiles: `tiny` (SVD's real architecture shrunk to ~2.5 M parameters with *untrained* weights: the pipeline
+#   runs end to end in seconds, but its videos are structured noise, not pictures) and `mini` (the course's own
+#   small world model, trained on simple moving shapes and shipped with the course, used in notebook 01).
+# - **dtype**: float16 on a GPU halves memory; a CPU computes in float32.
+# - **decoding_t**: how many frames the video VAE decodes at once. It is the usual cause of out-of-memory
+#   errors with real SVD; notebook 03 comes back to it.
+# %%
+resolved_profile = report.advice.get("profile", "tiny").split()[0] if profile == "auto" else profile
+print("required checks passed" if report.ok else f"{len(report.problems)} required check(s) failed: see 'fix' above")
+print(f"profile for this machine: {resolved_profile}")
+# %% [markdown]
+# ## 2. The Jupyter kernel
+#
+# The notebooks ask for the kernel **Python (svd-lab)**: the Python environment in which `svd_lab` is installed.
+# `make setup` installs it; by hand: `svd-lab kernel install --sys-prefix` (into the active virtual environment)
+# or `--user`. In JupyterLab choose *Kernel → Change Kernel → Python (svd-lab)* if another one is selected.
+# %%
+import sys
+
+from svd_lab.kernel import DISPLAY_NAME, installed_kernel
+
+kernel_path = installed_kernel()
+print(f"this notebook runs on: {sys.executable}")
+print(f"kernel {DISPLAY_NAME!r}: " + (f"installed at {kernel_path}" if kernel_path else
+                                      "not installed -> svd-lab kernel install --sys-prefix"))
+# %% [markdown]
+# ## 3. Checkpoints
+#
+# Stability AI released several Stable Video Diffusion checkpoints. `svd` makes 14 frames, `svd_xt` 25; the
+# `*_image_decoder` variants decode every frame on its own instead of with the temporal VAE decoder; `svd_xt_1_1`
+# was fine-tuned for fixed conditioning (6 fps, motion bucket 127). Each is available in the *diffusers* layout
+# (a folder per network) and/or as one *sgm* file (Stability's own format, which `svd_lab` converts).
+# %%
+from svd_lab.checkpoints import REGISTRY
+
+
+def gigabytes(n):
+    return f"{n / 1e9:.1f} GB" if n else "-"
+
+
+print(f"{'name':<22}{'frames':>7}  {'download (fp16)':>16}  {'gated':>5}  licence")
+for spec in REGISTRY.values():
+    size = spec.size("diffusers", "fp16") or spec.size("sgm") if spec.downloadable else None
+    print(f"{spec.name:<22}{spec.num_frames or '-':>7}  {gigabytes(size):>16}  {'yes' if spec.gated else 'no':>5}"
+          f"  {spec.licence}")
+# %% [markdown]
+# Which of them are on this machine (a checkpoint is *usable* when every file is present and complete):
+# %%
+from svd_lab.checkpoints import present_checkpoints
+
+found = present_checkpoints(ckpt_dir)
+for ckpt in found:
+    print(ckpt)
+if not found:
+    print(f"no checkpoints in {ckpt_dir}")
+# %% [markdown]
+# ### How to download
+#
+# Only the `full` profile needs a checkpoint (and a CUDA GPU with about 16 GB; notebook 03 shows how to fit less).
+# In a shell, from the course folder:
+#
+# ```bash
+# svd-lab models              # the table above, with what is present
+# svd-lab download svd        # diffusers layout, fp16 weights (~4.5 GB) into checkpoints/svd/
+# svd-lab download svd_xt     # the 25-frame model
+# ```
+#
+# A download is verified file by file (sizes and checksums) and either completes or says exactly what went wrong;
+# running it again resumes. `svd_xt_1_1` is *gated*: accept its licence on the Hugging Face model page, then log in
+# (`hf auth login`, or set `HF_TOKEN`). From mainland China set `HF_ENDPOINT=https://hf-mirror.com` first.
+# %%
+# Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+record("profile", resolved_profile)
+record("registry", sorted(REGISTRY))
+record("registry_frames", {name: spec.num_frames for name, spec in REGISTRY.items()})
+record("kernel_installed", kernel_path is not None)
+# %% [markdown]
+# Next: **01 · Sora and DiT**.

@@ -1,0 +1,311 @@
+# %% [markdown]
+# # 02 · Latent diffusion: schedule, noising, preconditioning, sampling, guidance
+#
+# Stable Video Diffusion (SVD) does not denoise pixels. It denoises a *latent video*: each frame compressed by an
+# autoencoder (a VAE) into a small grid of numbers. This notebook builds that picture piece by piece with the
+# library's own functions, on a model small enough to run in seconds on a CPU: the course's **mini world model**
+# (a frame autoencoder plus a small video diffusion transformer, trained on videos of a bouncing ball). Its
+# sampler is exactly the one SVD uses (`svd_lab.sampling.edm`).
+#
+# 1. Why latents: how much smaller, and what that saves.
+# 2. A real latent video: encode a clip, look at the latents, decode them back.
+# 3. The EDM noise schedule.
+# 4. Forward noising: what the model sees at each noise level.
+# 5. Preconditioning: how a network's output becomes a denoised estimate.
+# 6. One sampler step by hand, then a whole run step by step.
+# 7. Guidance and its per-frame ramp.
+# %% [bootstrap]
+# %% [markdown]
+# ## Parameters
+# %% tags=["parameters"]
+profile = "auto"        # this notebook always uses the mini world model ("mini"): seconds on any machine
+device = "cpu"          # the mini model runs on the CPU
+seed = 23               # the clip and the sampler noise
+num_steps = 8           # sampler steps for the step-by-step run (the mini model's default is 20)
+speed_bucket = 6        # requested motion: speed bucket 0 (slow) .. 7 (fast), like SVD's motion_bucket_id
+min_guidance = 1.0      # guidance scale of the first frame ...
+max_guidance = 2.0      # ... rising linearly to this one at the last frame
+mini_dir = None         # None: the shipped weights in checkpoints/mini
+output_dir = None       # None: outputs/notebooks/02_latent_diffusion
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from svd_lab import display, paths
+from svd_lab.mini import data
+from svd_lab.mini.autoencoder import psnr
+from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, load_model
+from svd_lab.record import record, reproducible
+from svd_lab.sampling import edm
+from svd_lab.svd import configs
+
+if profile not in ("auto", "mini"):
+    raise ValueError(f"profile {profile!r}: this notebook runs the mini world model only (use 'auto' or 'mini')")
+resolved_profile = "mini"
+if device != "cpu":
+    raise ValueError("the mini world model runs on the CPU: set device = 'cpu'")
+reproducible(seed)
+out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "02_latent_diffusion"
+out_dir.mkdir(parents=True, exist_ok=True)
+model = load_model(Path(mini_dir) if mini_dir else paths.checkpoints_dir() / "mini")
+frames_per_video = model.frames
+
+
+def grey_frames(video):
+    """(B, T, 1, H, W) intensities in [0, 1] -> the first video's frames (T, H, W), for display."""
+    return video[0, :, 0]
+# %% [markdown]
+# ## 1. Why latents
+#
+# Diffusion models run their network once per sampling step (twice with guidance), over the whole video. The
+# cost grows with the number of values per video, and self-attention grows with the *square* of the number of
+# tokens. An autoencoder that shrinks each frame first makes every step cheaper; the diffusion model never sees
+# pixels. SVD's VAE downsamples by 8 in each direction and keeps 4 channels; the mini model's autoencoder by 4.
+# %%
+def latent_shape(frames, height, width, downsample, channels):
+    return (frames, channels, height // downsample, width // downsample)
+
+
+svd_vae = configs.full_vae_config()
+svd_down = 2 ** (len(svd_vae["block_out_channels"]) - 1)   # one 2x downsampling between encoder levels
+rows = [
+    ("SVD, 14 frames at 576x1024", (14, 3, 576, 1024), latent_shape(14, 576, 1024, svd_down, svd_vae["latent_channels"])),
+    ("mini, 8 frames at 32x32", (frames_per_video, 1, data.SIZE, data.SIZE),
+     latent_shape(frames_per_video, data.SIZE, data.SIZE, model.autoencoder.downsample,
+                  model.autoencoder.config.latent_channels)),
+]
+print(f"{'video':<28}{'pixels (T, C, H, W)':>26}{'latents (T, C, h, w)':>24}{'smaller by':>12}")
+for name, pixels, latents in rows:
+    ratio = torch.tensor(pixels).prod().item() / torch.tensor(latents).prod().item()
+    print(f"{name:<28}{pixels!s:>26}{latents!s:>24}{ratio:>11.0f}x")
+svd_compression = torch.tensor(rows[0][1]).prod().item() // torch.tensor(rows[0][2]).prod().item()
+# %% [markdown]
+# For SVD that is 48 times fewer values per step. Even so, one step of SVD's UNet at 576x1024 is a large
+# computation, counted here from the network definition (on PyTorch's `meta` device: shapes only, no memory):
+# %%
+from svd_lab.mini.flops import svd_unet_cost
+
+unet_step = svd_unet_cost("svd", 576, 1024)
+print(f"SVD UNet, one sampling step (14 frames, guidance batch of 2): {unet_step}")
+print(f"25 steps: {25 * unet_step.flops / 1e15:.1f} PFLOP for one 14-frame video")
+# %% [markdown]
+# ## 2. A real latent video
+#
+# The mini world model's data are generated videos of a ball moving at constant speed and bouncing off the
+# walls. Its autoencoder turns each 32x32 frame into a 4x8x8 latent. Encoding is per frame (time is mixed only by
+# the diffusion model), exactly as in SVD.
+# %%
+clip = data.generate(1, seed=seed, frames=frames_per_video, speed_bucket=torch.tensor([speed_bucket]))
+with torch.no_grad():
+    latents = model.autoencoder.encode(data.to_model_space(clip.frames))          # (1, T, 4, 8, 8)
+    reconstruction = data.from_model_space(model.autoencoder.decode(latents))     # (1, T, 1, 32, 32)
+reconstruction_psnr = psnr(clip.frames, reconstruction)
+print(f"clip {tuple(clip.frames.shape)} -> latents {tuple(latents.shape)}; "
+      f"decoded back at {reconstruction_psnr:.1f} dB PSNR; latent std {latents.std().item():.3f}")
+display.frame_grid(grey_frames(clip.frames), title="a generated clip (input)", fps=8)
+# %%
+display.frame_grid(grey_frames(reconstruction), title="decoded from its latents", fps=8)
+# %%
+fig, axes = plt.subplots(1, latents.shape[2], figsize=(2.2 * latents.shape[2], 2.4))
+for channel, ax in enumerate(axes):
+    im = ax.imshow(latents[0, 0, channel], cmap="coolwarm", vmin=-2, vmax=2, interpolation="nearest")
+    ax.set_title(f"channel {channel}", fontsize=9)
+    ax.axis("off")
+fig.colorbar(im, ax=axes, shrink=0.8, label="latent value")
+fig.suptitle("the 4 latent channels of frame 0 (8x8 each)")
+plt.show()
+# %% [markdown]
+# ## 3. The EDM noise schedule
+#
+# Sampling walks down a ladder of noise levels $\sigma_0 > \sigma_1 > \dots > \sigma_{N-1} > \sigma_N = 0$
+# (Karras et al. 2022, "EDM"):
+#
+# $$\sigma_i = \Big(\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}\big(\sigma_{min}^{1/\rho} - \sigma_{max}^{1/\rho}\big)\Big)^{\rho}$$
+#
+# With $\rho = 7$ most steps are spent at low noise, where the details are decided. SVD uses
+# $\sigma_{min} = 0.002$, $\sigma_{max} = 700$; the mini model $\sigma_{max} = 80$.
+# %%
+svd_sigmas = edm.karras_sigmas(25, sigma_min=0.002, sigma_max=700.0)
+settings = SamplingSettings(steps=num_steps, guidance_min=min_guidance, guidance_max=max_guidance)
+mini_sigmas = edm.karras_sigmas(num_steps, settings.sigma_min, settings.sigma_max)
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for rho in (1.0, 3.0, 7.0):
+    s = edm.karras_sigmas(25, 0.002, 700.0, rho=rho)[:-1]
+    ax.plot(range(25), s, marker=".", label=f"SVD, rho = {rho:g}")
+ax.plot(range(num_steps), mini_sigmas[:-1], marker="o", color="k", label=f"mini, {num_steps} steps, rho = 7")
+ax.set_yscale("log")
+ax.set_xlabel("step i")
+ax.set_ylabel("noise level sigma_i (log scale)")
+ax.set_title("Karras (EDM) noise schedules")
+ax.legend()
+plt.show()
+print("SVD, 25 steps:", [round(v, 4) for v in svd_sigmas.tolist()[:4]], "...",
+      [round(v, 4) for v in svd_sigmas.tolist()[-4:]])
+# %% [markdown]
+# ## 4. Forward noising
+#
+# Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
+# $n \sim \mathcal N(0, I)$. Decoding noisy latents shows how fast the ball disappears: by $\sigma \approx 1$
+# (about twice the latents' own spread) it is hard to see, and at SVD's $\sigma_{max} = 700$ nothing of the
+# signal is left. Sampling runs this film backwards.
+# %%
+noise_levels = [0.0, 0.1, 0.3, 0.6, 1.0, 2.0]
+generator = torch.Generator().manual_seed(seed)
+shared_noise = torch.randn(latents.shape, generator=generator)
+fig, axes = plt.subplots(len(noise_levels), frames_per_video, figsize=(1.3 * frames_per_video, 1.4 * len(noise_levels)))
+noisy_std = []
+for row, sigma in enumerate(noise_levels):
+    noisy = latents + sigma * shared_noise
+    noisy_std.append(noisy.std().item())
+    with torch.no_grad():
+        decoded = data.from_model_space(model.autoencoder.decode(noisy))
+    for t in range(frames_per_video):
+        ax = axes[row, t]
+        ax.imshow(decoded[0, t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if t == 0:
+            ax.set_ylabel(f"sigma {sigma:g}", fontsize=9)
+        if row == 0:
+            ax.set_title(f"frame {t}", fontsize=9)
+fig.suptitle("decoded latents z + sigma * n (same noise n in every row)")
+plt.show()
+# %% [markdown]
+# ## 5. Preconditioning
+#
+# A network is not asked to output the clean latent directly. A *denoiser* wraps it with four scalars that depend
+# only on $\sigma$:
+#
+# $$D(x;\sigma) = c_{skip}(\sigma)\,x + c_{out}(\sigma)\,F\big(c_{in}(\sigma)\,x,\ c_{noise}(\sigma)\big)$$
+#
+# $c_{in}$ keeps the network's input at unit variance; at low noise $c_{skip} \to 1$ (the input is almost clean:
+# pass it through), at high noise $c_{skip} \to 0$ and the network's prediction takes over. The mini model uses
+# the EDM choice with the data's spread $\sigma_d = 0.5$; SVD uses *v-scaling* (the same idea with
+# $\sigma_d = 1$ and a sign flip: its network predicts "v", a mix of noise and image).
+#
+# | | $c_{skip}$ | $c_{out}$ | $c_{in}$ | $c_{noise}$ |
+# |---|---|---|---|---|
+# | EDM ($\sigma_d$) | $\sigma_d^2/(\sigma^2+\sigma_d^2)$ | $\sigma\sigma_d/\sqrt{\sigma^2+\sigma_d^2}$ | $1/\sqrt{\sigma^2+\sigma_d^2}$ | $\tfrac14\ln\sigma$ |
+# | SVD v-scaling | $1/(\sigma^2+1)$ | $-\sigma/\sqrt{\sigma^2+1}$ | $1/\sqrt{\sigma^2+1}$ | $\tfrac14\ln\sigma$ |
+# %%
+mini_precondition = edm.edm_preconditioning(SIGMA_DATA)
+svd_precondition = edm.v_scaling_preconditioning
+print(f"{'sigma':>8} | {'EDM(0.5): c_skip  c_out   c_in  c_noise':>38} | {'v-scaling: c_skip  c_out   c_in':>32}")
+for sigma in (0.002, 0.1, 0.5, 1.0, 5.0, 80.0, 700.0):
+    a = [float(v) for v in mini_precondition(sigma)]
+    b = [float(v) for v in svd_precondition(sigma)]
+    print(f"{sigma:>8g} | {a[0]:13.4f} {a[1]:6.3f} {a[2]:6.3f} {a[3]:7.3f} | {b[0]:15.4f} {b[1]:7.3f} {b[2]:6.3f}")
+grid = torch.logspace(-3, 3, 200)
+fig, ax = plt.subplots(figsize=(7, 3.4))
+for name, pre, style in (("EDM sd=0.5", mini_precondition, "-"), ("v-scaling", svd_precondition, "--")):
+    c_skip, c_out, c_in, _ = pre(grid)
+    ax.plot(grid, c_skip, style, color="C0", label=f"c_skip, {name}")
+    ax.plot(grid, c_out.abs(), style, color="C1", label=f"|c_out|, {name}")
+ax.set_xscale("log")
+ax.set_xlabel("noise level sigma (log scale)")
+ax.set_ylabel("coefficient")
+ax.set_title("how much of D(x) comes from x (c_skip) and from the network (c_out)")
+ax.legend(fontsize=8)
+plt.show()
+# %% [markdown]
+# ## 6. Sampling: one Euler step by hand, then a whole run
+#
+# The sampler integrates the probability-flow ODE $\mathrm{d}x/\mathrm{d}\sigma = (x - D(x;\sigma))/\sigma$ from
+# $\sigma_0$ to 0 with Euler steps:
+#
+# $$d_i = \frac{x_i - D(x_i;\sigma_i)}{\sigma_i}, \qquad x_{i+1} = x_i + d_i\,(\sigma_{i+1} - \sigma_i)$$
+#
+# The mini model is conditioned on the latent of the first frame (image-to-video, like SVD) and on a speed bucket
+# (like SVD's motion bucket). Here is the first step written out, checked against the library's sampler:
+# %%
+first_frame = clip.frames[:, :1]                                          # (1, 1, 1, 32, 32): the input image
+bucket = torch.tensor([speed_bucket])
+with torch.no_grad():
+    condition = {"first_frame": model.autoencoder.encode(data.to_model_space(first_frame)), "labels": bucket}
+denoiser = edm.Denoiser(model.network, mini_precondition)
+noise = torch.randn(1, frames_per_video, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
+x0 = noise * mini_precondition.initial_noise_scale(mini_sigmas[0])       # start: pure noise of std sigma_0
+with torch.no_grad():
+    denoised0 = denoiser(x0, mini_sigmas[0], condition)
+    by_hand = x0 + (x0 - denoised0) / mini_sigmas[0] * (mini_sigmas[1] - mini_sigmas[0])
+library = edm.sample(denoiser, noise, mini_sigmas[:2], condition, progress=False)
+step_difference = (by_hand - library).abs().max().item()
+print(f"sigma {mini_sigmas[0]:.1f} -> {mini_sigmas[1]:.2f}: largest difference hand vs library = {step_difference:.2e}")
+# %% [markdown]
+# Now the whole run, keeping every step's state $x_i$ and the model's current guess of the clean video
+# $D(x_i;\sigma_i)$. Early guesses are blurry averages; the ball sharpens as $\sigma$ falls.
+# %%
+steps = []
+video = model.generate(first_frame, bucket, seed=seed, settings=settings, callback=steps.append)   # (1, T, 1, 32, 32)
+shown_steps = sorted(set(torch.linspace(0, num_steps - 1, min(num_steps, 5)).round().long().tolist()))
+fig, axes = plt.subplots(len(shown_steps), frames_per_video,
+                         figsize=(1.3 * frames_per_video, 1.4 * len(shown_steps)))
+for row, i in enumerate(shown_steps):
+    with torch.no_grad():
+        guess = data.from_model_space(model.autoencoder.decode(steps[i].denoised))
+    for t in range(frames_per_video):
+        ax = axes[row, t]
+        ax.imshow(guess[0, t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if t == 0:
+            ax.set_ylabel(f"step {i}\nsigma {steps[i].sigma:.2g}", fontsize=8)
+        if row == 0:
+            ax.set_title(f"frame {t}", fontsize=9)
+fig.suptitle("the model's guess of the clean video D(x_i; sigma_i), step by step")
+plt.show()
+display.show_video(grey_frames(video), "gif", fps=8, caption=f"sampled video ({num_steps} steps, speed bucket {speed_bucket})")
+# %% [markdown]
+# ## 7. Guidance and its per-frame ramp
+#
+# Classifier-free guidance runs the network twice per step, with and without the condition, and extrapolates
+# from the unconditional output $F_u$ towards the conditional one $F_c$:
+#
+# $$F = F_u + s_t\,(F_c - F_u)$$
+#
+# $s = 1$ is the plain conditional model; $s > 1$ follows the condition more strongly. SVD makes the scale rise
+# linearly over the frames (svd: 1.0 → 2.5, svd_xt: 1.5 → 3.0): the first frame is pinned by the input image and
+# needs little guidance, later frames more. The mini model guides its speed condition the same way.
+# %%
+guidance_scales = edm.linear_guidance(frames_per_video, min_guidance, max_guidance)
+svd_ramp = edm.linear_guidance(14, 1.0, 2.5)
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.plot(range(14), svd_ramp, marker="o", label="svd: 14 frames, 1.0 -> 2.5")
+ax.plot(range(frames_per_video), guidance_scales, marker="s",
+        label=f"this notebook: {frames_per_video} frames, {min_guidance:g} -> {max_guidance:g}")
+ax.set_xlabel("frame t")
+ax.set_ylabel("guidance scale s_t")
+ax.set_title("per-frame guidance ramps")
+ax.legend()
+plt.show()
+print("scales per frame:", [round(s, 3) for s in guidance_scales.tolist()])
+# %% [markdown]
+# The same start (same noise, same first frame, same requested speed) sampled without guidance ($s_t = 1$) and with
+# the ramp:
+# %%
+unguided = model.generate(first_frame, bucket, seed=seed,
+                          settings=SamplingSettings(steps=num_steps, guidance_min=1.0, guidance_max=1.0))
+display.compare([grey_frames(unguided), grey_frames(video)],
+                ["no guidance (s = 1)", f"guidance {min_guidance:g} -> {max_guidance:g}"], fps=8,
+                title=f"speed bucket {speed_bucket}: {data.bucket_range(speed_bucket)[0]:.2f}-"
+                      f"{data.bucket_range(speed_bucket)[1]:.2f} px/frame requested")
+# %%
+# Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+record("profile", resolved_profile)
+record("svd_latent_compression", svd_compression)
+record("svd_unet_gmacs_per_step", unet_step.macs / 1e9)
+record("latent_shape", list(latents.shape))
+record("reconstruction_psnr_db", reconstruction_psnr)
+record("latent_std", latents.std().item())
+record("svd_sigmas_25", svd_sigmas, tolerance="exact")
+record("mini_sigmas", mini_sigmas, tolerance="exact")
+record("noisy_latent_std", noisy_std)
+record("edm_preconditioning_at_1", [float(v) for v in mini_precondition(1.0)])
+record("v_scaling_preconditioning_at_1", [float(v) for v in svd_precondition(1.0)])
+record("hand_step_matches_library", step_difference <= 1e-6)
+record("guidance_scales", guidance_scales, tolerance="exact")
+record("video_shape", list(video.shape))
+record("video_frame_means", video.mean(dim=(0, 2, 3, 4)))
+record("unguided_frame_means", unguided.mean(dim=(0, 2, 3, 4)))

@@ -1,0 +1,140 @@
+# %% [markdown]
+# # 04 · From mp4 to GIF, and showing videos in a notebook
+#
+# Stable Video Diffusion's reference script writes an mp4. To share a result in a chat, a README or a slide you
+# usually want a GIF, and in a notebook you want to *see* it, frame by frame. This notebook does all of that and
+# checks the files: how many frames each really holds, how long it plays, how big it is.
+#
+# On a CPU the video comes from the tiny profile (random weights: structured noise, but a real video file with
+# real frames); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
+# example one written by notebook 03.
+# %% [bootstrap]
+# %% [markdown]
+# ## Parameters
+# %% tags=["parameters"]
+profile = "auto"          # "auto", "tiny" or "full": where the video comes from when video_path is None
+version = "svd"
+device = "auto"
+seed = 23
+num_frames = 14           # 14 frames at 7 fps: the case where a popular GIF recipe loses a frame
+num_steps = None          # None: 3 on tiny, the version's default on full
+height = None             # None: 64 on tiny, 576 on full
+width = None              # None: 64 on tiny, 1024 on full
+video_path = None         # an existing mp4 to convert instead of sampling one
+output_dir = None         # None: outputs/notebooks/04_gif_display
+# %%
+from pathlib import Path
+
+from svd_lab import display, paths
+from svd_lab.record import record, reproducible
+from svd_lab.video import Video, count_frames, read_frames, save_numbered
+
+reproducible(seed)
+out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "04_gif_display"
+out_dir.mkdir(parents=True, exist_ok=True)
+if video_path is None:
+    from svd_lab.svd.pipeline import load_pipeline
+
+    pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
+    resolved_profile = choice.profile
+    tiny = resolved_profile == "tiny"
+    video = pipe(str(paths.project_root() / "assets" / "rocket.png"), num_frames=num_frames,
+                 num_steps=num_steps or (3 if tiny else None), height=height or (64 if tiny else None),
+                 width=width or (64 if tiny else None), seed=seed, progress=False)
+    mp4_path = save_numbered(video, out_dir)["mp4"]
+    print(f"sampled with the {resolved_profile} profile ({choice.reason})")
+else:
+    resolved_profile = "file"
+    mp4_path = Path(video_path)
+    video = Video(read_frames(mp4_path), fps=7)
+print(f"{mp4_path}: {video}")
+# %% [markdown]
+# ## 1. mp4 → GIF with moviepy
+#
+# The seed recipe converts with moviepy. moviepy 2 changed its API: `from moviepy.editor import *` is gone, import
+# the classes from `moviepy` directly, and `set_*`/`subclip`/`resize` became `with_*`/`subclipped`/`resized`.
+# %%
+from moviepy import ImageSequenceClip, VideoFileClip
+
+gif_moviepy = out_dir / f"{mp4_path.stem}.moviepy.gif"
+with VideoFileClip(str(mp4_path)) as clip:
+    print(f"moviepy reads: {clip.fps:g} fps, {clip.duration:.3f} s, {clip.n_frames} frames, size {clip.size}")
+    clip.write_gif(str(gif_moviepy), fps=clip.fps, logger=None)
+print(f"{gif_moviepy.name}: {count_frames(gif_moviepy)} frames")
+# %% [markdown]
+# ### A trap: building a clip from frames at 7 fps
+#
+# When the frames are still in memory it is tempting to skip the mp4 and write
+# `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2.2.1 that GIF is **one frame short**: the clip's
+# duration is 14 × (1/7) computed in floating point, 1.9999999999999993 s, and the writer stops before the last
+# frame. Counting the frames of what was written catches it:
+# %%
+gif_sequence = out_dir / f"{mp4_path.stem}.sequence.gif"
+sequence = ImageSequenceClip(list(video.frames), fps=video.fps)
+print(f"ImageSequenceClip duration: {sequence.duration!r} s")
+sequence.write_gif(str(gif_sequence), fps=video.fps, logger=None)
+sequence.close()
+sequence_frames = count_frames(gif_sequence)
+print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_frames}")
+# %% [markdown]
+# The library's writer (`Video.save_gif`, ffmpeg with one palette computed from all frames) writes every frame;
+# that is what `svd-lab sample --gif` uses.
+# %%
+gif_library = out_dir / f"{mp4_path.stem}.gif"
+if gif_library.exists():
+    gif_library.unlink()   # re-running the notebook replaces its own GIF
+video.save_gif(gif_library)
+print(f"{gif_library.name}: {count_frames(gif_library)} frames")
+# %% [markdown]
+# ## 2. Checking the files
+#
+# Frame counts are decoded from the files (not read from their headers); durations follow from the frame count
+# and frame rate; sizes depend on the encoder (an mp4 is much smaller than a GIF of the same frames).
+# %%
+files = {"mp4": mp4_path, "GIF (moviepy, from the mp4)": gif_moviepy,
+         "GIF (moviepy ImageSequenceClip)": gif_sequence, "GIF (Video.save_gif)": gif_library}
+counts = {name: count_frames(path) for name, path in files.items()}
+print(f"{'file':<34}{'frames':>7}{'seconds':>9}{'bytes':>10}")
+for name, path in files.items():
+    print(f"{name:<34}{counts[name]:>7}{counts[name] / video.fps:>9.2f}{path.stat().st_size:>10,}")
+short = {name: n for name, n in counts.items() if n != video.num_frames}
+print(f"files missing frames (of {video.num_frames}):", short or "none")
+# %% [markdown]
+# ## 3. Showing a video inline
+#
+# `display.show_video` embeds the video in the notebook: as an HTML5 `<video>` (an mp4; small files, player
+# controls) or as a GIF (plays everywhere, including GitHub and nbviewer, which strip `<video>` tags). Small videos
+# are scaled up with sharp pixels.
+# %%
+display.show_video(video, "html5", caption="HTML5 video (mp4 inside the notebook)")
+# %%
+display.show_video(gif_library, "gif", caption="the GIF written above, read back from disk")
+# %% [markdown]
+# ## 4. Looking at single frames
+#
+# A grid shows every frame at once, labelled with its time; the scrubber lets you step through them (drag the
+# slider or press play). The scrubber is an interactive widget: it needs a running kernel, so a saved copy of the
+# notebook shows only its first frame.
+# %%
+display.frame_grid(video, columns=7, title=f"{video.num_frames} frames at {video.fps:g} fps")
+# %%
+display.scrubber(video, caption="frame scrubber")
+# %% [markdown]
+# ## 5. Side by side
+#
+# `display.compare` puts videos next to each other, looping in step: here the mp4's frames and the two moviepy
+# GIFs decoded back (the short one restarts a frame early).
+# %%
+display.compare([read_frames(mp4_path), read_frames(gif_moviepy), read_frames(gif_sequence)],
+                ["mp4", f"moviepy from mp4 ({counts['GIF (moviepy, from the mp4)']} frames)",
+                 f"ImageSequenceClip ({sequence_frames} frames)"], fps=video.fps, title="decoded files")
+# %%
+# Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+record("profile", resolved_profile)
+record("video_shape", [video.num_frames, video.height, video.width, 3])
+record("fps", video.fps)
+record("frame_counts", counts)
+record("mp4_bytes", mp4_path.stat().st_size)
+record("gif_moviepy_bytes", gif_moviepy.stat().st_size)
+record("gif_library_bytes", gif_library.stat().st_size)
+record("frame_mean", float(video.frames.mean()))

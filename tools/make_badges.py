@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Print (or write into README.md) the one-click launch badges of the course notebooks.
+
+The repository URL is read from pyproject.toml ([project.urls] Repository), the one place it is written; the
+links are built from it for:
+
+- Google Colab:  https://colab.research.google.com/github/ORG/REPO/blob/BRANCH/notebooks/NB.ipynb
+- Binder:        https://mybinder.org/v2/gh/ORG/REPO/BRANCH?labpath=notebooks/NB.ipynb   (binder/ holds its setup)
+- Huawei ModelArts CodeLab ("Run in ModelArts"):
+                 https://authoring-modelarts-cnnorth4.huaweicloud.com/console/lab?share-url-b64=B64
+  where B64 is the standard base64 of the notebook file's raw URL (raw.githubusercontent.com).
+
+    python tools/make_badges.py                 # print the Markdown table
+    python tools/make_badges.py --write README.md   # replace the text between the badge markers in README.md
+    python tools/make_badges.py --check README.md   # exit 1 when README.md's badges are out of date
+
+Markers in the README: ``<!-- badges:start -->`` and ``<!-- badges:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- badges:start -->", "<!-- badges:end -->"
+MODELARTS_LAB = "https://authoring-modelarts-cnnorth4.huaweicloud.com/console/lab"
+BADGES = {
+    "colab": "https://colab.research.google.com/assets/colab-badge.svg",
+    "binder": "https://mybinder.org/badge_logo.svg",
+    "modelarts": "https://img.shields.io/badge/Run%20in-ModelArts-red",
+}
+
+
+def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    data = tomllib.loads(pyproject.read_text())
+    try:
+        return data["project"]["urls"]["Repository"].rstrip("/")
+    except KeyError:
+        raise SystemExit(f"{pyproject}: add [project.urls] Repository = \"https://github.com/ORG/REPO\"") from None
+
+
+def github_slug(url: str) -> str:
+    """"https://github.com/ORG/REPO(.git)" -> "ORG/REPO"; a clear error for other hosts (Colab/Binder need GitHub)."""
+    parsed = urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    if parsed.netloc.lower() not in ("github.com", "www.github.com") or len(parts) != 2:
+        raise SystemExit(f"Repository URL {url!r}: the launch badges need https://github.com/ORG/REPO")
+    return f"{parts[0]}/{parts[1].removesuffix('.git')}"
+
+
+def colab_url(slug: str, notebook: str, branch: str) -> str:
+    return f"https://colab.research.google.com/github/{slug}/blob/{branch}/notebooks/{notebook}"
+
+
+def binder_url(slug: str, notebook: str, branch: str) -> str:
+    return f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath=notebooks/{notebook}"
+
+
+def notebook_public_url(slug: str, notebook: str, branch: str) -> str:
+    """The notebook file's raw URL: CodeLab downloads the .ipynb behind ``share-url-b64`` and opens it."""
+    return f"https://raw.githubusercontent.com/{slug}/{branch}/notebooks/{notebook}"
+
+
+def modelarts_url(slug: str, notebook: str, branch: str) -> str:
+    """CodeLab's share link: ``share-url-b64`` is the standard base64 of the notebook's public URL."""
+    encoded = base64.b64encode(notebook_public_url(slug, notebook, branch).encode()).decode("ascii")
+    return f"{MODELARTS_LAB}?share-url-b64={encoded}"
+
+
+def notebooks(folder: Path = ROOT / "notebooks") -> list[str]:
+    names = sorted(p.name for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        raise SystemExit(f"no notebooks in {folder}")
+    return names
+
+
+def badge_table(url: str, names: list[str], branch: str = "main") -> str:
+    slug = github_slug(url)
+    lines = ["| notebook | Colab | Binder | ModelArts |", "|---|---|---|---|"]
+    for nb in names:
+        lines.append(
+            f"| `{nb}` "
+            f"| [![Open in Colab]({BADGES['colab']})]({colab_url(slug, nb, branch)}) "
+            f"| [![Launch Binder]({BADGES['binder']})]({binder_url(slug, nb, branch)}) "
+            f"| [![Run in ModelArts]({BADGES['modelarts']})]({modelarts_url(slug, nb, branch)}) |"
+        )
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"the README has no {START} ... {END} markers: add them where the badges belong")
+    return pattern.sub(lambda _: f"{START}\n{table}\n{END}", text, count=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one-click launch badges for the course notebooks")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", metavar="README", help="replace the badge block in this file")
+    group.add_argument("--check", metavar="README", help="exit 1 when this file's badge block is out of date")
+    parser.add_argument("--branch", default="main")
+    args = parser.parse_args(argv)
+    table = badge_table(repository_url(), notebooks(), args.branch)
+    target = args.write or args.check
+    if not target:
+        print(table)
+        return 0
+    path = Path(target)
+    text = path.read_text()
+    updated = replace_between_markers(text, table)
+    if args.check:
+        if updated != text:
+            print(f"{path}: launch badges out of date: python tools/make_badges.py --write {path}", file=sys.stderr)
+            return 1
+        return 0
+    if updated != text:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(updated)
+        tmp.replace(path)
+        print(f"updated the badges in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
