@@ -102,7 +102,7 @@ print(json.dumps({'baseline': baseline, 'peak': s['VmHWM'], 'end': s['VmRSS'], '
 
 def measure(path: Path, dtype: str, how: str = "svd_lab", threads: int = 2) -> dict:
     """Load ``path`` in a fresh process; returns its RSS after imports, peak RSS, seconds, model bytes."""
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(path), dtype, how, str(threads)],
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(path), dtype, how, str(threads)], check=False,
                          capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     if out.returncode:
         raise RuntimeError(f"measurement failed ({how}, {dtype}):\n{out.stderr[-3000:]}")

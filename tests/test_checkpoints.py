@@ -166,6 +166,21 @@ def test_present_checkpoints_finds_every_placement(tmp_path):
     assert present_checkpoints(tmp_path / "nowhere") == []
 
 
+def test_hand_placed_symlink_to_a_file_elsewhere_is_found_and_recorded(tmp_path):
+    """A user who links checkpoints/svd.safetensors to a file on another disk (a common way to avoid copying
+    9.5 GB) gets a usable checkpoint, and verifying it records it under the link's own name."""
+    elsewhere = _safetensors(tmp_path / "big-disk" / "svd.safetensors", {"model.diffusion_model.w": b"x" * 32})
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    (root / "svd.safetensors").symlink_to(elsewhere)
+    (ckpt,) = present_checkpoints(root)
+    assert ckpt.usable and ckpt.version == "svd" and ckpt.path == root / "svd.safetensors"
+    record = VerificationRecord(root)
+    record.add(root / "svd.safetensors", sha256_file(elsewhere), "hand")
+    assert record.key(root / "svd.safetensors") == "svd.safetensors"
+    assert record.status(root / "svd.safetensors") == "verified"
+    assert VerificationRecord(tmp_path / "other").key(elsewhere) == elsewhere.as_posix()  # outside the root
+
 def test_incomplete_and_truncated_checkpoints_are_not_usable(tmp_path):
     root = tmp_path / "checkpoints"
     folder = _diffusers_folder(root / "svd")

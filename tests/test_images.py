@@ -34,7 +34,7 @@ def test_rgba_is_composited_on_white():
     rgba[..., 0] = 200                     # red, ...
     rgba[:, :32, 3] = 255                  # opaque on the left, fully transparent on the right
     rgba[:, 32:48, 3] = 128                # half transparent in between
-    out = np.asarray(load_image(Image.fromarray(rgba, "RGBA"), 64, 64)).astype(int)
+    out = np.asarray(load_image(Image.fromarray(rgba), 64, 64)).astype(int)
     assert (out[:, :32] == [200, 0, 0]).all()
     assert (out[:, 48:] == [255, 255, 255]).all()
     mid = out[0, 40]
@@ -42,7 +42,7 @@ def test_rgba_is_composited_on_white():
 
 
 def test_grey_palette_and_transparent_palette_become_rgb():
-    grey = Image.fromarray(np.full((64, 64), 77, np.uint8), "L")
+    grey = Image.fromarray(np.full((64, 64), 77, np.uint8))
     assert np.asarray(load_image(grey, 64, 64))[0, 0].tolist() == [77, 77, 77]
     pal = Image.fromarray(_rgb(64, 64)).convert("P")
     out = load_image(pal, 64, 64)

@@ -150,6 +150,7 @@ def _checkout_copy(tmp_path: Path) -> Path:
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, copy / name)
     shutil.copytree(REPO / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(NOTEBOOKS, copy / "notebooks")
     return copy
 
 
@@ -164,10 +165,15 @@ def test_bootstrap_installs_svd_lab_in_a_fresh_venv(tmp_path):
            # offline and quick: dependencies are already visible, the build backend is setuptools from them
            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
-    first = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    # the same process (a kernel that just ran the cell) can import svd_lab at once, without a restart
+    same_kernel = _bootstrap_source() + "\nimport svd_lab\nprint('imported', svd_lab.__file__)"
+    first = subprocess.run([python, "-c", same_kernel], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           check=False)
     assert first.returncode == 0, first.stderr
     assert "svd_lab is not installed in this kernel: installing it from" in first.stdout
-    assert "svd_lab installed from" in first.stdout
+    assert f"svd_lab installed from {tmp_path / 'checkout'}; working in {tmp_path / 'checkout' / 'notebooks'}" \
+        in first.stdout
+    assert f"imported {tmp_path / 'checkout' / 'src' / 'svd_lab' / '__init__.py'}" in first.stdout
     show = "import svd_lab, svd_lab.kernel; print(svd_lab.__file__); print(svd_lab.kernel.kernel_spec()['display_name'])"
     where = subprocess.run([python, "-c", show],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=False)

@@ -81,6 +81,24 @@ def test_record_without_a_file_keeps_values_in_memory(monkeypatch):
     rec.clear()
 
 
+def test_reproducible_seeds_everything_and_restores_nothing_else(monkeypatch):
+    import random
+
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    monkeypatch.setenv("SVD_LAB_NUM_THREADS", "1")
+    try:
+        rec.reproducible(7)
+        first = (random.random(), float(np.random.rand()), float(torch.rand(())))
+        assert torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == 1
+        rec.reproducible(7)
+        assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.set_num_threads(before[1])
+
+
 # --------------------------------------------------------------------------------------------------------------
 # compare
 

@@ -214,3 +214,46 @@ def test_cli_convert_version_contradicting_the_keys(tmp_path, tiny_file, capsys)
                      "--no-progress"]) == 2
     assert "temporal decoder" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- image-decoder files
+def test_image_decoder_file_loads_as_autoencoder_kl(tmp_path, tiny_tensors):
+    """An image-decoder layout (svd_image_decoder.safetensors: plain 2D first-stage decoder + quant convs), made
+    from the tiny file. Its decoder must compute what the verified temporal decoder computes with the temporal
+    paths switched off (mix_factor -> alpha ~ 0, identity time_mix_conv, identity post_quant_conv): this checks
+    the AutoencoderKL mapping (level order, attention, post_quant_conv) against a path proven equal to sgm."""
+    decoder = "first_stage_model.decoder."
+
+    def temporal_part(key):
+        return key.startswith(decoder) and (".time_stack." in key or key.endswith(".mix_factor")
+                                            or ".time_mix_conv." in key)
+
+    image = {k: v for k, v in tiny_tensors.items() if not temporal_part(k)}
+    image["first_stage_model.quant_conv.weight"] = torch.randn(8, 8, 1, 1)  # ignored (first-stage encoder path)
+    image["first_stage_model.quant_conv.bias"] = torch.zeros(8)
+    image["first_stage_model.post_quant_conv.weight"] = torch.eye(4).view(4, 4, 1, 1)
+    image["first_stage_model.post_quant_conv.bias"] = torch.zeros(4)
+    loaded = sgm.load_sgm_modules(write(tmp_path / "svd.safetensors", image), progress=False)
+    assert (loaded.decoder_kind, loaded.version, type(loaded.vae).__name__) == (
+        "image", "svd_image_decoder", "AutoencoderKL")
+    assert "decoder from the keys" in loaded.version_source
+    assert "first_stage_model.quant_conv.weight" in loaded.plan.ignored
+
+    switched_off = dict(tiny_tensors)
+    for key in switched_off:
+        if key.startswith(decoder) and key.endswith(".mix_factor"):
+            switched_off[key] = torch.full((1,), -40.0)  # sigmoid(-40) ~ 4e-18: spatial branch only
+    identity = torch.zeros(3, 3, 3, 1, 1)
+    identity[:, :, 1, 0, 0] = torch.eye(3)  # centre tap of the (3,1,1) kernel
+    switched_off[decoder + "conv_out.time_mix_conv.weight"] = identity
+    switched_off[decoder + "conv_out.time_mix_conv.bias"] = torch.zeros(3)
+    temporal = sgm.load_sgm_modules(write(tmp_path / "t.safetensors", switched_off), progress=False)
+
+    z = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        per_frame = loaded.vae.decode(z).sample
+        reference = temporal.vae.decode(z, num_frames=3).sample
+    assert (per_frame - reference).abs().max().item() <= 1e-5
+    with torch.no_grad():  # and the encoder is the same conditioning encoder in both
+        x = torch.rand(1, 3, 64, 64) * 2 - 1
+        assert torch.equal(loaded.vae.encode(x).latent_dist.mode(), temporal.vae.encode(x).latent_dist.mode())

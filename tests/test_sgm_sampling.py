@@ -24,6 +24,8 @@ which is what diffusers' UNet hard-codes), so ``unet_out_ioi_mixed`` is not repr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -133,10 +135,10 @@ def test_pipeline_run_reproduces_sgm(components, ref, one_thread):
 def test_pipeline_loader_picks_up_sgm_files_and_their_version(tmp_path, tiny_dir, file_name, version, frames):
     """`svd-lab sample IMAGE --checkpoint checkpoints/svd.safetensors` goes through load_pipeline: the sgm loader
     is used, and the version (frames, steps, guidance defaults) follows the release the file is."""
+    import shutil
+
     from svd_lab.svd.pipeline import load_pipeline
     from svd_lab.svd.versions import get_version
-
-    import shutil
 
     placed = tmp_path / file_name  # as a user places the seed's file (a temporary copy, outside the repository)
     shutil.copyfile(tiny_dir / "svd_tiny.safetensors", placed)
@@ -148,3 +150,25 @@ def test_pipeline_loader_picks_up_sgm_files_and_their_version(tmp_path, tiny_dir
     assert "sgm" in comps.source
     params = pipe.resolve_params()
     assert (params["num_frames"], params["num_steps"]) == (frames, get_version(version).num_steps)
+
+
+def test_cli_sample_runs_an_sgm_checkpoint(tmp_path, tiny_dir, ref, capsys):
+    """End to end: `svd-lab sample IMAGE --checkpoint .../svd.safetensors` converts the sgm file in memory."""
+    import shutil
+
+    from PIL import Image
+
+    from svd_lab.cli import main
+
+    placed = tmp_path / "svd.safetensors"
+    shutil.copyfile(tiny_dir / "svd_tiny.safetensors", placed)
+    image = tmp_path / "input.png"
+    Image.fromarray(ref["sample_in_image_uint8"].numpy()).save(image)
+    out = tmp_path / "out"
+    rc = main(["sample", str(image), "--checkpoint", str(placed), "--yes", "--frames", "3", "--steps", "2",
+               "--width", "64", "--height", "64", "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    records = list(out.glob("*.json"))
+    assert len(records) == 1 and list(out.glob("*.mp4"))
+    params = json.loads(records[0].read_text())
+    assert params["version"] == "svd" and "sgm" in params["weights"] and params["num_frames"] == 3

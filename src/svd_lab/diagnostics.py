@@ -230,7 +230,8 @@ def advise(facts: dict, checkpoints: list) -> dict[str, str]:
     from svd_lab.memory import plan_for_free_vram
 
     advice = {}
-    has_ckpt = bool(checkpoints)
+    # Only a usable SVD checkpoint makes the full profile possible (the mini world model's weights do not count).
+    has_ckpt = any(getattr(c, "usable", True) and getattr(c, "format", "") != "mini" for c in checkpoints)
     if facts["cuda"]:
         gpu = facts["gpus"][0]
         advice["device"] = f"cuda ({gpu['name']})"

@@ -6,6 +6,7 @@ with the reason, where chromium cannot be installed (no apt-get, not root, no ne
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +21,10 @@ REPO = labdriver.REPO
 def chromium_ready() -> None:
     reason = labdriver.chromium_problem()
     if reason:
-        pytest.skip(f"browser tests need Debian's chromium and Playwright: {reason}")
+        message = f"browser tests need Debian's chromium and Playwright: {reason}"
+        if os.environ.get("SVD_LAB_REQUIRE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail(message + " (SVD_LAB_REQUIRE_BROWSER is set: not skipping)", pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -42,20 +46,36 @@ def browser_workdir():
 
 
 @pytest.fixture(scope="session")
-def browser_context(chromium_ready, browser_workdir):
-    """One headless chromium (fresh profile) for the session; closed, and checked gone, at the end."""
+def playwright_driver(chromium_ready):
+    """The one Playwright driver of the session (the sync API allows one per thread); stopped, and checked
+    gone, at the end."""
+    import psutil
     from playwright.sync_api import sync_playwright
 
-    profile = browser_workdir / "chromium-profile"
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
     playwright = sync_playwright().start()
-    context = None
     try:
-        context = labdriver.launch_browser(playwright, profile)
+        yield playwright
+    finally:
+        playwright.stop()
+        left = [c for c in psutil.Process().children(recursive=True)
+                if c.pid not in before and "run-driver" in " ".join(c.cmdline())]
+        psutil.wait_procs(left, timeout=10)
+        left = [c for c in left if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        for proc in left:
+            proc.kill()
+        assert not left, f"Playwright driver left behind: {[p.pid for p in left]}"
+
+
+@pytest.fixture(scope="session")
+def browser_context(playwright_driver, browser_workdir):
+    """One headless chromium (fresh profile) for the session; closed, and checked gone, at the end."""
+    profile = browser_workdir / "chromium-profile"
+    context = labdriver.launch_browser(playwright_driver, profile)
+    try:
         yield context
     finally:
-        if context is not None:
-            context.close()
-        playwright.stop()
+        context.close()
         left = labdriver.browser_processes(profile)
         for proc in left:
             proc.kill()

@@ -91,16 +91,26 @@ def chromium_problem() -> str | None:
         return f"{CHROMIUM} is missing and {ENSURE_CHROMIUM} is not there to install it"
     result = subprocess.run(["sh", str(ENSURE_CHROMIUM)], check=False, capture_output=True, text=True)
     if result.returncode == 3:
-        return " ".join(result.stderr.split())
+        return " ".join(line for line in result.stderr.splitlines() if line.startswith("ensure_chromium:"))
     if result.returncode != 0:
         raise HarnessError(f"{ENSURE_CHROMIUM} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    if not CHROMIUM.is_file():
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         raise HarnessError(f"{ENSURE_CHROMIUM} succeeded but {CHROMIUM} is still missing")
     return None
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The server
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the test process dies, even by SIGKILL, so a killed pytest
+    does not leave a server behind (JupyterLab shuts its kernels down on SIGTERM)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -191,7 +201,7 @@ class LabServer:
         # Its own process group: stop() can end the server and anything it started, and nothing else.
         self.process = subprocess.Popen(
             self.command(), cwd=self.root_dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_terminate_with_parent,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -215,6 +225,10 @@ class LabServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no log)"
+
+    def saved_files(self) -> list[str]:
+        """Paths (relative to root_dir) that JupyterLab saved through this server, from its log."""
+        return re.findall(r"Saving file at /?(\S+)", self.log_tail(chars=10**8))
 
     def url(self, path: str, **query: str) -> str:
         params = "&".join([f"token={self.token}"] + [f"{k}={v}" if v != "" else k for k, v in query.items()])

@@ -87,23 +87,45 @@ def test_expectations_read_from_the_source():
     assert labdriver.expectations("# display.scrubber(video) is commented out\nx = 1") == set()
 
 
-def test_harness_runs_a_notebook_and_leaves_nothing_behind(chromium_ready, tmp_path, screenshots_dir):
-    from playwright.sync_api import sync_playwright
+def fake_installer(tmp_path: Path, status: int, message: str) -> Path:
+    script = tmp_path / "ensure_chromium.sh"
+    script.write_text(f"#!/bin/sh\necho 'apt noise' >&2\necho 'ensure_chromium: {message}' >&2\nexit {status}\n")
+    return script
 
+
+def test_missing_chromium_that_cannot_be_installed_gives_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(labdriver, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setattr(labdriver, "ENSURE_CHROMIUM", fake_installer(tmp_path, 3, "not root and no sudo."))
+    assert labdriver.chromium_problem() == "ensure_chromium: not root and no sudo."
+
+
+def test_a_broken_installer_is_an_error_not_a_skip(tmp_path, monkeypatch):
+    monkeypatch.setattr(labdriver, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setattr(labdriver, "ENSURE_CHROMIUM", fake_installer(tmp_path, 0, "installed (not really)"))
+    with pytest.raises(labdriver.HarnessError, match="still missing"):
+        labdriver.chromium_problem()
+    monkeypatch.setattr(labdriver, "ENSURE_CHROMIUM", fake_installer(tmp_path, 1, "crashed"))
+    with pytest.raises(labdriver.HarnessError, match="exit 1"):
+        labdriver.chromium_problem()
+
+
+def test_harness_runs_a_notebook_and_leaves_nothing_behind(playwright_driver, tmp_path, screenshots_dir):
+    import psutil
+
+    children_before = {c.pid for c in psutil.Process().children(recursive=True)}
     root = tmp_path / "notebooks"
     root.mkdir()
     notebook = write_notebook(root, "demo.ipynb", DEMO_CELLS)
     digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
     server = labdriver.LabServer(root_dir=root, workdir=tmp_path / "lab")
     profile = tmp_path / "chromium-profile"
-    playwright = sync_playwright().start()
     context = None
     try:
         server.start()
         assert port_open(server.port)
         # the server's command line carries the token and port the leftover check looks for
         assert server.token in " ".join(server.command()) and server.processes()
-        context = labdriver.launch_browser(playwright, profile)
+        context = labdriver.launch_browser(playwright_driver, profile)
         assert labdriver.browser_processes(profile), "chromium not found by its profile folder"
         session = labdriver.NotebookSession(context, server, notebook.name)
         session.open()
@@ -130,15 +152,21 @@ def test_harness_runs_a_notebook_and_leaves_nothing_behind(chromium_ready, tmp_p
     finally:
         if context is not None:
             context.close()
-        playwright.stop()
         server.stop()
     # No autosave, no checkpoint beside the notebook: the file is exactly as written.
     assert hashlib.sha256(notebook.read_bytes()).hexdigest() == digest
+    assert server.saved_files() == []
     assert not (root / ".ipynb_checkpoints").exists()
     # Nothing left: no server, kernel or chromium process, and the port is free again.
     assert server.processes() == []
     assert labdriver.browser_processes(profile) == []
     assert not port_open(server.port)
+    # (chromium helpers, "--type=...", may come and go under the session's own browser: ours are gone with
+    # our browser's main process, checked above by its profile folder)
+    new_children = [c for c in psutil.Process().children(recursive=True)
+                    if c.pid not in children_before and c.status() != psutil.STATUS_ZOMBIE
+                    and "--type=" not in " ".join(c.cmdline())]
+    assert new_children == [], f"processes left behind: {[(c.pid, c.cmdline()) for c in new_children]}"
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +174,7 @@ def scratch_lab(chromium_ready, tmp_path_factory):
     root = tmp_path_factory.mktemp("scratch-notebooks")
     write_notebook(root, "broken.ipynb", BROKEN_CELLS)
     write_notebook(root, "silent_plot.ipynb", SILENT_PLOT_CELLS)
+    write_notebook(root, "saved.ipynb", [new_code_cell("1 + 1")])
     server = labdriver.LabServer(root_dir=root, workdir=tmp_path_factory.mktemp("scratch-lab"))
     server.start()
     try:
@@ -179,3 +208,17 @@ def test_harness_reports_an_error_and_the_cells_it_stopped(scratch_lab, browser_
 def test_harness_reports_a_promised_figure_that_did_not_show(scratch_lab, browser_context):
     _, problems = run_and_report(browser_context, scratch_lab, "silent_plot.ipynb")
     assert problems == ["cell 0: the source draws a figure but no PNG image rendered"]
+
+
+def test_harness_notices_a_notebook_saved_by_the_browser(scratch_lab, browser_context):
+    """The course test asserts JupyterLab never saved a course notebook; that check must be able to fail."""
+    assert scratch_lab.saved_files() == []
+    session = labdriver.NotebookSession(browser_context, scratch_lab, "saved.ipynb")
+    try:
+        session.open()
+        session.page.keyboard.press("Control+s")
+        session.page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    finally:
+        session.close()
+        scratch_lab.shutdown_kernels()
+    assert scratch_lab.saved_files() == ["saved.ipynb"]

@@ -77,7 +77,7 @@ display.frame_grid(clip.frames[0, :, 0], title="a training video (8 frames)", fp
 # Drawn on the pixels, one token covers 2 frames x 8 x 8 pixels:
 # %%
 pixel_patch = config.patch * model.autoencoder.downsample        # 2 latent px = 8 image px
-fig, axes = plt.subplots(1, config.frames, figsize=(1.6 * config.frames, 2.0))
+fig, axes = plt.subplots(1, config.frames, figsize=(1.6 * config.frames, 2.5))
 for t, ax in enumerate(axes):
     ax.imshow(clip.frames[0, t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     for k in range(0, data.SIZE + 1, pixel_patch):
@@ -86,6 +86,7 @@ for t, ax in enumerate(axes):
     ax.set_title(f"frame {t}\ntoken slab {t // config.patch_t}", fontsize=8)
     ax.axis("off")
 fig.suptitle(f"spacetime patches: {config.patch_t} frames x {pixel_patch}x{pixel_patch} pixels per token")
+fig.tight_layout(rect=(0, 0, 1, 0.9))
 plt.show()
 # %%
 with torch.no_grad():
@@ -139,6 +140,8 @@ for size, colour in zip(("S", "B", "L", "XL"), ("C0", "C1", "C2", "C3")):
                     xytext=(3, 3), textcoords="offset points")
 ax.set_xscale("log")
 ax.set_yscale("log")
+ax.set_xticks([30, 100, 300, 700], labels=["30", "100", "300", "700"])
+ax.minorticks_off()
 ax.set_xlabel("parameters (millions, log)")
 ax.set_ylabel("forward G multiply-adds at 256x256 (log)")
 ax.set_title("DiT: patch size (labels 8/4/2) multiplies compute, not parameters")
@@ -195,7 +198,7 @@ print(f"\n(on {num_videos} videos; the shipped model's full evaluation uses {met
 import math
 
 record("profile", resolved_profile)
-record("dit_config", config.to_dict())
+record("dit_config", config.to_dict(), tolerance="exact")
 record("token_count", tokens.shape[1])
 record("token_values", tokens.shape[2])
 record("patchify_round_trip", torch.equal(round_trip, latents))

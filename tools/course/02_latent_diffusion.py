@@ -108,9 +108,10 @@ display.frame_grid(grey_frames(clip.frames), title="a generated clip (input)", f
 # %%
 display.frame_grid(grey_frames(reconstruction), title="decoded from its latents", fps=8)
 # %%
+limit = latents[0, 0].abs().max().item()           # one symmetric colour scale for all channels
 fig, axes = plt.subplots(1, latents.shape[2], figsize=(2.2 * latents.shape[2], 2.4))
 for channel, ax in enumerate(axes):
-    im = ax.imshow(latents[0, 0, channel], cmap="coolwarm", vmin=-2, vmax=2, interpolation="nearest")
+    im = ax.imshow(latents[0, 0, channel], cmap="coolwarm", vmin=-limit, vmax=limit, interpolation="nearest")
     ax.set_title(f"channel {channel}", fontsize=9)
     ax.axis("off")
 fig.colorbar(im, ax=axes, shrink=0.8, label="latent value")
@@ -147,9 +148,9 @@ print("SVD, 25 steps:", [round(v, 4) for v in svd_sigmas.tolist()[:4]], "...",
 # ## 4. Forward noising
 #
 # Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
-# $n \sim \mathcal N(0, I)$. Decoding noisy latents shows how fast the ball disappears: by $\sigma \approx 1$
-# (about twice the latents' own spread) it is hard to see, and at SVD's $\sigma_{max} = 700$ nothing of the
-# signal is left. Sampling runs this film backwards.
+# $n \sim \mathcal N(0, I)$. Decoding noisy latents shows how fast the ball disappears: once $\sigma$ is well
+# above the latents' own spread (their standard deviation, printed in section 2) it is hard to see, and at SVD's
+# $\sigma_{max} = 700$ nothing of the signal is left. Sampling runs this film backwards.
 # %%
 noise_levels = [0.0, 0.1, 0.3, 0.6, 1.0, 2.0]
 generator = torch.Generator().manual_seed(seed)

@@ -174,7 +174,8 @@ frames_float = generation.frames
 record("profile", resolved_profile)
 record("version", version)
 record("run_parameters", {k: generation.params[k] for k in ("num_frames", "num_steps", "height", "width", "fps_id",
-                                                            "motion_bucket_id", "cond_aug", "decoding_t", "seed")})
+                                                            "motion_bucket_id", "cond_aug", "decoding_t", "seed")},
+       tolerance="exact")
 record("guidance_scales", guidance_scales, tolerance="exact")
 record("sigmas", edm.karras_sigmas(num_steps, spec.sigma_min, spec.sigma_max, spec.rho), tolerance="exact")
 record("latent_shape", list(generation.latents.shape))

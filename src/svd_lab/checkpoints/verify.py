@@ -121,7 +121,13 @@ class VerificationRecord:
                 self.files, self.meta = {}, {}  # an unreadable record only costs a re-hash
 
     def key(self, path: Path | str) -> str:
-        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        """The path as the user placed it, relative to ``root``. Symbolic links are not followed: a
+        ``checkpoints/svd.safetensors`` that links to a file elsewhere is recorded under its own name."""
+        path, root = Path(os.path.abspath(path)), Path(os.path.abspath(self.root))
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:  # a file outside root (an explicit --checkpoint path): key it by absolute path
+            return path.as_posix()
 
     def get(self, path: Path | str) -> FileRecord | None:
         return self.files.get(self.key(path))

@@ -409,7 +409,8 @@ def _infer_unet_config(shapes: Mapping[str, tuple[int, ...]], num_frames: int) -
     layers = down_ops[0] - 1
     num_levels = len(down_ops) + 1
     if layers < 1 or down_ops != [(layers + 1) * (i + 1) for i in range(num_levels - 1)]:
-        raise SgmCheckpointError(f"UNet downsamplers at input_blocks {down_ops}: not the regular layout of an SVD UNet")
+        raise SgmCheckpointError(
+            f"UNet downsamplers at input_blocks {down_ops}: not the regular layout of an SVD UNet")
     first = [1 + i * (layers + 1) for i in range(num_levels)]  # first input block of each level
     channels = [_need(unet, f"input_blocks.{k}.0.out_layers.3.weight")[0] for k in first]
     down_attn = [f"input_blocks.{k}.1.proj_in.weight" in unet for k in first]
@@ -420,14 +421,17 @@ def _infer_unet_config(shapes: Mapping[str, tuple[int, ...]], num_frames: int) -
     depths = {b: len(_indices([r[len(b) + 1:] for r in unet if r.startswith(b + ".")],
                                r"transformer_blocks\.(\d+)\.")) for b in attn_blocks}
     if len(set(depths.values())) != 1:
-        raise SgmCheckpointError(f"UNet with different transformer depths per block {sorted(set(depths.values()))}: "
-                          "not supported by diffusers' UNetSpatioTemporalConditionModel")
+        raise SgmCheckpointError(
+            f"UNet with different transformer depths per block {sorted(set(depths.values()))}: "
+            "not supported by diffusers' UNetSpatioTemporalConditionModel")
     context_dim = _need(unet, f"{attn_blocks[0]}.transformer_blocks.0.attn2.to_k.weight")[1]
     adm = _need(unet, "label_emb.0.0.weight")[1]
     if adm % 3:
-        raise SgmCheckpointError(f"UNet label embedding input {adm} is not 3 x a sinusoidal size (fps, motion, cond_aug)")
+        raise SgmCheckpointError(
+            f"UNet label embedding input {adm} is not 3 x a sinusoidal size (fps_id, motion_bucket_id, cond_aug)")
     return {
-        "sample_size": 96 if channels[0] == 320 else 8,  # diffusers' SVD config (576/8 rounded); unused by forward
+        # Config only (diffusers' default image size reads it): the hub's 96 for SVD sizes, 8 (64 px) otherwise.
+        "sample_size": 96 if channels[0] == 320 else 8,
         "in_channels": _need(unet, "input_blocks.0.0.weight")[1],
         "out_channels": _need(unet, "out.2.weight")[0],
         "down_block_types": ["CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in down_attn],
@@ -446,13 +450,15 @@ def _infer_vae_config(shapes: Mapping[str, tuple[int, ...]], decoder_kind: str) 
     enc = {r: shapes[k] for r, k in _sub(shapes, COND_VAE_PREFIX + "encoder.").items()}
     levels = _indices(enc, r"down\.(\d+)\.")
     if not levels:
-        raise SgmCheckpointError(f"no conditioning-frame encoder ({COND_VAE_PREFIX}encoder.down.*): not an SVD checkpoint")
+        raise SgmCheckpointError(
+            f"no conditioning-frame encoder ({COND_VAE_PREFIX}encoder.down.*): not an SVD checkpoint")
     layers = len(_indices([r for r in enc if r.startswith("down.0.")], r"down\.0\.block\.(\d+)\."))
     channels = [_need(enc, f"down.{i}.block.0.conv1.weight")[0] for i in levels]
     latent = _need(shapes, FIRST_STAGE_PREFIX + "decoder.conv_in.weight")[1]
     if decoder_kind == TEMPORAL and layers != 2:
-        raise SgmCheckpointError(f"temporal VAE with {layers} resnets per level: diffusers' TemporalDecoder represents only "
-                          "2 (its mid block is built from layers_per_block)")
+        raise SgmCheckpointError(
+            f"temporal VAE with {layers} resnets per level: diffusers' TemporalDecoder represents only 2 "
+            "(its mid block is built from layers_per_block)")
     config = {
         "in_channels": _need(enc, "conv_in.weight")[1],
         "out_channels": _need(shapes, FIRST_STAGE_PREFIX + "decoder.conv_out.weight")[0],
@@ -460,7 +466,7 @@ def _infer_vae_config(shapes: Mapping[str, tuple[int, ...]], decoder_kind: str) 
         "block_out_channels": list(channels),
         "layers_per_block": layers,
         "latent_channels": latent,
-        "sample_size": 768 if channels[0] == 128 else 64,  # diffusers' SVD VAE config; unused by forward
+        "sample_size": 768 if channels[0] == 128 else 64,  # config only: the hub's 768 for SVD sizes
         "scaling_factor": SGM_VAE_SCALING_FACTOR,
         "force_upcast": True,
     }
@@ -967,8 +973,11 @@ def apply_conversion_record(folder: str | os.PathLike, unet: nn.Module) -> bool:
     record_path = Path(folder) / CONVERSION_RECORD
     if not record_path.is_file():
         return False
-    record = json.loads(record_path.read_text())
-    eps = record.get("unet_resnet_groupnorm_eps")
+    try:
+        record = json.loads(record_path.read_text())
+        eps = record.get("unet_resnet_groupnorm_eps")
+    except (ValueError, AttributeError) as exc:
+        raise SgmCheckpointError(f"{record_path} is damaged ({exc}); convert the sgm file again") from None
     if eps is not None:
         match_sgm_groupnorm_eps(unet, float(eps))
     return True

@@ -335,7 +335,7 @@ def sample(
 
     from tqdm.auto import tqdm
 
-    with torch.inference_mode(), tqdm(total=num_steps, disable=_progress_disabled(progress), desc="sampling") as bar:
+    with torch.no_grad(), tqdm(total=num_steps, disable=_progress_disabled(progress), desc="sampling") as bar:
         for i in range(num_steps):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             if guided:

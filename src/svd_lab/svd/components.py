@@ -25,8 +25,15 @@ def image_processor_backend() -> str:
     transformers 5 prefers a torchvision-backed processor; without torchvision (this project avoids it: PyPI's
     torchvision breaks beside the CPU torch) it falls back to ``CLIPImageProcessorPil``. Colab has torchvision.
     Our own preprocessing (:class:`ClipImagePreprocessing`) does not depend on either.
+
+    Decided the way transformers decides (torchvision's package metadata present, not "importable"): a broken
+    torchvision install still selects the torchvision backend, which then fails -- this function says so.
     """
-    return "torchvision" if importlib.util.find_spec("torchvision") is not None else "pil"
+    try:
+        from transformers.utils import is_torchvision_available
+    except ImportError:  # older transformers: the same test by hand
+        return "torchvision" if importlib.util.find_spec("torchvision") is not None else "pil"
+    return "torchvision" if is_torchvision_available() else "pil"
 
 
 def clip_image_processor(config: dict | None = None):

@@ -32,7 +32,7 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
     return torch.randn(shape, generator=generator, device=draw_device, dtype=dtype).to(device)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def clip_embedding(components: SVDComponents, image: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Image (1, 3, H, W) in [0, 1] -> CLIP image embedding (1, 1, D) in the encoder's dtype."""
     encoder = components.image_encoder
@@ -41,7 +41,7 @@ def clip_embedding(components: SVDComponents, image: torch.Tensor, device: torch
     return encoder(pixels.to(device=device, dtype=dtype)).image_embeds.unsqueeze(1)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def image_latent(components: SVDComponents, image: torch.Tensor, cond_aug: float, generator: torch.Generator | None,
                  device: torch.device) -> torch.Tensor:
     """Image (1, 3, H, W) in [0, 1] -> latent of the noise-augmented image (1, 4, H/8, W/8), not scaled.

@@ -40,7 +40,7 @@ def check_size(width: int, height: int) -> None:
            if int(value) != value or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE]
     if bad:
         def nearest(v):
-            return max(SIZE_MULTIPLE, int(round(v / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+            return max(SIZE_MULTIPLE, round(v / SIZE_MULTIPLE) * SIZE_MULTIPLE)
 
         raise ImageInputError(
             f"{' and '.join(bad)} not a multiple of {SIZE_MULTIPLE} (at least {SIZE_MULTIPLE}): SVD needs sizes "
@@ -95,8 +95,9 @@ def _from_array(array: np.ndarray, what: str) -> Image.Image:
         data = np.round(data * 255).astype(np.uint8)
     else:
         raise ImageInputError(f"{what} has dtype {array.dtype}; expected uint8 (0..255) or float (0..1)")
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[data.ndim if data.ndim == 2 else data.shape[-1]]
-    return Image.fromarray(np.ascontiguousarray(data), mode=mode)
+    # uint8 H x W -> "L", H x W x 3 -> "RGB", H x W x 4 -> "RGBA": Pillow infers the mode from the shape
+    # (passing mode= is deprecated since Pillow 11.3).
+    return Image.fromarray(np.ascontiguousarray(data))
 
 
 def _from_tensor(tensor: torch.Tensor, what: str) -> Image.Image:
@@ -125,7 +126,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
         arr = np.clip(arr / top * 255.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(arr, mode="L").convert("RGB")
+        return Image.fromarray(arr).convert("RGB")
     return img.convert("RGB") if img.mode != "RGB" else img
 
 

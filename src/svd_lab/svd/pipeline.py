@@ -224,7 +224,7 @@ class SVDPipeline:
             return edm.sample(denoiser, noise, sigmas, cond, uncond_builder=conditioning.unconditional,
                               guidance=guidance, callback=callback, progress=progress)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, decoding_t: int) -> torch.Tensor:
         """Latents (1, T, 4, h, w) -> frames (T, 3, H, W) float32 in [0, 1], ``decoding_t`` frames at a time.
 
@@ -288,7 +288,8 @@ class SVDPipeline:
             generator = torch.Generator("cpu").manual_seed(params["seed"])
             params["generator"] = f"torch.Generator('cpu').manual_seed({params['seed']})"
         else:
-            params["generator"] = "given by the caller (seed not used)"
+            params["generator"] = "given by the caller"
+            params["seed"] = None  # the caller's generator decides the noise, not a seed
         start_state = generator.get_state()
         oom_fallback = None
         timings = {}

@@ -1,0 +1,133 @@
+"""`svd-lab sample`: the tiny profile end to end, outputs beside each other, and the errors users hit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from svd_lab.cli import main
+from svd_lab.video import count_frames
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """The command sets one thread for the tiny profile; keep the rest of the session unaffected."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def png(tmp_path):
+    y, x = np.mgrid[0:90, 0:120]
+    path = tmp_path / "input.png"
+    Image.fromarray(np.stack([x * 2, y * 2, x + y], -1).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture()
+def no_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+
+
+@pytest.mark.slow
+def test_done_when_command_writes_a_playable_four_frame_mp4(png, tmp_path):
+    """The issue's acceptance command, run as a user would (a separate process, the installed entry point)."""
+    entry = Path(sys.executable).parent / "svd-lab"
+    exe = [str(entry)] if entry.is_file() else [sys.executable, "-m", "svd_lab"]
+    out = tmp_path / "outputs"
+    proc = subprocess.run([*exe, "sample", str(png), "--profile", "tiny", "--frames", "4", "--steps", "3",
+                           "--out", str(out)], capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    mp4 = out / "000000.mp4"
+    assert f"wrote {mp4}" in proc.stdout
+    assert count_frames(mp4) == 4
+    probe = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(mp4)], capture_output=True, text=True, check=False).stderr
+    assert "h264" in probe and "yuv420p" in probe
+    params = json.loads((out / "000000.json").read_text())
+    assert (params["num_frames"], params["num_steps"], params["profile"]) == (4, 3, "tiny")
+    assert (out / "000000.png").is_file()
+
+
+def _ffmpeg():
+    from svd_lab.video import ffmpeg_executable
+
+    return ffmpeg_executable()
+
+
+def test_cpu_without_checkpoint_runs_tiny_and_says_so(png, tmp_path, no_checkpoints, capsys):
+    out = tmp_path / "o"
+    assert main(["sample", str(png), "--frames", "2", "--steps", "1", "--out", str(out), "--gif",
+                 "--no-progress", "--seed", "7", "--motion-bucket-id", "40"]) == 0
+    captured = capsys.readouterr()
+    assert "no local svd checkpoint: running the tiny profile" in captured.err
+    assert "2 frames, 64x64, 7 fps" in captured.out
+    assert count_frames(out / "000000.mp4") == 2 and count_frames(out / "000000.gif") == 2
+    params = json.loads((out / "000000.json").read_text())
+    assert params["seed"] == 7 and params["motion_bucket_id"] == 40 and params["input_image"] == str(png)
+    # a second run is numbered after the first, which stays untouched
+    first = (out / "000000.mp4").read_bytes()
+    assert main(["sample", str(png), "--frames", "2", "--steps", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "000001.mp4").is_file() and (out / "000000.mp4").read_bytes() == first
+
+
+def test_default_output_folder_is_outputs_version(png, tmp_path, no_checkpoints, monkeypatch, capsys):
+    monkeypatch.setenv("SVD_LAB_OUTPUTS", str(tmp_path / "outs"))
+    assert main(["sample", str(png), "--profile", "tiny", "--version", "svd_xt", "--frames", "2", "--steps", "1",
+                 "--no-progress"]) == 0
+    assert count_frames(tmp_path / "outs" / "svd_xt" / "000000.mp4") == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{missing}"], "does not exist"),
+        (["{png}", "--width", "100"], "width 100 not a multiple of 64"),
+        (["{png}", "--device", "cuda"], "no CUDA GPU"),
+        (["{png}", "--dtype", "float16"], "float16 on the CPU"),
+        (["{png}", "--profile", "full"], "no usable svd checkpoint"),
+        (["{png}", "--profile", "full", "--version", "svd_xt_image_decoder"],
+         r"--checkpoint svd_xt_image_decoder.safetensors"),
+        (["{png}", "--profile", "tiny", "--checkpoint", "{png}"], "drop --checkpoint"),
+        (["{png}", "--frames", "0"], "num_frames and num_steps must be >= 1"),
+        (["{text}"], "not an image"),
+    ],
+)
+def test_errors_are_one_clear_line(args, message, png, tmp_path, no_checkpoints, capsys):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has CUDA")
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    values = {"png": png, "missing": tmp_path / "missing.png", "text": text}
+    argv = ["sample", *[a.format(**values) for a in args], "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("svd-lab sample: error:")
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_full_profile_on_cpu_prints_hours_and_needs_yes(png, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ckpt = tmp_path / "svd"
+    ckpt.mkdir()
+    assert main(["sample", str(png), "--profile", "full", "--checkpoint", str(ckpt), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "full-size SVD on this CPU: about" in err and "hours" in err
+    assert "rerun with --yes" in err
+
+
+def test_out_of_range_micro_conditioning_warns(png, tmp_path, no_checkpoints, capsys):
+    with pytest.warns(UserWarning, match="motion_bucket_id 300 is above 255"):
+        assert main(["sample", str(png), "--profile", "tiny", "--frames", "1", "--steps", "1",
+                     "--motion-bucket-id", "300", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
