@@ -185,3 +185,19 @@ def test_svd_lab_doctor_function_returns_report():
     importlib.import_module("svd_lab.diagnostics")  # importing the module must not shadow the function
 
     assert callable(svd_lab.doctor)
+
+
+def test_doctor_names_an_unusable_checkpoint_and_why(tmp_path):
+    """A truncated hand-placed file (generative-models #405) is reported with its reason, and never makes the
+    doctor advise the full profile."""
+    from safetensors.torch import save_file
+    import torch
+
+    path = tmp_path / "svd.safetensors"
+    save_file({"model.diffusion_model.w": torch.zeros(1000)}, str(path))
+    path.write_bytes(path.read_bytes()[:-100])  # truncated download
+    check, found = doctor_mod.check_checkpoints(tmp_path)
+    assert check.status == doctor_mod.WARN and "NOT usable: svd" in check.value and check.fix
+    gpu = {"cuda": True, "mps": False, "gpus": [{"name": "Fake", "free": 40 * 2**30, "total": 80 * 2**30,
+                                                  "bf16": True}]}
+    assert doctor_mod.advise(gpu, found)["profile"].startswith("tiny")

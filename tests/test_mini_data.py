@@ -92,7 +92,7 @@ def test_metrics_on_real_static_and_noise():
 
 def test_fit_recovers_velocity_through_bounces():
     ref = metrics.eval_set(16)
-    cents, areas, ref_c, _ = metrics.detect(ref.frames[:, :, 0], ref.frames[:, 0, 0])
+    cents, _, ref_c, _ = metrics.detect(ref.frames[:, :, 0], ref.frames[:, 0, 0])
     vel, res = metrics.fit_constant_velocity(ref_c, cents, torch.ones(16, data.FRAMES, dtype=torch.bool))
     assert (res < 0.2).all()
     assert torch.allclose(vel.norm(dim=-1), ref.speed, atol=0.05)

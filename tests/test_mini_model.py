@@ -2,8 +2,6 @@
 the fixed evaluation videos against the issue's bar. Numbers asserted here are what the shipped weights reach
 (see /tmp/notes/issue-6.md and checkpoints/mini/training.json); they fail if the weights or the sampler regress."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -46,7 +44,7 @@ def shipped() -> MiniWorldModel:
 
 
 def test_shipped_model_samples_through_the_svd_sampler(shipped, monkeypatch):
-    import svd_lab.sampling.edm as edm
+    from svd_lab.sampling import edm
 
     calls = []
     real_sample = edm.sample

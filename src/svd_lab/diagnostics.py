@@ -9,7 +9,6 @@ the command exit non-zero; each failing line says how to fix it.
 from __future__ import annotations
 
 import html
-import importlib
 import platform
 import shutil
 import sys
@@ -211,18 +210,22 @@ def check_kernel() -> Check:
 
 
 def check_checkpoints(checkpoints_dir: Path) -> tuple[Check, list]:
-    """Checkpoints found locally (through the registry when it is available)."""
-    found = []
-    try:
-        registry = importlib.import_module("svd_lab.checkpoints")
-        found = list(registry.present_checkpoints(checkpoints_dir))
-    except (ImportError, AttributeError):
-        found = sorted(p.name for p in checkpoints_dir.glob("*") if p.name not in {"README.md", "mini"})
-    names = [getattr(f, "name", str(f)) for f in found]
-    if not names:
+    """Checkpoints found locally (through the registry), usable ones and, with their reason, unusable ones."""
+    from svd_lab.checkpoints import present_checkpoints
+
+    found = present_checkpoints(checkpoints_dir)
+    usable = [c for c in found if c.usable]
+    broken = [c for c in found if not c.usable]
+    if not found:
         return Check("checkpoints", f"none in {checkpoints_dir}", INFO,
                      "svd-lab models; svd-lab download svd  (needed only for the full profile)"), found
-    return Check("checkpoints", ", ".join(names) + f" in {checkpoints_dir}"), found
+    value = ", ".join(f"{c.name} ({c.format})" for c in usable) or "no usable checkpoint"
+    value += f" in {checkpoints_dir}"
+    if broken:
+        reasons = "; ".join(f"{c.name}: {c.reason}" for c in broken)
+        return Check("checkpoints", value + f"; NOT usable: {', '.join(c.name for c in broken)}", WARN,
+                     reasons), found
+    return Check("checkpoints", value), found
 
 
 def advise(facts: dict, checkpoints: list) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 Every test here carries the ``browser`` marker (``make test-browser`` runs ``pytest -m browser``). They skip,
 with the reason, where chromium cannot be installed (no apt-get, not root, no network) or Playwright is missing.
+The server and the browser are package-scoped: they stop as soon as the last browser test is done, not at the
+end of a whole `make test`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import labdriver
 import pytest
+
+from . import labdriver
 
 REPO = labdriver.REPO
 
@@ -36,7 +39,7 @@ def screenshots_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_workdir():
     path = Path(tempfile.mkdtemp(prefix="svd-lab-browser-"))
     try:
@@ -45,7 +48,7 @@ def browser_workdir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver(chromium_ready):
     """The one Playwright driver of the session (the sync API allows one per thread); stopped, and checked
     gone, at the end."""
@@ -67,7 +70,7 @@ def playwright_driver(chromium_ready):
         assert not left, f"Playwright driver left behind: {[p.pid for p in left]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_context(playwright_driver, browser_workdir):
     """One headless chromium (fresh profile) for the session; closed, and checked gone, at the end."""
     profile = browser_workdir / "chromium-profile"
@@ -82,7 +85,7 @@ def browser_context(playwright_driver, browser_workdir):
         assert not left, f"chromium processes left behind: {[p.pid for p in left]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def course_lab(chromium_ready, browser_workdir, screenshots_dir):
     """JupyterLab serving notebooks/ with the kernels' outputs in a temporary folder; stopped by PID at the end."""
     server = labdriver.LabServer(

@@ -103,14 +103,23 @@ def chromium_problem() -> str | None:
 # The server
 
 
-def _terminate_with_parent() -> None:
-    """In the child before exec (Linux): SIGTERM when the test process dies, even by SIGKILL, so a killed pytest
-    does not leave a server behind (JupyterLab shuts its kernels down on SIGTERM)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _parent_death_signal():
+    """A pre-exec hook for Linux: the child gets SIGTERM when the test process dies, even by SIGKILL, so a killed
+    pytest leaves no server behind (JupyterLab shuts its kernels down on SIGTERM). None elsewhere.
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc is loaded here, in the parent: the hook itself only makes one system call (no imports, no locks),
+    which is what makes a pre-exec hook safe beside threads."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    set_parent_death_signal, sigterm = 1, int(signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def hook() -> None:
+        prctl(set_parent_death_signal, sigterm)
+
+    return hook
 
 
 @dataclass
@@ -201,7 +210,8 @@ class LabServer:
         # Its own process group: stop() can end the server and anything it started, and nothing else.
         self.process = subprocess.Popen(
             self.command(), cwd=self.root_dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_terminate_with_parent,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_parent_death_signal(),  # noqa: PLW1509 -- one system call, see its docstring
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -642,6 +652,38 @@ class NotebookSession:
             if after != before and all(fp[1] for fp in after):
                 break
             time.sleep(0.5)
+        value_after = readout.inner_text().strip() if readout.count() else None
+        return {"value_before": value_before, "value_after": value_after, "before": before, "after": after}
+
+    def press_play(self, cell_index: int, timeout: float = 60) -> dict | None:
+        """Click the first Play button of the cell (an ipywidgets Play linked to a slider), as a user would, and
+        wait until the frame shown changes. None when the cell has no Play widget. Returns before/after."""
+        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(cell_index)
+        play = cell.locator(".widget-play button").first
+        if not play.count():
+            return None
+        readout = cell.locator(".widget-slider .widget-readout").first
+        value_before = readout.inner_text().strip() if readout.count() else None
+        before = self.frame_fingerprint(cell_index)
+        play.scroll_into_view_if_needed()
+        play.click()
+        deadline = time.monotonic() + timeout
+        after = before
+        while time.monotonic() < deadline:
+            after = self.frame_fingerprint(cell_index)
+            if after != before and all(fp[1] for fp in after):
+                break
+            time.sleep(0.2)
+        # Pause (ipywidgets 8: the first button toggles play/pause; then stop, repeat) and let the last frame
+        # arrive, so that a slider test after this one sees only its own change.
+        play.click()
+        settled = self.frame_fingerprint(cell_index)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.frame_fingerprint(cell_index)
+            if now == settled:
+                break
+            settled = now
         value_after = readout.inner_text().strip() if readout.count() else None
         return {"value_before": value_before, "value_after": value_after, "before": before, "after": after}
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import labdriver
 import nbformat
 import pytest
-from labdriver import REPO, RUN_TIMEOUT
+
+from . import labdriver
+from .labdriver import REPO, RUN_TIMEOUT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,7 +52,13 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, course_lab, browser_context
         problems = session.problems(cells)
         # Move every slider; the frame shown must change, and the callbacks must not fail.
         report["sliders"] = []
+        report["play"] = []
         for index in session.slider_cells(cells):
+            played = session.press_play(index)  # a Play widget linked to the slider, if the cell has one
+            if played is not None:
+                report["play"].append({"cell": index, **played})
+                if played["after"] == played["before"]:
+                    problems.append(labdriver.CellProblem(index, "pressing Play did not change the frame"))
             moved = session.move_slider(index)
             report["sliders"].append({"cell": index, **moved})
             if moved["after"] == moved["before"]:

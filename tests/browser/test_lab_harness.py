@@ -8,10 +8,11 @@ import socket
 import struct
 from pathlib import Path
 
-import labdriver
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from . import labdriver
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,7 +42,9 @@ DEMO_CELLS = [
         "image = widgets.Image(value=png(0), format='png', width=128)\n"
         "slider = widgets.IntSlider(value=0, min=0, max=5, description='frame')\n"
         "slider.observe(lambda change: setattr(image, 'value', png(change['new'])), names='value')\n"
-        "widgets.VBox([slider, image])"),
+        "play = widgets.Play(value=0, min=0, max=5, interval=1000)\n"
+        "widgets.jslink((play, 'value'), (slider, 'value'))\n"
+        "widgets.VBox([widgets.HBox([play, slider]), image])"),
     new_code_cell("print('done')"),
 ]
 
@@ -141,8 +144,12 @@ def test_harness_runs_a_notebook_and_leaves_nothing_behind(playwright_driver, tm
         assert any(im["src"].startswith("data:image/gif") for im in by_index[2]["images"])   # GIF
         assert by_index[3]["videos"] and by_index[3]["videos"][0]["width"] == 64          # mp4 decoded
         assert session.slider_cells(cells) == [4]
-        moved = session.move_slider(4)
-        assert moved["value_before"] == "0" and moved["value_after"] == "5", moved
+        played = session.press_play(4)
+        assert played["value_before"] == "0" and played["value_after"] != "0", played
+        assert played["after"] != played["before"], "pressing Play did not change the frame shown"
+        moved = session.move_slider(4)  # to the end (End), or back to the start (Home) if Play got there
+        assert moved["value_before"] == played["value_after"], moved
+        assert moved["value_after"] == ("0" if played["value_after"] == "5" else "5"), moved
         assert moved["after"] != moved["before"], "moving the slider did not change the frame shown"
         assert not session.problems(session.cells())
         shot = session.screenshot(screenshots_dir / "harness-demo.png")

@@ -72,9 +72,8 @@ display.frame_grid(clip.frames[0, :, 0], title="a training video (8 frames)", fp
 #
 # The mini model's "video compression network" is a frame autoencoder: each 32x32 frame becomes a 4x8x8 latent
 # (compressed in space only; Sora's also compresses time). The transformer then cuts the latent video into
-# spacetime patches of 2 frames x 2 x 2 latent pixels and flattens each into one token.
-#
-# Drawn on the pixels, one token covers 2 frames x 8 x 8 pixels:
+# spacetime patches of a few frames x a few x a few latent pixels and flattens each into one token. Drawn on the
+# pixels (the title gives the mini model's patch size):
 # %%
 pixel_patch = config.patch * model.autoencoder.downsample        # 2 latent px = 8 image px
 fig, axes = plt.subplots(1, config.frames, figsize=(1.6 * config.frames, 2.5))
@@ -93,9 +92,10 @@ with torch.no_grad():
     latents = model.autoencoder.encode(data.to_model_space(clip.frames))       # (1, T, C, 8, 8)
 tokens = patchify(latents, config.patch_t, config.patch)                        # (1, N, pt * p * p * C)
 round_trip = unpatchify(tokens, config.grid, config.patch_t, config.patch)
-print(f"latent video {tuple(latents.shape)} -> {tokens.shape[1]} tokens of {tokens.shape[2]} values "
-      f"(grid {config.grid} = frames/2 x rows/2 x columns/2); unpatchify gives it back exactly: "
-      f"{torch.equal(round_trip, latents)}")
+print(f"latent video {tuple(latents.shape)} -> {tokens.shape[1]} tokens of {tokens.shape[2]} values: a grid of "
+      f"{config.grid[0]} x {config.grid[1]} x {config.grid[2]} patches of {config.patch_t} frames x "
+      f"{config.patch} x {config.patch} latent pixels x {config.in_channels} channels")
+print(f"unpatchify gives the latent video back exactly: {torch.equal(round_trip, latents)}")
 # %% [markdown]
 # ## 3. DiT and the adaLN-Zero block
 #

@@ -226,7 +226,8 @@ bucket = torch.tensor([speed_bucket])
 with torch.no_grad():
     condition = {"first_frame": model.autoencoder.encode(data.to_model_space(first_frame)), "labels": bucket}
 denoiser = edm.Denoiser(model.network, mini_precondition)
-noise = torch.randn(1, frames_per_video, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
+cfg = model.dit.config
+noise = torch.randn(1, cfg.frames, cfg.in_channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(seed))
 x0 = noise * mini_precondition.initial_noise_scale(mini_sigmas[0])       # start: pure noise of std sigma_0
 with torch.no_grad():
     denoised0 = denoiser(x0, mini_sigmas[0], condition)

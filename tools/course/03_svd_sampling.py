@@ -5,10 +5,10 @@
 # load a model, prepare an image, sample a latent video conditioned on it, decode it, save an mp4.
 #
 # **Profiles.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`), `profile = "auto"` runs the
-# real model at 576x1024 (`full`). Everywhere else it runs the **tiny** profile: SVD's exact architecture, shrunk
-# to about 2.6 M parameters with *random, untrained* weights, at 64x64. Every step below runs and every number
-# is real, but the tiny videos show structured noise, not a moving scene: judge the mechanics here, the
-# pictures on a GPU.
+# real model at 576x1024 (`full`). Everywhere else it runs the **tiny** profile: SVD's architecture (the same
+# three networks, much narrower), about 2.6 M parameters with *random, untrained* weights, at 64x64. Every step
+# below runs and every number is real, but the tiny videos show structured noise, not a moving scene: judge the
+# mechanics here, the pictures on a GPU.
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
@@ -109,7 +109,8 @@ display.frame_grid(video, title=f"the {video.num_frames} frames ({resolved_profi
 # - **cond_aug** (default 0.02): the noise added to the conditioning image. More noise makes the video follow the
 #   image less literally and usually move more; 0.02 keeps it faithful.
 # - **decoding_t** (default 14): how many frames the VAE decodes at once. The temporal decoder mixes frames
-#   *within* a chunk, so it changes the result a little, and it is what runs out of GPU memory first.
+#   *within* a chunk, so it changes the result (slightly, with trained weights), and it is what runs out of GPU
+#   memory first.
 #
 # Guidance rises linearly over the frames (notebook 02), from the version's min_guidance on the first frame to its
 # max_guidance on the last:

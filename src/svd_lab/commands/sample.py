@@ -8,7 +8,6 @@ Outputs go to ``outputs/<version>/NNNNNN.mp4`` (numbered, never overwritten) wit
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -20,7 +19,7 @@ def register(sub) -> None:
         "sample", help="turn an image into a video with Stable Video Diffusion",
         description="Turn an image into a video with Stable Video Diffusion. Defaults are the version's reference "
                     "settings (svd: 14 frames, 25 steps; svd_xt: 25 frames, 30 steps; 576x1024).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    )
     p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
     p.add_argument("--version", choices=list(VERSIONS), default=None,
                    help="SVD version (default: svd, or the version of --checkpoint)")

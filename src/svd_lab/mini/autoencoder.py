@@ -18,6 +18,7 @@ Frames are encoded independently (SVD's encoder is per-frame too); time is mixed
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ class AutoencoderConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AutoencoderConfig":
+    def from_dict(cls, d: dict) -> AutoencoderConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -70,12 +71,12 @@ class FrameAutoencoder(nn.Module):
         if len(ew) != len(dw) or len(ew) < 1:
             raise ValueError("encoder_widths and decoder_widths must have the same, non-zero length")
         enc: list[nn.Module] = [nn.Conv2d(config.in_channels, ew[0], 3, padding=1), nn.SiLU()]
-        for cin, cout in zip(ew[:-1], ew[1:]):
+        for cin, cout in pairwise(ew):
             enc += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.SiLU()]
         enc += [nn.Conv2d(ew[-1], config.latent_channels, 1)]
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(config.latent_channels, dw[0], 3, padding=1), ResBlock(dw[0])]
-        for cin, cout in zip(dw[:-1], dw[1:]):
+        for cin, cout in pairwise(dw):
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1), ResBlock(cout)]
         dec += [nn.SiLU(), nn.Conv2d(dw[-1], config.in_channels, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)

@@ -119,7 +119,7 @@ def patchify(x: torch.Tensor, patch_t: int, patch: int) -> torch.Tensor:
 
 def unpatchify(tokens: torch.Tensor, grid: tuple[int, int, int], patch_t: int, patch: int) -> torch.Tensor:
     """Inverse of :func:`patchify`: (B, N, pt*p*p*C) -> (B, T, C, H, W) for a token grid (T', H', W')."""
-    b, n, d = tokens.shape
+    b, _, d = tokens.shape
     gt, gh, gw = grid
     c = d // (patch_t * patch * patch)
     x = tokens.reshape(b, gt, gh, gw, patch_t, patch, patch, c)
@@ -201,7 +201,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
+        b, n, d = x.shape  # batch, tokens, width
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(d_head)) v
         return self.proj(y.transpose(1, 2).reshape(b, n, d))

@@ -150,7 +150,7 @@ def score_videos(videos: torch.Tensor, first_frames: torch.Tensor, speed_buckets
         videos = videos[:, :, 0]
     first_frames = first_frames.reshape(videos.shape[0], *videos.shape[-2:])
     speed_buckets = torch.as_tensor(speed_buckets).reshape(-1)
-    b, t = videos.shape[:2]
+    b = videos.shape[0]
     cents, areas, ref_cent, ref_area = detect(videos, first_frames)
     present = (areas >= 0.5 * ref_area[:, None]) & (areas <= 2.0 * ref_area[:, None]) & (areas > 0)
     # (a): a first frame with nothing detected counts as the worst possible error (the frame diagonal)

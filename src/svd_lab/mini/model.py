@@ -40,11 +40,34 @@ class SamplingSettings:
 
 
 class MiniWorldModel(torch.nn.Module):
-    """Autoencoder + video DiT. ``generate(first_frames, speed_buckets) -> videos``."""
+    """Autoencoder + video DiT. ``generate(first_frames, speed_buckets) -> videos``.
 
-    def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT):
+    What the DiT diffuses (``residual_scale``):
+
+    * ``None``: the latent video ``z`` itself (what SVD does);
+    * a number ``k``: the *change from the first frame*, ``y = k (z - z_first)`` for every frame. Frame 0 of ``y``
+      is exactly zero and the other frames hold only what moved (the ball leaving its start, arriving elsewhere),
+      so the DiT spends its capacity on motion. ``k`` rescales ``y`` to the standard deviation 0.5 that the EDM
+      preconditioning assumes (``sigma_data``). An untrained model (output 0) then denoises to ``y = 0``: the
+      static copy of the first frame -- the baseline it starts from.
+    """
+
+    def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT, residual_scale: float | None = None):
         super().__init__()
         self.autoencoder, self.dit = autoencoder, dit
+        self.residual_scale = residual_scale
+
+    def to_diffusion_space(self, latents: torch.Tensor, first_latent: torch.Tensor) -> torch.Tensor:
+        """Latent video (B, T, C, h, w) -> what the DiT models (the latents, or the scaled change from frame 0)."""
+        if self.residual_scale is None:
+            return latents
+        return (latents - first_latent) * self.residual_scale
+
+    def from_diffusion_space(self, y: torch.Tensor, first_latent: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_diffusion_space`."""
+        if self.residual_scale is None:
+            return y
+        return first_latent + y / self.residual_scale
 
     @property
     def frames(self) -> int:
@@ -101,7 +124,7 @@ class MiniWorldModel(torch.nn.Module):
         guidance = linear_guidance(cfg.frames, s.guidance_min, s.guidance_max)
         latents = sample(denoiser, noise, sigmas, cond, uncond_builder=uncond_builder, guidance=guidance,
                          callback=callback, progress=progress)
-        return data.from_model_space(self.autoencoder.decode(latents))
+        return data.from_model_space(self.autoencoder.decode(self.from_diffusion_space(latents, first_latent)))
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -126,7 +149,7 @@ def save_model(model: MiniWorldModel, folder: str | os.PathLike, facts: dict | N
     targets = [folder / AUTOENCODER_FILE, folder / DIT_FILE]
     if not overwrite and any(t.exists() for t in targets):
         raise FileExistsError(f"{folder} already holds a mini model; choose another --out or remove it first")
-    facts = {"kind": "svd-lab-mini", **(facts or {})}
+    facts = {"kind": "svd-lab-mini", **(facts or {}), "residual_scale": model.residual_scale}
     _save_module(model.autoencoder, model.autoencoder.config.to_dict(), targets[0], facts)
     _save_module(model.dit, model.dit.config.to_dict(), targets[1], facts)
     return folder
@@ -151,6 +174,7 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
         raise FileNotFoundError(f"no mini model in {folder}: missing {', '.join(missing)} "
                                 f"(train one with `svd-lab mini train --out {folder}`)")
     modules = []
+    residual_scale = None
     for name, build in ((AUTOENCODER_FILE, lambda c: FrameAutoencoder(AutoencoderConfig.from_dict(c))),
                         (DIT_FILE, lambda c: VideoDiT(DiTConfig(**c)))):
         with safe_open(str(folder / name), "pt") as f:
@@ -158,8 +182,10 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
             if "config" not in meta:
                 raise ValueError(f"{folder / name} is not an svd-lab mini model file (no config metadata)")
             module = build(json.loads(meta["config"]))
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            if name == DIT_FILE:
+                residual_scale = json.loads(meta.get("residual_scale", "null"))
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
         module.load_state_dict(state)
         modules.append(module.eval())
-    return MiniWorldModel(*modules).eval()
+    return MiniWorldModel(*modules, residual_scale=residual_scale).eval()

@@ -55,6 +55,8 @@ class TrainSettings:
     warmup: int = 200
     weight_decay: float = 0.0
     bf16: bool = True
+    #: diffuse the change from the first frame instead of the latents (see MiniWorldModel)
+    residual: bool = False
     dit: dict = field(default_factory=lambda: DiTConfig().to_dict())
     autoencoder: dict = field(default_factory=lambda: AutoencoderConfig().to_dict())
 
@@ -124,6 +126,14 @@ def autoencoder_psnr(ae: FrameAutoencoder, seed: int = 0, videos: int = 64) -> f
     return round(psnr(check.frames, recon), 2)
 
 
+def _residual_scale(ae: FrameAutoencoder, seed: int) -> float:
+    """``k`` such that ``k (z - z_first)`` has standard deviation ``SIGMA_DATA`` over 256 fresh videos."""
+    videos = data.generate(256, seed=_batch_seed(seed, 1, stream=3))
+    with torch.no_grad():
+        z = ae.encode(data.to_model_space(videos.frames))
+    return round(SIGMA_DATA / (z - z[:, :1]).std().item(), 4)
+
+
 def _batch_seed(seed: int, step: int, stream: int) -> int:
     """Distinct, reproducible data seeds per (run seed, step, stream: 0 DiT, 1 autoencoder, 3 checks)."""
     return (seed * 1_000_003 + step) * 4 + stream
@@ -184,9 +194,11 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
     for p in ae.parameters():
         p.requires_grad_(False)
 
+    residual_scale = _residual_scale(ae, settings.seed) if settings.residual else None
+    log(f"diffusing {'the change from the first frame, scale ' + str(residual_scale) if residual_scale else 'the latents'}")
     torch.manual_seed(settings.seed + 1)
     dit = VideoDiT(DiTConfig(**settings.dit))
-    model = MiniWorldModel(ae, dit)
+    model = MiniWorldModel(ae, dit, residual_scale)
     opt = torch.optim.AdamW(dit.parameters(), settings.lr, weight_decay=settings.weight_decay)
     gen = torch.Generator().manual_seed(settings.seed + 2)
     record = {"settings": asdict(settings), "autoencoder": ae_stats, "loss": [], "snapshots": [],
@@ -222,7 +234,8 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
         dit.train()
         with torch.no_grad(), _autocast(settings.bf16):
             latents = ae.encode(data.to_model_space(videos.frames)).float()
-        loss = edm_loss(dit, latents, latents[:, :1], videos.speed_bucket, settings.bf16, gen)
+        first = latents[:, :1]
+        loss = edm_loss(dit, model.to_diffusion_space(latents, first), first, videos.speed_bucket, settings.bf16, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
@@ -237,7 +250,8 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
         if snapshot_every and step % snapshot_every == 0:
             scores = metrics.evaluate_model(model.eval(), num_videos=snapshot_videos,
                                             settings=None, batch=snapshot_videos)
-            snap = {"step": step, "seconds": round(time.time() - start, 1), **scores.to_dict()}
+            snap = {"step": step, "seconds": round(time.time() - start, 1),
+                    **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in scores.to_dict().items()}}
             record["snapshots"].append(snap)
             log(f"step {step}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in snap.items() if k != "step"))
