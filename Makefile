@@ -49,8 +49,9 @@ test-browser: $(STAMP)
 	sh tests/browser/ensure_chromium.sh || test $$? -eq 3
 	$(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
 
+# JupyterLab on the course; the notebooks name the "Python (svd-lab)" kernel, installed in the venv by setup.
 lab: $(STAMP)
-	JUPYTER_PATH=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.kernel_manager_class=jupyter_server.services.kernels.kernelmanager.AsyncMappingKernelManager
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -44,3 +44,18 @@ def test_short_training_run_lowers_the_loss(tmp_path):
 def test_loading_from_an_empty_folder_explains_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="svd-lab mini train"):
         load_model(tmp_path)
+
+
+def test_residual_diffusion_space_round_trip():
+    from svd_lab.mini.autoencoder import FrameAutoencoder
+    from svd_lab.mini.dit import VideoDiT
+    from svd_lab.mini.model import MiniWorldModel
+
+    model = MiniWorldModel(FrameAutoencoder(), VideoDiT(DiTConfig(**TINY)), residual_scale=1.7)
+    z = torch.randn(2, 8, 4, 8, 8)
+    y = model.to_diffusion_space(z, z[:, :1])
+    assert torch.equal(y[:, 0], torch.zeros_like(y[:, 0]))  # frame 0 has not changed from itself
+    assert torch.allclose(y[:, 3], 1.7 * (z[:, 3] - z[:, 0]))
+    assert torch.allclose(model.from_diffusion_space(y, z[:, :1]), z, atol=1e-6)
+    plain = MiniWorldModel(FrameAutoencoder(), VideoDiT(DiTConfig(**TINY)))
+    assert plain.to_diffusion_space(z, z[:, :1]) is z

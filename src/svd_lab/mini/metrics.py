@@ -215,7 +215,8 @@ def format_table(rows: dict[str, Scores]) -> str:
 def baseline_scores(num_videos: int = EVAL_VIDEOS, seed: int = EVAL_SEED, settings=None, like=None) -> dict[str, Scores]:
     """Rows for the comparison table: real data, the static copy, and (when ``like``, a trained
     :class:`~svd_lab.mini.model.MiniWorldModel`, is given) an untrained DiT of the same shape decoded by the
-    same autoencoder -- so the row isolates what DiT training adds."""
+    same autoencoder -- so the row isolates what DiT training adds. (An untrained DiT outputs 0, so its denoiser is
+    ``c_skip x``: the exact denoiser for Gaussian data of std sigma_data -- it samples noise of std 0.5.)"""
     ref = eval_set(num_videos, seed)
     rows = {
         "real data": score_videos(ref.frames, ref.frames[:, 0], ref.speed_bucket),
@@ -226,6 +227,6 @@ def baseline_scores(num_videos: int = EVAL_VIDEOS, seed: int = EVAL_SEED, settin
         from svd_lab.mini.model import MiniWorldModel
 
         torch.manual_seed(0)
-        untrained = MiniWorldModel(like.autoencoder, VideoDiT(like.dit.config)).eval()
+        untrained = MiniWorldModel(like.autoencoder, VideoDiT(like.dit.config), like.residual_scale).eval()
         rows["untrained"] = evaluate_model(untrained, num_videos, seed, settings=settings)
     return rows

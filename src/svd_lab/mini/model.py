@@ -48,8 +48,7 @@ class MiniWorldModel(torch.nn.Module):
     * a number ``k``: the *change from the first frame*, ``y = k (z - z_first)`` for every frame. Frame 0 of ``y``
       is exactly zero and the other frames hold only what moved (the ball leaving its start, arriving elsewhere),
       so the DiT spends its capacity on motion. ``k`` rescales ``y`` to the standard deviation 0.5 that the EDM
-      preconditioning assumes (``sigma_data``). An untrained model (output 0) then denoises to ``y = 0``: the
-      static copy of the first frame -- the baseline it starts from.
+      preconditioning assumes (``sigma_data``).
     """
 
     def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT, residual_scale: float | None = None):
