@@ -208,8 +208,10 @@ def execute_notebook(
                 str(notebook), str(running), parameters=params, kernel_name=kernel_name,
                 cwd=str(cwd or notebook.parent), progress_bar=False, log_output=False,
                 execution_timeout=cell_timeout, start_timeout=120,
-                # ipykernel 7 warns on every start that its local TCP sockets are unencrypted: noise in the table
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # The kernel's own log is noise here (ipykernel 7 warns at every start that its local TCP sockets
+                # are unencrypted, and logs the interrupt it gets at shutdown); errors in cells still come through
+                # papermill into the table and the executed notebook.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except Exception as exc:  # noqa: BLE001 -- PapermillExecutionError, CellTimeoutError, DeadKernelError, ...
             status = "failed"

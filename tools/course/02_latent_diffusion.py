@@ -219,7 +219,10 @@ plt.show()
 # $$d_i = \frac{x_i - D(x_i;\sigma_i)}{\sigma_i}, \qquad x_{i+1} = x_i + d_i\,(\sigma_{i+1} - \sigma_i)$$
 #
 # The mini model is conditioned on the latent of the first frame (image-to-video, like SVD) and on a speed bucket
-# (like SVD's motion bucket). Here is the first step written out, checked against the library's sampler:
+# (like SVD's motion bucket). One twist of its own: the shipped model diffuses each frame's *change* from the
+# first frame's latent (scaled), not the latent itself (printed below), so `model.from_diffusion_space` turns
+# its samples back into latents before decoding. Here is the first step written out, checked against the
+# library's sampler:
 # %%
 first_frame = clip.frames[:, :1]                                          # (1, 1, 1, 32, 32): the input image
 bucket = torch.tensor([speed_bucket])
@@ -234,6 +237,8 @@ with torch.no_grad():
     by_hand = x0 + (x0 - denoised0) / mini_sigmas[0] * (mini_sigmas[1] - mini_sigmas[0])
 library = edm.sample(denoiser, noise, mini_sigmas[:2], condition, progress=False)
 step_difference = (by_hand - library).abs().max().item()
+print("the mini model diffuses:", f"(latent - first-frame latent) x {model.residual_scale:g}"
+      if model.residual_scale else "the latents themselves")
 print(f"sigma {mini_sigmas[0]:.1f} -> {mini_sigmas[1]:.2f}: largest difference hand vs library = {step_difference:.2e}")
 # %% [markdown]
 # Now the whole run, keeping every step's state $x_i$ and the model's current guess of the clean video
@@ -246,7 +251,8 @@ fig, axes = plt.subplots(len(shown_steps), frames_per_video,
                          figsize=(1.3 * frames_per_video, 1.4 * len(shown_steps)))
 for row, i in enumerate(shown_steps):
     with torch.no_grad():
-        guess = data.from_model_space(model.autoencoder.decode(steps[i].denoised))
+        latent_guess = model.from_diffusion_space(steps[i].denoised, condition["first_frame"])
+        guess = data.from_model_space(model.autoencoder.decode(latent_guess))
     for t in range(frames_per_video):
         ax = axes[row, t]
         ax.imshow(guess[0, t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
