@@ -6,19 +6,18 @@ import importlib
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
 import svd_lab
+from conftest import REPO, VENV_BIN
 from svd_lab import diagnostics as doctor_mod
 from svd_lab.cli import main as cli_main
 from svd_lab.kernel import DISPLAY_NAME, KERNEL_NAME, install_kernel, kernel_spec
-
-from conftest import REPO, VENV_BIN
 
 
 def test_layout():
@@ -190,8 +189,8 @@ def test_svd_lab_doctor_function_returns_report():
 def test_doctor_names_an_unusable_checkpoint_and_why(tmp_path):
     """A truncated hand-placed file (generative-models #405) is reported with its reason, and never makes the
     doctor advise the full profile."""
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     path = tmp_path / "svd.safetensors"
     save_file({"model.diffusion_model.w": torch.zeros(1000)}, str(path))

@@ -82,8 +82,9 @@ class DoctorReport:
 
     def _repr_html_(self) -> str:
         colour = {OK: "#2e7d32", WARN: "#ef6c00", ERROR: "#c62828", INFO: "#555"}
-        out = ["<table><thead><tr><th style='text-align:left'>check</th><th>status</th>"
-               "<th style='text-align:left'>value</th><th style='text-align:left'>fix</th></tr></thead><tbody>"]
+        header = ("<table><thead><tr><th style='text-align:left'>check</th><th>status</th>"
+                  "<th style='text-align:left'>value</th><th style='text-align:left'>fix</th></tr></thead><tbody>")
+        out = [header]
         for c in self.checks:
             out.append(
                 f"<tr><td style='text-align:left'>{html.escape(c.name)}</td>"
@@ -174,7 +175,7 @@ def check_ffmpeg() -> Check:
         import imageio_ffmpeg
 
         exe = imageio_ffmpeg.get_ffmpeg_exe()  # returns IMAGEIO_FFMPEG_EXE unchecked when that is set
-    except Exception as exc:  # ImportError or "no ffmpeg found"
+    except (ImportError, RuntimeError, OSError) as exc:  # not installed, or "no ffmpeg found" (RuntimeError)
         return Check("ffmpeg", f"not found ({type(exc).__name__}: {exc})", ERROR, fix, required=True)
     resolved = shutil.which(exe) or (exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None)
     if resolved is None:
