@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-checkpoints/mini}"
-exec .venv/bin/svd-lab mini train --steps 8000 --seed 0 --threads 1 --snapshot-every 1000 --checkpoint-every 500 \
+exec .venv/bin/svd-lab mini train --steps 12000 --seed 0 --threads 1 --snapshot-every 2000 --checkpoint-every 500 \
     --out "$OUT" --no-progress
