@@ -29,3 +29,38 @@ def shared_fixtures() -> Path:
     if path is None:
         pytest.skip("../shared/fixtures is absent (reference data beside the checkout; present in CI)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's models on one CPU thread, then restore the count.
+
+    Tiny networks: thread hand-offs cost more than the arithmetic (x30 slower with 2 threads on a busy CPU), and
+    bitwise comparisons with reference outputs need a fixed thread count (1 vs 2 threads differ by ~5e-6).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sgm_tiny_dir(shared_fixtures) -> Path:
+    """The tiny sgm model and its reference outputs (../shared/fixtures/sgm/tiny)."""
+    return shared_fixtures / "sgm" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def sgm_reference(sgm_tiny_dir) -> dict:
+    """sgm's reference tensors, cloned out of the file (aligned storage picks the same SIMD paths)."""
+    from safetensors.torch import load_file
+
+    return {k: v.clone() for k, v in load_file(sgm_tiny_dir / "reference.safetensors").items()}
+
+
+def max_abs_diff(a, b) -> float:
+    """max |a - b| in float32, after checking the shapes agree."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a.float() - b.float()).abs().max().item()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import max_abs_diff
 from svd_lab.convert import sgm
 from svd_lab.convert.sgm_preprocess import sgm_clip_preprocess
 
@@ -23,29 +24,17 @@ TOL_VAE = 4e-6  # measured 1.8e-6 (decoding_t 3), 8.3e-7 (decoding_t 1), 1.3e-6 
 TOL_CLIP = 1e-6  # measured 4.8e-7 (image_embeds), 7.2e-7 (last_hidden_state)
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item()
+max_diff = max_abs_diff
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def tiny_dir(sgm_tiny_dir):
+    return sgm_tiny_dir
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(shared_fixtures):
-    return shared_fixtures / "sgm" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def ref(tiny_dir):
-    from safetensors.torch import load_file
-
-    return {k: v.clone() for k, v in load_file(tiny_dir / "reference.safetensors").items()}
+def ref(sgm_reference):
+    return sgm_reference
 
 
 @pytest.fixture(scope="module")

@@ -29,35 +29,24 @@ import json
 import pytest
 import torch
 
+from conftest import max_abs_diff
 from svd_lab.convert import sgm
 from svd_lab.convert.sgm_preprocess import sgm_clip_preprocess
 
 TOL_SAMPLE = 1e-5
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item()
+max_diff = max_abs_diff
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def tiny_dir(sgm_tiny_dir):
+    return sgm_tiny_dir
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(shared_fixtures):
-    return shared_fixtures / "sgm" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def ref(tiny_dir):
-    from safetensors.torch import load_file
-
-    return {k: v.clone() for k, v in load_file(tiny_dir / "reference.safetensors").items()}
+def ref(sgm_reference):
+    return sgm_reference
 
 
 @pytest.fixture(scope="module")

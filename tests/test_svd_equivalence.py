@@ -38,13 +38,7 @@ def _diffusers(comps, img, *, frames, steps, seed, decoding_t, output_type, fps_
                 generator=torch.Generator().manual_seed(seed)).frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: thread hand-offs cost more than the arithmetic (x30 slower with 2 threads on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="module")
