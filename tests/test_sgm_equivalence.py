@@ -24,22 +24,9 @@ TOL_VAE = 4e-6  # measured 1.8e-6 (decoding_t 3), 8.3e-7 (decoding_t 1), 1.3e-6 
 TOL_CLIP = 1e-6  # measured 4.8e-7 (image_embeds), 7.2e-7 (last_hidden_state)
 
 
-max_diff = max_abs_diff
-
-
 @pytest.fixture(scope="module")
-def tiny_dir(sgm_tiny_dir):
-    return sgm_tiny_dir
-
-
-@pytest.fixture(scope="module")
-def ref(sgm_reference):
-    return sgm_reference
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir, one_thread):
-    return sgm.load_sgm_modules(tiny_dir / "svd_tiny.safetensors", progress=False)
+def tiny(sgm_tiny_dir, one_thread):
+    return sgm.load_sgm_modules(sgm_tiny_dir / "svd_tiny.safetensors", progress=False)
 
 
 def test_tiny_file_is_recognised(tiny):
@@ -56,22 +43,22 @@ def test_tiny_file_is_recognised(tiny):
                    for p in module.parameters())
 
 
-def unet_call(unet, ref) -> torch.Tensor:
+def unet_call(unet, sgm_reference) -> torch.Tensor:
     """sgm passes per-frame rows (B*T, ...); diffusers takes (B, T, ...) and per-video timestep/context/ids."""
-    sample = ref["unet_in_sample"].reshape(2, 3, 8, 8, 8)
+    sample = sgm_reference["unet_in_sample"].reshape(2, 3, 8, 8, 8)
     with torch.no_grad():
-        out = unet(sample, ref["unet_in_t_per_video"], encoder_hidden_states=ref["unet_in_context_per_video"],
-                   added_time_ids=ref["unet_in_added_time_ids"]).sample
+        out = unet(sample, sgm_reference["unet_in_t_per_video"], encoder_hidden_states=sgm_reference["unet_in_context_per_video"],
+                   added_time_ids=sgm_reference["unet_in_added_time_ids"]).sample
     return out.reshape(6, 4, 8, 8)
 
 
-def test_unet_equals_sgm(tiny, ref):
+def test_unet_equals_sgm(tiny, sgm_reference):
     # the per-video inputs are what sgm repeated per frame
-    assert torch.equal(ref["unet_in_t_per_video"].repeat_interleave(3), ref["unet_in_t"])
-    assert max_diff(unet_call(tiny.unet, ref), ref["unet_out"]) <= TOL_UNET
+    assert torch.equal(sgm_reference["unet_in_t_per_video"].repeat_interleave(3), sgm_reference["unet_in_t"])
+    assert max_abs_diff(unet_call(tiny.unet, sgm_reference), sgm_reference["unet_out"]) <= TOL_UNET
 
 
-def test_unet_groupnorm_eps_is_what_makes_it_exact(tiny, ref):
+def test_unet_groupnorm_eps_is_what_makes_it_exact(tiny, sgm_reference):
     """With diffusers' own eps (1e-6 in most resnets) the output is ~2.9e-5 off: that is eps, not the mapping."""
     import diffusers
 
@@ -85,11 +72,11 @@ def test_unet_groupnorm_eps_is_what_makes_it_exact(tiny, ref):
     try:
         for name, module in norms.items():
             module.eps = diffusers_eps[name]
-        diff = max_diff(unet_call(tiny.unet, ref), ref["unet_out"])
+        diff = max_abs_diff(unet_call(tiny.unet, sgm_reference), sgm_reference["unet_out"])
         assert 1e-5 < diff < 1e-4, diff
     finally:
         assert sgm.match_sgm_groupnorm_eps(tiny.unet) > 0
-    assert max_diff(unet_call(tiny.unet, ref), ref["unet_out"]) <= TOL_UNET
+    assert max_abs_diff(unet_call(tiny.unet, sgm_reference), sgm_reference["unet_out"]) <= TOL_UNET
 
 
 def decode(vae, z: torch.Tensor, decoding_t: int) -> torch.Tensor:
@@ -103,39 +90,39 @@ def decode(vae, z: torch.Tensor, decoding_t: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("decoding_t, key", [(3, "vae_decoded"), (1, "vae_decoded_t1")])
-def test_vae_decode_equals_sgm(tiny, ref, decoding_t, key):
-    assert max_diff(decode(tiny.vae, ref["vae_in_z"], decoding_t), ref[key]) <= TOL_VAE
+def test_vae_decode_equals_sgm(tiny, sgm_reference, decoding_t, key):
+    assert max_abs_diff(decode(tiny.vae, sgm_reference["vae_in_z"], decoding_t), sgm_reference[key]) <= TOL_VAE
 
 
-def test_vae_decode_chunks_differ(ref):
+def test_vae_decode_chunks_differ(sgm_reference):
     """decoding_t changes the result (temporal convs zero-pad at chunk borders): the two references differ a lot,
     so passing both tests above proves the temporal layers are mapped, not bypassed."""
-    assert max_diff(ref["vae_decoded"], ref["vae_decoded_t1"]) > 0.1
+    assert max_abs_diff(sgm_reference["vae_decoded"], sgm_reference["vae_decoded_t1"]) > 0.1
 
 
-def test_conditioning_frame_encoder_equals_sgm(tiny, ref):
+def test_conditioning_frame_encoder_equals_sgm(tiny, sgm_reference):
     """sgm encodes the noised conditioning frame with conditioner.embedders.3 (mode, not scaled by 0.18215)."""
-    noised = ref["sample_in_image"] + 0.02 * ref["sample_cond_aug_noise"]
+    noised = sgm_reference["sample_in_image"] + 0.02 * sgm_reference["sample_cond_aug_noise"]
     with torch.no_grad():
         latent = tiny.vae.encode(noised).latent_dist.mode()
-    assert max_diff(latent.expand(3, -1, -1, -1), ref["sample_c_concat"]) <= TOL_VAE
+    assert max_abs_diff(latent.expand(3, -1, -1, -1), sgm_reference["sample_c_concat"]) <= TOL_VAE
 
 
-def test_clip_preprocessing_is_bitwise_sgm(ref):
-    assert torch.equal(sgm_clip_preprocess(ref["clip_in_image"]), ref["clip_preprocessed"])
+def test_clip_preprocessing_is_bitwise_sgm(sgm_reference):
+    assert torch.equal(sgm_clip_preprocess(sgm_reference["clip_in_image"]), sgm_reference["clip_preprocessed"])
 
 
-def test_clip_embedding_equals_sgm(tiny, ref):
+def test_clip_embedding_equals_sgm(tiny, sgm_reference):
     with torch.no_grad():
-        out = tiny.image_encoder(sgm_clip_preprocess(ref["clip_in_image"]))
-    assert max_diff(out.image_embeds[:, None], ref["clip_out"]) <= TOL_CLIP
-    assert max_diff(out.last_hidden_state, ref["clip_last_hidden_state"]) <= TOL_CLIP
-    assert max_diff(tiny.image_encoder.vision_model.post_layernorm(out.last_hidden_state[:, 0]),
-                    ref["clip_pooler_output"]) <= TOL_CLIP
+        out = tiny.image_encoder(sgm_clip_preprocess(sgm_reference["clip_in_image"]))
+    assert max_abs_diff(out.image_embeds[:, None], sgm_reference["clip_out"]) <= TOL_CLIP
+    assert max_abs_diff(out.last_hidden_state, sgm_reference["clip_last_hidden_state"]) <= TOL_CLIP
+    assert max_abs_diff(tiny.image_encoder.vision_model.post_layernorm(out.last_hidden_state[:, 0]),
+                    sgm_reference["clip_pooler_output"]) <= TOL_CLIP
 
 
-def test_half_precision_load_is_the_cast_fp32_model(tiny, tiny_dir):
-    half = sgm.load_sgm_modules(tiny_dir / "svd_tiny.safetensors", dtype=torch.float16, progress=False)
+def test_half_precision_load_is_the_cast_fp32_model(tiny, sgm_tiny_dir):
+    half = sgm.load_sgm_modules(sgm_tiny_dir / "svd_tiny.safetensors", dtype=torch.float16, progress=False)
     for name in ("unet", "vae", "image_encoder"):
         full_sd, half_sd = getattr(tiny, name).state_dict(), getattr(half, name).state_dict()
         assert full_sd.keys() == half_sd.keys()

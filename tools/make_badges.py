@@ -26,9 +26,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import tomllib
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_notebooks import repository_url  # the one reader of pyproject's Repository URL
+
 START, END = "<!-- badges:start -->", "<!-- badges:end -->"
 MODELARTS_LAB = "https://authoring-modelarts-cnnorth4.huaweicloud.com/console/lab"
 BADGES = {
@@ -36,14 +37,6 @@ BADGES = {
     "binder": "https://mybinder.org/badge_logo.svg",
     "modelarts": "https://img.shields.io/badge/Run%20in-ModelArts-red",
 }
-
-
-def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
-    data = tomllib.loads(pyproject.read_text())
-    try:
-        return data["project"]["urls"]["Repository"].rstrip("/")
-    except KeyError:
-        raise SystemExit(f"{pyproject}: add [project.urls] Repository = \"https://github.com/ORG/REPO\"") from None
 
 
 def github_slug(url: str) -> str:
