@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from svd_lab.mini.autoencoder import FrameAutoencoder
-from svd_lab.mini.dit import DiTBlock, DiTConfig, VideoDiT, dit_paper_config, patchify, unpatchify
+from svd_lab.mini.dit import (
+    DiTBlock,
+    DiTConfig,
+    SinusoidalLabelEmbedder,
+    VideoDiT,
+    dit_paper_config,
+    patchify,
+    unpatchify,
+)
 
 
 @pytest.mark.parametrize("pt,p", [(1, 1), (2, 2), (1, 4), (4, 2)])
@@ -77,6 +85,41 @@ def test_paper_configs_are_one_frame_videos():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="multiples of the patch"):
         DiTConfig(frames=7, patch_t=2)
+    with pytest.raises(ValueError, match="label_embedding must be one of"):
+        DiTConfig(label_embedding="onehot")
+
+
+def test_sinusoidal_label_embedding_orders_labels_and_has_its_own_null_vector():
+    torch.manual_seed(0)
+    emb = SinusoidalLabelEmbedder(num_classes=8, hidden=32, dropout=0.1)
+    emb.reset_parameters()
+    emb.eval()
+    out = emb(torch.tensor([0, 1, 7, 8, 8]))
+    assert out.shape == (5, 32)
+    # the null label (8) is the learned null vector, for every sample, and differs from every real label
+    assert torch.equal(out[3], emb.null.detach()) and torch.equal(out[3], out[4])
+    assert not torch.allclose(out[3], out[2])
+    # an ordered micro-condition: bucket 0 starts closer to bucket 1 than to bucket 7 (as SVD's motion bucket)
+    assert (out[0] - out[1]).norm() < (out[0] - out[2]).norm()
+    # training drops labels to the null vector at the configured rate; eval never does
+    emb.train()
+    dropped = (emb(torch.zeros(4000, dtype=torch.long)) == emb.null.detach()).all(dim=1).float().mean()
+    assert 0.08 < dropped < 0.12
+    emb.eval()
+    assert not (emb(torch.zeros(100, dtype=torch.long)) == emb.null.detach()).all(dim=1).any()
+
+
+def test_video_dit_with_sinusoidal_labels_starts_at_zero_and_hears_the_label():
+    torch.manual_seed(0)
+    model = VideoDiT(DiTConfig(hidden=32, depth=2, heads=4, label_embedding="sincos")).eval()
+    x = torch.randn(1, 8, 4, 8, 8)
+    ff = torch.randn(1, 1, 4, 8, 8)
+    assert torch.equal(model(x, torch.tensor(0.1), {"labels": torch.tensor([2]), "first_frame": ff}),
+                       torch.zeros(1, 8, 4, 8, 8))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    outs = [model(x, torch.tensor(0.1), {"labels": torch.tensor([b]), "first_frame": ff}) for b in (2, 5, 8)]
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[0], outs[2])
 
 
 def test_autoencoder_shapes():

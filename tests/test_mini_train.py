@@ -59,3 +59,29 @@ def test_residual_diffusion_space_round_trip():
     assert torch.allclose(model.from_diffusion_space(y, z[:, :1]), z, atol=1e-6)
     plain = MiniWorldModel(FrameAutoencoder(), VideoDiT(DiTConfig(**TINY)))
     assert plain.to_diffusion_space(z, z[:, :1]) is z
+
+
+def test_edm_loss_draws_noise_levels_from_the_configured_distribution():
+    from svd_lab.mini.dit import VideoDiT
+
+    seen = []
+
+    class Spy(VideoDiT):
+        def forward(self, x_in, c_noise, cond):
+            seen.append(c_noise.detach().clone())
+            return super().forward(x_in, c_noise, cond)
+
+    dit = Spy(DiTConfig(**TINY))
+    z = torch.randn(64, 8, 4, 8, 8) * 0.5
+    labels = torch.zeros(64, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    # p_std 0: every sigma is exp(p_mean), and c_noise = ln(sigma) / 4
+    mini_train.edm_loss(dit, z, z[:, :1], labels, bf16=False, generator=gen, p_mean=0.7, p_std=0.0)
+    assert torch.allclose(seen[-1], torch.full((64,), 0.7 / 4))
+    mini_train.edm_loss(dit, z, z[:, :1], labels, bf16=False, generator=gen, p_mean=-1.0, p_std=1.5)
+    ln_sigma = 4 * seen[-1]
+    assert abs(ln_sigma.mean() + 1.0) < 0.5 and 1.0 < ln_sigma.std() < 2.0
+    # the shipped recipe passes its own distribution through TrainSettings
+    from svd_lab.mini.recipe import P_MEAN, P_STD, shipped_settings
+
+    assert (shipped_settings().p_mean, shipped_settings().p_std) == (P_MEAN, P_STD)

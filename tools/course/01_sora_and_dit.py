@@ -75,7 +75,7 @@ display.frame_grid(clip.frames[0, :, 0], title="a training video (8 frames)", fp
 # spacetime patches of a few frames x a few x a few latent pixels and flattens each into one token. Drawn on the
 # pixels (the title gives the mini model's patch size):
 # %%
-pixel_patch = config.patch * model.autoencoder.downsample        # 2 latent px = 8 image px
+pixel_patch = config.patch * model.autoencoder.downsample        # latent pixels -> image pixels
 fig, axes = plt.subplots(1, config.frames, figsize=(1.6 * config.frames, 2.5))
 for t, ax in enumerate(axes):
     ax.imshow(clip.frames[0, t, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")

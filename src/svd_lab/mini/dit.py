@@ -63,6 +63,10 @@ class DiTConfig:
     num_classes: int = 8
     #: probability of replacing the label with the null label in training (classifier-free guidance)
     class_dropout: float = 0.1
+    #: how labels become vectors: "table" (a learned row per class, the DiT paper's ImageNet classes) or "sincos"
+    #: (the label *value* through a sinusoidal embedding and an MLP, as SVD embeds motion_bucket_id: neighbouring
+    #: buckets start out similar, which suits an ordered micro-condition such as speed)
+    label_embedding: str = "table"
 
     def __post_init__(self):
         if self.frames % self.patch_t or self.height % self.patch or self.width % self.patch:
@@ -72,6 +76,8 @@ class DiTConfig:
             )
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.label_embedding not in LABEL_EMBEDDERS:
+            raise ValueError(f"label_embedding must be one of {sorted(LABEL_EMBEDDERS)}, got {self.label_embedding!r}")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -150,6 +156,15 @@ def sincos_3d(dim: int, grid: tuple[int, int, int]) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- embeddings
+def sinusoidal(values: torch.Tensor, dim: int = 256) -> torch.Tensor:
+    """(B,) real values -> (B, dim): ``[cos(v f_i), sin(v f_i)]`` with frequencies ``f_i = 10000^(-i/(dim/2))``
+    (the transformer/DDPM timestep embedding)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=values.device, dtype=torch.float32) / half)
+    angles = values.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
 class NoiseLevelEmbedder(nn.Module):
     """c_noise (B,) -> (B, hidden): a 256-wide sinusoidal embedding of ``1000 * c_noise`` then Linear-SiLU-Linear.
 
@@ -163,14 +178,19 @@ class NoiseLevelEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
-        half = self.frequency_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=c_noise.device, dtype=torch.float32) / half)
-        angles = 1000.0 * c_noise.float()[:, None] * freqs[None]
-        return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=1))
+        return self.mlp(sinusoidal(1000.0 * c_noise.float(), self.frequency_dim))
+
+
+def _drop_labels(labels: torch.Tensor, num_classes: int, dropout: float, training: bool) -> torch.Tensor:
+    """In training, replace a fraction ``dropout`` of labels by the null label ``num_classes``."""
+    if training and dropout > 0:
+        drop = torch.rand(labels.shape, device=labels.device) < dropout
+        labels = torch.where(drop, torch.full_like(labels, num_classes), labels)
+    return labels
 
 
 class LabelEmbedder(nn.Module):
-    """Labels (B,) -> (B, hidden); label ``num_classes`` is the null label (classifier-free guidance).
+    """Labels (B,) -> (B, hidden) by table lookup; row ``num_classes`` is the null label (classifier-free guidance).
     In training, a fraction ``dropout`` of labels is replaced by the null label."""
 
     def __init__(self, num_classes: int, hidden: int, dropout: float):
@@ -178,11 +198,39 @@ class LabelEmbedder(nn.Module):
         self.num_classes, self.dropout = num_classes, dropout
         self.table = nn.Embedding(num_classes + (1 if dropout > 0 else 0), hidden)
 
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.table.weight, std=0.02)
+
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        if self.training and self.dropout > 0:
-            drop = torch.rand(labels.shape, device=labels.device) < self.dropout
-            labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
-        return self.table(labels)
+        return self.table(_drop_labels(labels, self.num_classes, self.dropout, self.training))
+
+
+class SinusoidalLabelEmbedder(nn.Module):
+    """Ordered labels (B,) -> (B, hidden): the label value through :func:`sinusoidal` and Linear-SiLU-Linear, as
+    SVD embeds its micro-conditions (fps, motion_bucket_id, noise augmentation). The null label
+    ``num_classes`` (classifier-free guidance) is a learned vector of its own."""
+
+    def __init__(self, num_classes: int, hidden: int, dropout: float, frequency_dim: int = 256):
+        super().__init__()
+        self.num_classes, self.dropout, self.frequency_dim = num_classes, dropout, frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.null = nn.Parameter(torch.zeros(hidden))
+
+    def reset_parameters(self) -> None:
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        nn.init.normal_(self.null, std=0.02)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = _drop_labels(labels, self.num_classes, self.dropout, self.training)
+        is_null = (labels == self.num_classes)[:, None]
+        emb = self.mlp(sinusoidal(labels.clamp(max=self.num_classes - 1), self.frequency_dim))
+        return torch.where(is_null, self.null.to(emb.dtype).expand_as(emb), emb)
+
+
+LABEL_EMBEDDERS = {"table": LabelEmbedder, "sincos": SinusoidalLabelEmbedder}
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -267,7 +315,7 @@ class VideoDiT(nn.Module):
                                      stride=(cfg.patch_t, cfg.patch, cfg.patch))
         self.register_buffer("pos_embed", sincos_3d(cfg.hidden, cfg.grid)[None], persistent=False)
         self.noise_embed = NoiseLevelEmbedder(cfg.hidden)
-        self.label_embed = LabelEmbedder(cfg.num_classes, cfg.hidden, cfg.class_dropout)
+        self.label_embed = LABEL_EMBEDDERS[cfg.label_embedding](cfg.num_classes, cfg.hidden, cfg.class_dropout)
         self.blocks = nn.ModuleList(DiTBlock(cfg.hidden, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg.hidden, cfg.patch_t * cfg.patch * cfg.patch * cfg.out_channels)
         self._init_weights(patch_in)
@@ -282,7 +330,7 @@ class VideoDiT(nn.Module):
         w = self.patch_embed.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], patch_in))
         nn.init.zeros_(self.patch_embed.bias)
-        nn.init.normal_(self.label_embed.table.weight, std=0.02)
+        self.label_embed.reset_parameters()
         for layer in self.noise_embed.mlp:
             if isinstance(layer, nn.Linear):
                 nn.init.normal_(layer.weight, std=0.02)

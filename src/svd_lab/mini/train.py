@@ -1,7 +1,7 @@
 r"""Training the mini world model: first the autoencoder, then the video DiT with the EDM objective.
 
 EDM training (Karras et al. 2022): draw a clean latent video ``z_0``, a noise level ``ln sigma ~ N(P_mean, P_std^2)``
-(-1.2, 1.2) and noise ``n``; the network sees ``c_in (z_0 + sigma n)`` and ``c_noise`` and is trained so that the
+(EDM's image default -1.2, 1.2; the shipped recipe centres it at 0.0, see :mod:`svd_lab.mini.recipe`) and noise ``n``; the network sees ``c_in (z_0 + sigma n)`` and ``c_noise`` and is trained so that the
 denoiser ``D = c_skip x + c_out F`` recovers ``z_0`` under the weight ``lambda = (sigma^2 + sd^2) / (sigma sd)^2``.
 Since ``lambda c_out^2 = 1`` this is plain regression of ``F`` onto the *effective target*
 ``(z_0 - c_skip x) / c_out``, a unit-variance quantity at every noise level -- the point of the preconditioning.
@@ -54,6 +54,10 @@ class TrainSettings:
     lr: float = 1e-3
     warmup: int = 200
     weight_decay: float = 0.0
+    #: training noise levels: ln(sigma) ~ N(p_mean, p_std^2) (EDM's -1.2, 1.2 for pixels; EDM2 uses -0.4, 1.0
+    #: for latents)
+    p_mean: float = P_MEAN
+    p_std: float = P_STD
     bf16: bool = True
     #: diffuse the change from the first frame instead of the latents (see MiniWorldModel)
     residual: bool = False
@@ -144,12 +148,13 @@ def _tqdm_off() -> bool:
 
 
 def edm_loss(dit: VideoDiT, latents: torch.Tensor, first_latent: torch.Tensor, labels: torch.Tensor,
-             bf16: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+             bf16: bool = True, generator: torch.Generator | None = None,
+             p_mean: float = P_MEAN, p_std: float = P_STD) -> torch.Tensor:
     """The EDM loss for a batch of clean latent videos (B, T, C, h, w) (see the module docstring)."""
     from svd_lab.sampling.edm import edm_preconditioning
 
     b = latents.shape[0]
-    sigma = torch.exp(P_MEAN + P_STD * torch.randn(b, generator=generator)).view(b, 1, 1, 1, 1)
+    sigma = torch.exp(p_mean + p_std * torch.randn(b, generator=generator)).view(b, 1, 1, 1, 1)
     noisy = latents + sigma * torch.randn(latents.shape, generator=generator)
     c_skip, c_out, c_in, c_noise = edm_preconditioning(SIGMA_DATA)(sigma)
     target = (latents - c_skip * noisy) / c_out
@@ -235,7 +240,8 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
         with torch.no_grad(), _autocast(settings.bf16):
             latents = ae.encode(data.to_model_space(videos.frames)).float()
         first = latents[:, :1]
-        loss = edm_loss(dit, model.to_diffusion_space(latents, first), first, videos.speed_bucket, settings.bf16, gen)
+        loss = edm_loss(dit, model.to_diffusion_space(latents, first), first, videos.speed_bucket, settings.bf16, gen,
+                        settings.p_mean, settings.p_std)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
@@ -243,7 +249,7 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
         step += 1
         value = loss.item()
         running = value if running is None else 0.98 * running + 0.02 * value
-        record["loss"].append([step, round(time.time() - start, 2), value])
+        record["loss"].append([step, round(time.time() - start, 2), round(value, 5)])
         bar.update()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{running:.4f}")
