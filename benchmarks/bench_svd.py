@@ -36,13 +36,14 @@ def tiny_comparison(frames: int, steps: int, repeats: int) -> list[list[str]]:
     import torch
     from PIL import Image
 
-    from svd_lab.svd.configs import build_components
+    from svd_lab.svd.components import build_components
+    from svd_lab.svd.diffusers_interop import diffusers_pipeline
     from svd_lab.svd.pipeline import SVDPipeline
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     comps = build_components("tiny", "svd", seed=0)
     ours = SVDPipeline(comps, device=device, dtype="float32", memory="resident")
-    theirs = comps.diffusers_pipeline().to(device)
+    theirs = diffusers_pipeline(comps).to(device)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
 
     def sync():
@@ -88,7 +89,8 @@ def full_unet_on_gpu(steps: int = 3) -> list[list[str]]:
 
     if not torch.cuda.is_available():
         return [["full 576x1024 fp16", "14 / 25", "no CUDA GPU", "svd-lab", "skipped", "skipped", ""]]
-    from svd_lab.svd.configs import build_unet, unet_config
+    from svd_lab.svd.components import build_unet
+    from svd_lab.svd.configs import unet_config
 
     rows = []
     for version in ("svd", "svd_xt"):

@@ -46,6 +46,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from svd_lab.svd.layout import FP16
+from svd_lab.svd.versions import DEFAULT_VERSION
+
 LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack")
 
 
@@ -423,22 +426,24 @@ def closed_port_endpoint() -> str:
 # ------------------------------------------------------------------------------------------- test repositories
 
 
-def build_tiny_diffusers_folder(folder: Path | str, variants=(None, "fp16"), version: str = "svd", seed: int = 0) -> Path:
+def build_tiny_diffusers_folder(folder: Path | str, variants=(None, FP16), version: str = DEFAULT_VERSION,
+                               seed: int = 0) -> Path:
     """The tiny profile saved in the hub's diffusers layout (what stabilityai/stable-video-diffusion-img2vid holds):
     model_index.json, unet/, vae/, image_encoder/ (config + weights per variant), scheduler/, feature_extractor/.
 
-    The networks come from ``svd_lab.svd.configs.build_components("tiny")``; fp16 files hold float16 weights, as
+    The networks come from ``svd_lab.svd.components.build_components("tiny")``; fp16 files hold float16 weights, as
     on the hub.
     """
     import torch
 
-    from svd_lab.svd.configs import build_components, feature_extractor_config, scheduler_config
+    from svd_lab.svd.components import build_components
+    from svd_lab.svd.configs import feature_extractor_config, scheduler_config
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     comps = build_components("tiny", version, dtype=torch.float32, seed=seed)
     for variant in variants:
-        comps = comps.to(dtype=torch.float16 if variant == "fp16" else torch.float32)
+        comps = comps.to(dtype=torch.float16 if variant == FP16 else torch.float32)
         comps.unet.save_pretrained(folder / "unet", safe_serialization=True, variant=variant)
         comps.vae.save_pretrained(folder / "vae", safe_serialization=True, variant=variant)
         comps.image_encoder.save_pretrained(folder / "image_encoder", safe_serialization=True, variant=variant)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +23,8 @@ from svd_lab.checkpoints import (
     present_checkpoints,
     require_usable,
 )
-from svd_lab.checkpoints.registry import diffusers_files
 from svd_lab.checkpoints.verify import VerificationRecord, git_blob_sha1, safetensors_problem, sha256_file
+from svd_lab.svd.layout import checkpoint_files as diffusers_files
 
 
 def _safetensors(path: Path, tensors: dict[str, bytes], metadata: dict | None = None) -> Path:
@@ -86,6 +89,111 @@ def test_registry_files_and_sizes_match_the_hub_layout():
 def test_unknown_name_suggests_the_right_one():
     with pytest.raises(KeyError, match="did you mean svd_xt"):
         get_spec("SVD-XT")
+
+
+def test_unknown_names_are_user_errors_of_the_lookup_kind():
+    from svd_lab.errors import UnknownNameError, UserError
+    from svd_lab.svd.versions import get_version
+
+    with pytest.raises(UnknownNameError) as checkpoint:
+        get_spec("svd2")
+    with pytest.raises(UnknownNameError) as version:
+        get_version("svd2")
+    for info in (checkpoint, version):  # a KeyError and a ValueError both: older callers keep catching it
+        assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+        assert isinstance(info.value, UserError) and not str(info.value).startswith("'")
+
+
+def test_every_version_has_a_registry_entry_built_from_it():
+    """Adding an SVD version is one row in svd_lab.svd.versions.VERSIONS: the registry takes its facts from there."""
+    from svd_lab.svd.configs import FULL_PARAMETER_COUNTS
+    from svd_lab.svd.versions import VERSIONS
+
+    for version in VERSIONS.values():
+        spec = REGISTRY[version.name]
+        assert (spec.version, spec.repo_id, spec.num_frames, spec.description) == (
+            version.name, version.hub_repo, version.num_frames, version.description)
+        assert (spec.licence, spec.licence_note, spec.gated) == (version.licence, version.licence_note, version.gated)
+        assert spec.sgm_file == f"{version.name}.safetensors"
+        assert ("diffusers" in spec.formats) == version.diffusers_format and "sgm" in spec.formats
+    weights = FULL_PARAMETER_COUNTS["unet"] + FULL_PARAMETER_COUNTS["vae"] + FULL_PARAMETER_COUNTS["image_encoder"]
+    assert REGISTRY["svd"].size("diffusers", "fp16") == 2 * weights and REGISTRY["svd"].size("diffusers") == 4 * weights
+    assert "licence" not in VERSIONS["svd"].defaults() and "num_frames" in VERSIONS["svd"].defaults()
+
+
+def test_frame_counts_name_one_version():
+    from svd_lab.svd.versions import version_for_num_frames
+
+    assert version_for_num_frames(14) == "svd" and version_for_num_frames(25) == "svd_xt"
+    assert version_for_num_frames(3) is None and version_for_num_frames(None) is None
+
+
+def test_checkpoint_errors_are_the_shared_ones():
+    import svd_lab.errors
+    from svd_lab.checkpoints import CheckpointError, HubAccessError
+
+    assert CheckpointError is svd_lab.errors.CheckpointError
+    assert issubclass(HubAccessError, svd_lab.errors.CheckpointError)
+    assert issubclass(UnusableCheckpointError, svd_lab.errors.UserError)
+
+
+def test_listing_checkpoints_imports_neither_torch_nor_the_hub_client_nor_the_cli():
+    """`svd-lab models` and a notebook's checkpoint table stay fast, and the library does not depend on the CLI."""
+    script = ("import sys\n"
+              "from svd_lab.checkpoints import REGISTRY, present_checkpoints\n"
+              "import svd_lab.commands.models\n"
+              "print(sorted(m for m in ('torch', 'huggingface_hub', 'svd_lab.cli') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------- permissions
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (``umask(0o027)``); the previous one comes back afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path, umask):
+    from svd_lab.atomic import (
+        new_directory_beside,
+        new_temporary_beside,
+        write_bytes_atomic,
+        write_text_atomic,
+    )
+
+    umask(0o022)
+    written = write_bytes_atomic(tmp_path / "video.mp4", b"frames")
+    assert written.read_bytes() == b"frames" and stat.S_IMODE(written.stat().st_mode) == 0o644
+    temporary = new_temporary_beside(tmp_path / "video.mp4", suffix=".mp4")
+    assert temporary.parent == tmp_path and temporary.name.startswith(".video.mp4.") and temporary.suffix == ".mp4"
+    assert stat.S_IMODE(temporary.stat().st_mode) == 0o644
+    temporary.unlink()
+    assert stat.S_IMODE(new_directory_beside(tmp_path / "converted").stat().st_mode) == 0o755
+    umask(0o027)  # a stricter umask is respected too, not replaced by a fixed 0644
+    assert stat.S_IMODE(write_text_atomic(tmp_path / "record.json", "{}").stat().st_mode) == 0o640
+    # without overwrite an existing file is refused and left as it was; with it, replaced; no temporary is left
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_bytes_atomic(written, b"other")
+    assert written.read_bytes() == b"frames"
+    write_bytes_atomic(written, b"other", overwrite=True)
+    assert written.read_bytes() == b"other"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["record.json", "video.mp4"]
+
+
+def test_verification_record_gets_the_umask_mode(tmp_path, umask):
+    umask(0o022)
+    f = _safetensors(tmp_path / "ckpt" / "w.safetensors", {"a": b"x" * 64})
+    record = VerificationRecord(tmp_path / "ckpt")
+    record.add(f, sha256_file(f), "test")
+    record.save()
+    record.save()  # replaced in place, through a temporary file that does not stay behind
+    assert stat.S_IMODE(record.path.stat().st_mode) == 0o644
+    assert [p.name for p in record.path.parent.iterdir()] == ["verified.json"]
 
 
 # ------------------------------------------------------------------------------------------- integrity

@@ -86,7 +86,7 @@ def test_mp4_round_trip_keeps_frames_and_size(tmp_path):
     data = display.encode_mp4(frames, fps=7)
     path = tmp_path / "c.mp4"
     path.write_bytes(data)
-    back, fps = display.read_frames(path)
+    back, fps = display.read_video(path)
     assert back.shape == frames.shape
     assert fps == pytest.approx(7)
     # lossy, but each frame's bright column is where it was written

@@ -40,6 +40,7 @@ from svd_lab.checkpoints import (
     require_usable,
 )
 from svd_lab.checkpoints import hub as hubmod
+from svd_lab.checkpoints import obs as obsmod
 from svd_lab.checkpoints.verify import VerificationRecord, sha256_file
 
 SVD_REPO = "stabilityai/stable-video-diffusion-img2vid"
@@ -195,6 +196,20 @@ def test_download_sgm_single_file_and_full_precision(hub, ckpt_dir, tiny_source)
     assert find_checkpoint("svd", dir=ckpt_dir, format="sgm").path == sgm.path
     names = {(c.name, c.format) for c in present_checkpoints(ckpt_dir)}
     assert names == {("svd", "diffusers"), ("svd", "sgm")}
+
+
+def test_downloaded_files_and_records_get_the_umask_mode(hub, ckpt_dir, tiny_source):
+    """Final files are the staging files renamed: they, and the records, are made like any file of the user."""
+    import stat
+
+    previous = os.umask(0o027)  # stricter than the usual 022, so a fixed 0644 (or mkstemp's 0600) would show
+    try:
+        sgm = _download(hub, ckpt_dir, format="sgm").checkpoint
+        ckpt = _download(hub, ckpt_dir).checkpoint
+    finally:
+        os.umask(previous)
+    for f in (sgm.path, ckpt.path / UNET16, ckpt.path / "model_index.json", ckpt.path / ".svd-lab" / "verified.json"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o640, f
 
 
 # ------------------------------------------------------------------------------------------- resume
@@ -522,7 +537,7 @@ def test_hand_placed_file_that_differs_from_the_hub_is_reported(hub, ckpt_dir, t
 def test_obs_outside_modelarts_says_so(ckpt_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "moxing", None)  # `import moxing` raises ImportError
     with pytest.raises(ObsUnavailableError, match="only inside Huawei ModelArts"):
-        hubmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None)
+        obsmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None)
 
 
 def test_obs_copy_with_moxing(ckpt_dir, tiny_source, tmp_path, monkeypatch):
@@ -548,13 +563,13 @@ def test_obs_copy_with_moxing(ckpt_dir, tiny_source, tmp_path, monkeypatch):
     fake = types.ModuleType("moxing")
     fake.file = types.SimpleNamespace(copy_parallel=copy_parallel, copy=copy)
     monkeypatch.setitem(sys.modules, "moxing", fake)
-    ckpt = hubmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None).checkpoint
+    ckpt = obsmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None).checkpoint
     assert calls == [("copy_parallel", "obs://bucket/svd")]
     assert ckpt.usable and ckpt.verified and ckpt.variant == "fp16"
-    sgm = hubmod.copy_from_obs("svd", "obs://bucket/svd/svd.safetensors", format="sgm", dir=ckpt_dir,
+    sgm = obsmod.copy_from_obs("svd", "obs://bucket/svd/svd.safetensors", format="sgm", dir=ckpt_dir,
                                log=None).checkpoint
     assert sgm.usable and sgm.path == ckpt_dir / "svd" / "svd.safetensors"
     (bucket / "broken").mkdir()
     with pytest.raises(Exception, match="does not contain"):
-        hubmod.copy_from_obs("svd_xt", "obs://bucket/broken", dir=ckpt_dir, log=None)
+        obsmod.copy_from_obs("svd_xt", "obs://bucket/broken", dir=ckpt_dir, log=None)
     assert not (ckpt_dir / "svd_xt" / "model_index.json").exists()

@@ -7,10 +7,12 @@ import torch
 
 from svd_lab.mini import metrics
 from svd_lab.mini.model import DIT_FILE, MiniWorldModel, SamplingSettings, load_model, read_facts
-from svd_lab.mini.recipe import SHIPPED_SEED, SHIPPED_STEPS
+from svd_lab.mini.train import TrainSettings
 from svd_lab.paths import project_root
 
 SHIPPED = project_root() / "checkpoints" / "mini"
+# the shipped recipe is TrainSettings' defaults
+SHIPPED_SEED, SHIPPED_STEPS = TrainSettings.seed, TrainSettings.steps
 
 # The shipped model must pass the issue's bar on the 64 fixed videos with the default sampling settings (20 steps,
 # guidance 1 -> 2): (a) <= 1 px, (b) >= 95%, (c) >= 80%, (d) >= 0.9, (e) >= 80%. Measured (16,000 steps):
@@ -39,6 +41,15 @@ def test_shipped_weights_are_small_and_documented():
     assert f"--steps {SHIPPED_STEPS} --seed {SHIPPED_SEED}" in facts["command"]
     script = (project_root() / "tools" / "train_mini.sh").read_text()
     assert f"--steps {SHIPPED_STEPS} --seed {SHIPPED_SEED}" in script
+
+
+def test_the_defaults_are_the_shipped_recipe():
+    """TrainSettings() (and the DiTConfig() inside it) is exactly what trained the shipped weights."""
+    import json
+    from dataclasses import asdict
+
+    recorded = json.loads((SHIPPED / "training.json").read_text())["settings"]
+    assert asdict(TrainSettings()) == recorded
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +94,23 @@ def test_shipped_model_quality_on_the_fixed_videos(shipped):
 def test_bad_speed_bucket_is_refused(shipped):
     with pytest.raises(ValueError, match="speed buckets"):
         shipped.generate(torch.zeros(1, 1, 32, 32), torch.tensor([8]))
+
+
+def test_a_corrupted_weights_file_is_one_clear_error(tmp_path, capsys):
+    """`svd-lab mini eval --model DIR` with a damaged safetensors file: a message, no traceback (exit 2)."""
+    import shutil
+
+    from svd_lab.cli import main
+    from svd_lab.mini.model import DIT_FILE
+    from svd_lab.paths import checkpoints_dir
+
+    folder = tmp_path / "mini"
+    shutil.copytree(checkpoints_dir() / "mini", folder)
+    data = (folder / DIT_FILE).read_bytes()
+    (folder / DIT_FILE).write_bytes(data[:8] + b"{not json" + data[17:])
+    assert main(["mini", "eval", "--model", str(folder), "--videos", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is corrupted or not an svd-lab mini model" in err
+    (folder / DIT_FILE).write_bytes(data[: len(data) // 2])  # truncated
+    assert main(["mini", "eval", "--model", str(folder), "--videos", "2"]) == 2
+    assert "is corrupted" in capsys.readouterr().err

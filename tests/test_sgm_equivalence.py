@@ -129,3 +129,47 @@ def test_half_precision_load_is_the_cast_fp32_model(tiny, sgm_tiny_dir):
         for key, value in half_sd.items():
             assert value.dtype == torch.float16, key
             assert torch.equal(value, full_sd[key].half()), key
+
+
+# ------------------------------------------------------------------------------------------- the one CLIP resize
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_clip_resize_is_diffusers_bit_for_bit(dtype, channels_last, one_thread):
+    """svd_lab.svd.components.resize_with_antialiasing(reference="diffusers") is diffusers' own resize in every
+    dtype and layout. Channels-last is how diffusers lays out a PIL image; there the layout of the convolution
+    (kornia's filter2d: input.view(-1, C, H, W)) decides the rounding in half precision."""
+    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+        _resize_with_antialiasing,
+    )
+
+    from svd_lab.svd.components import resize_with_antialiasing
+
+    generator = torch.Generator().manual_seed(0)
+    for height, width in ((576, 1024), (64, 64), (100, 300)):
+        image = (torch.rand(1, 3, height, width, generator=generator) * 2 - 1).to(dtype)
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        ours = resize_with_antialiasing(image, (224, 224))
+        assert ours.dtype == dtype
+        assert torch.equal(ours, _resize_with_antialiasing(image, (224, 224))), (height, width)
+
+
+def test_kornia_and_diffusers_resize_differ_only_where_documented(one_thread):
+    """The two references share the arithmetic; in float32 on finite values they agree bit for bit. kornia skips
+    the blur when nothing shrinks (a NaN stays one pixel) and blurs half precision in float32."""
+    from svd_lab.svd.components import resize_with_antialiasing
+
+    generator = torch.Generator().manual_seed(1)
+    for height, width in ((576, 1024), (224, 224), (64, 64), (300, 100)):
+        image = torch.rand(2, 3, height, width, generator=generator) * 2 - 1
+        assert torch.equal(resize_with_antialiasing(image, (224, 224), reference="kornia"),
+                           resize_with_antialiasing(image, (224, 224))), (height, width)
+    image = torch.rand(1, 3, 64, 64, generator=generator)
+    image[0, 0, 10, 10] = float("nan")
+    spread = resize_with_antialiasing(image, (224, 224)).isnan().sum()
+    assert resize_with_antialiasing(image, (224, 224), reference="kornia").isnan().sum() < spread
+    half = (torch.rand(1, 3, 576, 1024, generator=generator) * 2 - 1).half()
+    assert not torch.equal(resize_with_antialiasing(half, (224, 224), reference="kornia"),
+                           resize_with_antialiasing(half, (224, 224)))
+    with pytest.raises(ValueError, match="reference must be"):
+        resize_with_antialiasing(image, (224, 224), reference="pil")

@@ -178,3 +178,49 @@ def test_explicit_version_must_fit_the_keys():
         sgm.detect_version("a.safetensors", "temporal", "svd_image_decoder")
     with pytest.raises(sgm.SgmCheckpointError, match="unknown SVD version"):
         sgm.detect_version("a.safetensors", "temporal", "svd_2")
+
+
+# ------------------------------------------------------------------------------------------- architecture
+def test_header_only_modules_do_not_import_torch():
+    """Key mapping, config inference and planning work on names and shapes: importing them pulls in no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import svd_lab.convert.sgm_keys, svd_lab.convert.sgm_config, svd_lab.convert.sgm_plan; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'svd_lab.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_converter_modules_import_no_cli():
+    """Library code sits below the command line: nothing in svd_lab.convert imports svd_lab.cli."""
+    import ast
+    from pathlib import Path
+
+    import svd_lab.convert
+
+    for path in Path(svd_lab.convert.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not [n for n in names if n == "svd_lab.cli" or n.startswith("svd_lab.commands")], path.name
+
+
+def test_errors_come_from_svd_lab_errors():
+    from svd_lab import errors
+
+    assert sgm.SgmCheckpointError is errors.SgmCheckpointError
+    with pytest.raises(errors.UnknownNameError, match="unknown SVD version 'svd_2'") as err:
+        sgm.detect_version("a.safetensors", "temporal", "svd_2")
+    assert isinstance(err.value, KeyError) and isinstance(err.value, errors.SgmCheckpointError)
+
+
+def test_every_transform_is_one_row_of_data():
+    """A transform is an enum member with its shape rule and tensor operation side by side, nothing else."""
+    from svd_lab.convert import sgm_keys
+
+    assert set(sgm_keys._RULES) == set(sgm.Transform)
+    assert sgm.TensorSource("k", "chunk_q").transform is sgm.Transform.CHUNK_Q
+    assert sgm.TensorSource("k") == sgm.TensorSource("k", "copy")
+    with pytest.raises(ValueError):
+        sgm.TensorSource("k", "flip")

@@ -179,6 +179,23 @@ def test_not_enough_disk_space_is_refused_before_loading(monkeypatch, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_one_folder_writer_refuses_to_overwrite(tmp_path, tiny):
+    """The converter writes through svd_lab.svd.loading.save_diffusers_folder(atomic=True): an existing folder is
+    refused and left as it was; a plain save writes svd_lab_version.json where the converter writes its record."""
+    from svd_lab.errors import CheckpointError
+    from svd_lab.svd.loading import save_diffusers_folder
+
+    components = sgm.to_components(tiny)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_diffusers_folder(components, existing, atomic=True)
+    assert list(tmp_path.iterdir()) == [existing] and not list(existing.iterdir())
+    plain = save_diffusers_folder(components, tmp_path / "plain", record={"note": "x"})
+    assert json.loads((plain / "svd_lab_version.json").read_text()) == {"note": "x", "version": "svd"}
+    assert not (plain / sgm.CONVERSION_RECORD).exists()
+
+
 # ------------------------------------------------------------------------------------------- command line
 def test_cli_convert(tmp_path, tiny_file, capsys):
     out = tmp_path / "converted"
@@ -257,3 +274,86 @@ def test_image_decoder_file_loads_as_autoencoder_kl(tmp_path, tiny_tensors):
     with torch.no_grad():  # and the encoder is the same conditioning encoder in both
         x = torch.rand(1, 3, 64, 64) * 2 - 1
         assert torch.equal(loaded.vae.encode(x).latent_dist.mode(), temporal.vae.encode(x).latent_dist.mode())
+
+
+# ------------------------------------------------------------------------------------------- head sizes
+@pytest.fixture(scope="module")
+def unregistered_file(tmp_path_factory, tiny_tensors):
+    """The tiny model with its second OpenCLIP layer dropped: a valid sgm SVD file with 16-channel UNet heads and
+    32-channel CLIP heads that matches no registered profile, so nothing tells the converter its head sizes."""
+    layer = "conditioner.embedders.0.open_clip.model.visual.transformer.resblocks.1."
+    tensors = {k: v for k, v in tiny_tensors.items() if not k.startswith(layer)}
+    return write(tmp_path_factory.mktemp("unregistered") / "svd.safetensors", tensors)
+
+
+def _heads(folder):
+    unet = json.loads((folder / "unet" / "config.json").read_text())["num_attention_heads"]
+    clip = json.loads((folder / "image_encoder" / "config.json").read_text())["num_attention_heads"]
+    return unet, clip
+
+
+def test_cli_convert_head_size_flags(tmp_path, unregistered_file, capsys):
+    """Without the sizes the converter assumes Stability's 64 channels per head: the UNet's 32-channel level
+    cannot be split (an error naming the flags) and CLIP's 64 channels silently become 1 head instead of 2."""
+    assert cli_main(["convert", str(unregistered_file), str(tmp_path / "default"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "32 channels are not a multiple of the attention head size 64" in err and "--unet-head-channels" in err
+    assert not (tmp_path / "default").exists()
+
+    only_unet = tmp_path / "only-unet"
+    assert cli_main(["convert", str(unregistered_file), str(only_unet), "--unet-head-channels", "16",
+                     "--dtype", "fp32", "--no-progress"]) == 0
+    assert _heads(only_unet) == ([2, 4], 1)  # the mis-conversion --clip-head-width exists for
+
+    out = tmp_path / "both"
+    assert cli_main(["convert", str(unregistered_file), str(out), "--unet-head-channels", "16",
+                     "--clip-head-width", "32", "--dtype", "fp32", "--no-progress"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert _heads(out) == ([2, 4], 2)  # the tiny model's own heads (config.yaml: num_head_channels 16)
+
+
+@pytest.mark.parametrize("value", ["0", "-16", "sixteen", "1.5"])
+def test_cli_head_size_must_be_a_positive_integer(tmp_path, unregistered_file, capsys, value):
+    for command in (["convert", str(unregistered_file), str(tmp_path / "out")], ["sample", str(unregistered_file)]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main([*command, "--clip-head-width", value])
+        assert exit_info.value.code == 2
+        assert f"--clip-head-width: expected a positive whole number of channels per head, got '{value}'" in \
+            capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_head_sizes_through_the_python_api(tmp_path, unregistered_file, tiny_file):
+    from svd_lab.errors import InputError
+    from svd_lab.svd.loading import CheckpointLoadError, load_checkpoint
+
+    with pytest.raises(InputError, match="unet_head_channels must be a positive integer"):
+        sgm.plan_conversion(sgm.read_header(unregistered_file)[0], unet_head_channels=0)
+    loaded = load_checkpoint(unregistered_file, unet_head_channels=16, clip_head_width=32, progress=False)
+    assert loaded.unet.config.num_attention_heads == [2, 4] and loaded.image_encoder.config.num_attention_heads == 2
+    folder = sgm.convert_sgm_to_diffusers(tiny_file, tmp_path / "converted", progress=False)
+    with pytest.raises(CheckpointLoadError, match="diffusers folder: its attention head sizes are in its configs"):
+        load_checkpoint(folder, unet_head_channels=16)
+
+
+def test_cli_sample_head_size_flags(tmp_path, unregistered_file, capsys):
+    """`svd-lab sample --checkpoint FILE` passes the sizes to the converter (sample -> load_pipeline ->
+    load_checkpoint -> load_sgm_modules); without a --checkpoint they are refused."""
+    import numpy as np
+    from PIL import Image
+
+    png = tmp_path / "input.png"
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(png)
+    common = ["sample", str(png), "--frames", "2", "--steps", "1", "--width", "64", "--height", "64",
+              "--device", "cpu", "--no-progress"]
+    assert cli_main([*common, "--checkpoint", str(unregistered_file), "--out", str(tmp_path / "default")]) == 2
+    assert "--unet-head-channels" in capsys.readouterr().err
+    before = torch.get_num_threads()
+    try:
+        assert cli_main([*common, "--checkpoint", str(unregistered_file), "--out", str(tmp_path / "o"),
+                         "--unet-head-channels", "16", "--clip-head-width", "32"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "o" / "000000.mp4").is_file()
+    assert cli_main([*common, "--profile", "tiny", "--unet-head-channels", "16"]) == 2
+    assert "--unet-head-channels describe an sgm checkpoint file" in capsys.readouterr().err

@@ -116,11 +116,19 @@ def test_errors_are_one_clear_line(args, message, png, tmp_path, no_checkpoints,
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_full_profile_on_cpu_prints_hours_and_needs_yes(png, tmp_path, capsys):
+@pytest.fixture()
+def tiny_folder(tmp_path):
+    """A valid diffusers-layout checkpoint (the tiny networks), so that file checks pass."""
+    from svd_lab.svd.components import build_components
+    from svd_lab.svd.loading import save_diffusers_folder
+
+    return save_diffusers_folder(build_components("tiny", seed=0), tmp_path / "svd")
+
+
+def test_full_profile_on_cpu_prints_hours_and_needs_yes(png, tmp_path, tiny_folder, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    ckpt = tmp_path / "svd"
-    ckpt.mkdir()
+    ckpt = tiny_folder
     assert main(["sample", str(png), "--profile", "full", "--checkpoint", str(ckpt), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "full-size SVD on this CPU: about" in err and "hours" in err
@@ -131,3 +139,66 @@ def test_out_of_range_micro_conditioning_warns(png, tmp_path, no_checkpoints, ca
     with pytest.warns(UserWarning, match="motion_bucket_id 300 is above 255"):
         assert main(["sample", str(png), "--profile", "tiny", "--frames", "1", "--steps", "1",
                      "--motion-bucket-id", "300", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+
+
+# ------------------------------------------------------------------ papercuts of issue 14
+def test_a_pickle_checkpoint_is_refused_with_how_to_get_safetensors(png, tmp_path, capsys):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"\x80\x04not really a pickle")
+    assert main(["sample", str(png), "--checkpoint", str(ckpt), "--yes", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" not in err
+    assert "never loads pickle files" in err and "svd-lab download svd --format sgm" in err
+
+
+def test_the_checkpoint_is_validated_before_asking_for_yes(png, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    missing = tmp_path / "nowhere.safetensors"
+    assert main(["sample", str(png), "--checkpoint", str(missing), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--yes" not in err and "hours" not in err
+    truncated = tmp_path / "svd.safetensors"
+    truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    assert main(["sample", str(png), "--checkpoint", str(truncated), "--no-progress"]) == 2
+    assert "--yes" not in capsys.readouterr().err
+
+
+def test_a_quick_full_size_estimate_needs_no_yes(png, tmp_path, tiny_folder, capsys):
+    """64x64, 5 frames, 2 steps of 'full' (here: a tiny folder) is seconds: no --yes asked for, and the estimate
+    says minutes, not '0.0 hours'."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "o"
+    assert main(["sample", str(png), "--checkpoint", str(tiny_folder), "--width", "64", "--height", "64",
+                 "--frames", "5", "--steps", "2", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "0.0 hours" not in err and "minutes" in err and "rerun with --yes" not in err
+    assert count_frames(out / "000000.mp4") == 5
+
+
+def test_out_of_range_motion_bucket_is_one_clear_warning_and_recorded(png, tmp_path, no_checkpoints, capsys):
+    out = tmp_path / "o"
+    with pytest.warns(UserWarning):
+        assert main(["sample", str(png), "--profile", "tiny", "--frames", "1", "--steps", "1",
+                     "--motion-bucket-id", "300", "--out", str(out), "--no-progress"]) == 0
+    params = json.loads((out / "000000.json").read_text())
+    assert params["warnings"] == [("motion_bucket_id 300 is above 255, the range SVD was trained on: expect "
+                                  "extreme or broken motion")]
+
+
+def test_warnings_print_as_one_line(png, tmp_path, no_checkpoints):
+    proc = subprocess.run([sys.executable, "-m", "svd_lab", "sample", str(png), "--profile", "tiny", "--frames", "1",
+                           "--steps", "1", "--motion-bucket-id", "300", "--out", str(tmp_path / "o"),
+                           "--no-progress"], check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "motion_bucket_id 300" in line]
+    assert lines == [("svd-lab sample: warning: motion_bucket_id 300 is above 255, the range SVD was trained on: "
+                     "expect extreme or broken motion")]
+
+
+def test_the_tiny_profile_message_does_not_claim_a_size(png, tmp_path, no_checkpoints, capsys):
+    assert main(["sample", str(png), "--profile", "tiny", "--width", "128", "--height", "128", "--frames", "1",
+                 "--steps", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "64x64" not in captured.err and "128x128" in captured.out

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from svd_lab.paths import shared_fixtures
-from svd_lab.svd import configs
+from svd_lab.svd import components, configs
 from svd_lab.svd.versions import VERSIONS, check_micro_conditioning, get_version
 
 
@@ -58,7 +58,7 @@ def test_micro_conditioning_warnings_like_the_reference():
 @pytest.mark.parametrize("version, vae_count", [("svd", 97_742_847), ("svd_xt", 97_742_847),
                                                 ("svd_image_decoder", 83_653_863)])
 def test_full_size_parameter_counts_on_meta(version, vae_count):
-    comps = configs.build_components("full", version, device="meta")
+    comps = components.build_components("full", version, device="meta")
     assert comps.parameter_counts() == {"unet": 1_524_623_082, "vae": vae_count, "image_encoder": 632_076_800}
     # AlphaBlender's mix_factor is created on the CPU even under torch.device('meta'): all must be on meta now.
     devices = {p.device.type for m in comps.modules().values() for p in list(m.parameters()) + list(m.buffers())}
@@ -105,14 +105,14 @@ def test_tiny_configs_equal_the_sgm_fixture_description():
 
 # ------------------------------------------------------------------ tiny profile
 def test_tiny_components_counts_eval_mode_and_seeded_init():
-    a = configs.build_components("tiny", "svd", seed=0)
+    a = components.build_components("tiny", "svd", seed=0)
     assert a.parameter_counts() == {k: configs.TINY_PARAMETER_COUNTS[k] for k in ("unet", "vae", "image_encoder")}
     assert (a.profile, a.version, a.decoder, a.source) == ("tiny", "svd", "temporal", "random init, seed 0")
     assert not any(m.training for m in a.modules().values())
     state = torch.get_rng_state()
-    b = configs.build_components("tiny", "svd", seed=0)
+    b = components.build_components("tiny", "svd", seed=0)
     assert torch.equal(torch.get_rng_state(), state), "building must not disturb the global random state"
-    c = configs.build_components("tiny", "svd", seed=1)
+    c = components.build_components("tiny", "svd", seed=1)
     for name in ("unet", "vae", "image_encoder"):
         pa, pb, pc = (dict(x.modules()[name].named_parameters()) for x in (a, b, c))
         assert all(torch.equal(pa[k], pb[k]) for k in pa), name
@@ -122,11 +122,11 @@ def test_tiny_components_counts_eval_mode_and_seeded_init():
 def test_tiny_image_decoder_version_uses_the_per_frame_autoencoder():
     from diffusers import AutoencoderKL
 
-    comps = configs.build_components("tiny", "svd_xt_image_decoder")
+    comps = components.build_components("tiny", "svd_xt_image_decoder")
     assert isinstance(comps.vae, AutoencoderKL) and comps.decoder == "image"
     assert comps.parameter_counts()["vae"] == configs.TINY_PARAMETER_COUNTS["image_vae"]
 
 
 def test_unknown_profile_is_rejected():
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        configs.build_components("huge")
+        components.build_components("huge")

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_lab.svd.components import ClipImagePreprocessing, clip_image_processor, image_processor_backend
-from svd_lab.svd.configs import build_components
+from svd_lab.svd.components import ClipImagePreprocessing, build_components
+from svd_lab.svd.diffusers_interop import clip_image_processor, diffusers_pipeline, image_processor_backend
 from svd_lab.svd.images import image_to_tensor
 from svd_lab.svd.pipeline import SVDPipeline
 
@@ -31,7 +31,7 @@ def _image(width, height, seed=0):
 
 def _diffusers(comps, img, *, frames, steps, seed, decoding_t, output_type, fps_id=6, motion=127, aug=0.02,
                gmin=1.0, gmax=2.5):
-    pipe = comps.diffusers_pipeline()
+    pipe = diffusers_pipeline(comps)
     return pipe(img, height=img.height, width=img.width, num_frames=frames, num_inference_steps=steps,
                 min_guidance_scale=gmin, max_guidance_scale=gmax, fps=fps_id + 1, motion_bucket_id=motion,
                 noise_aug_strength=aug, decode_chunk_size=decoding_t, output_type=output_type,
@@ -121,3 +121,25 @@ def test_clip_preprocessing_equals_the_active_image_processor_backend():
         ).pixel_values
         assert ours.shape == (1, 3, 224, 224)
         assert torch.equal(ours, reference), (width, height)
+
+
+def test_the_guidance_rule_where_diffusers_differs(tiny):
+    """svd-lab's rule: guide whenever any per-frame scale differs from 1 (``F_u + s (F_c - F_u)`` for every s,
+    also s < 1). diffusers' rule: guide only when max_guidance_scale > 1. They agree whenever max > 1 (tested
+    bit for bit above); they differ for max <= 1 with some scale != 1, and diffusers crashes for min > 1 >= max."""
+    img = _image(64, 64)
+    kwargs = {"num_frames": 3, "num_steps": 2, "seed": 5, "decoding_t": 3, "progress": False}
+    ours = SVDPipeline(tiny, device="cpu")
+    unguided = ours.run(img, min_guidance=1.0, max_guidance=1.0, **kwargs)
+    below_one = ours.run(img, min_guidance=0.5, max_guidance=1.0, **kwargs)
+    theirs = _diffusers(tiny, img, frames=3, steps=2, seed=5, decoding_t=3, output_type="latent", gmin=0.5, gmax=1.0)
+    assert torch.equal(theirs, unguided.latents)          # diffusers ignored the scale 0.5 of the first frame
+    assert not torch.equal(below_one.latents, unguided.latents)  # svd-lab applied it
+    # the frame with scale exactly 1 is the conditional branch in both cases: only frames with s != 1 differ
+    changed = (below_one.latents != unguided.latents).flatten(2).any(-1)[0]
+    assert changed.tolist()[0] is True
+    # decreasing guidance (min > 1 >= max): diffusers fails, svd-lab guides each frame with its own scale
+    with pytest.raises(Exception):  # noqa: B017 - diffusers' error type is an implementation detail
+        _diffusers(tiny, img, frames=3, steps=2, seed=5, decoding_t=3, output_type="latent", gmin=2.0, gmax=1.0)
+    decreasing = ours.run(img, min_guidance=2.0, max_guidance=1.0, **kwargs)
+    assert torch.isfinite(decreasing.latents).all() and not torch.equal(decreasing.latents, unguided.latents)

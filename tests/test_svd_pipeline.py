@@ -13,7 +13,7 @@ from PIL import Image
 
 from svd_lab import memory
 from svd_lab.svd import pipeline as svd_pipeline
-from svd_lab.svd.configs import build_components
+from svd_lab.svd.components import build_components
 from svd_lab.svd.loading import CheckpointLoadError, load_diffusers_folder, save_diffusers_folder
 from svd_lab.svd.pipeline import (
     SVDOutOfMemoryError,

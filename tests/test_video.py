@@ -145,3 +145,24 @@ def test_a_taken_number_is_skipped_not_overwritten(tmp_path, monkeypatch):
     written = save_numbered(Video(_frames(2)), out)
     assert written["mp4"].name == "000001.mp4"
     assert (out / "000000.mp4").read_bytes() == b"someone else's video"
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    """mkstemp's 0600 used to survive the rename: videos, images and JSON must get 0o666 & ~umask (0644 at 022)."""
+    import os
+    import stat
+
+    from svd_lab.record import write_records
+    from svd_lab.video import save_numbered
+
+    old = os.umask(0o022)
+    try:
+        written = save_numbered(Video(_frames(2), fps=7, params={"fps_id": 6}), tmp_path / "out",
+                                conditioning_image=Image.new("RGB", (16, 16)), gif=True)
+        write_records(tmp_path / "records.json", {"x": {"value": 1}})
+    finally:
+        os.umask(old)
+    paths = [*written.values(), tmp_path / "records.json"]
+    assert {p.suffix for p in paths} >= {".mp4", ".gif", ".png", ".json"}
+    for path in paths:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path

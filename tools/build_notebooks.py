@@ -35,7 +35,10 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tools" / "course"
 NOTEBOOKS = ROOT / "notebooks"
-KERNELSPEC = {"name": "svd-lab", "display_name": "Python (svd-lab)", "language": "python"}
+sys.path.insert(0, str(ROOT / "src"))
+from svd_lab.kernel import DISPLAY_NAME, KERNEL_NAME
+
+KERNELSPEC = {"name": KERNEL_NAME, "display_name": DISPLAY_NAME, "language": "python"}
 SOURCE_ENV = "SVD_LAB_SOURCE"
 MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 

@@ -8,10 +8,15 @@ adds its parser and sets ``func`` to a function ``(args) -> int`` (the exit stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
 
 from svd_lab import __version__
+
+# Re-exported: commands raise it, library modules import it from svd_lab.errors (the bottom of the graph).
+from svd_lab.errors import UserError
 
 # name of the module providing register(subparsers); order = order in --help
 COMMAND_MODULES = [
@@ -22,12 +27,9 @@ COMMAND_MODULES = [
     "svd_lab.commands.download",
     "svd_lab.commands.convert",
     "svd_lab.commands.mini",
+    "svd_lab.commands.svdmini",
     "svd_lab.commands.sample",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input or environment: printed as one clear message, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,13 +57,33 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _plain_warnings(args.command):
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"svd-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _plain_warnings(command: str):
+    """svd-lab's own warnings (values outside the trained range, ...) as one line each: 'svd-lab CMD: warning: ...'
+    instead of Python's file:line form; other libraries' warnings keep Python's format. Only the formatting
+    changes, so callers recording warnings (pytest, catch_warnings) still see them."""
+    original = warnings.formatwarning
+
+    def plain(message, category, filename, lineno, line=None):
+        if issubclass(category, UserWarning) and "svd_lab" in str(filename):
+            return f"svd-lab {command}: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = plain
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
 
 
 if __name__ == "__main__":

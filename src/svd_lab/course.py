@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svd_lab.errors import CourseError  # a UserError: the CLI shows it as one line
+from svd_lab.kernel import KERNEL_NAME
 from svd_lab.record import RECORD_FILE_ENV, parse_tolerance, read_records
 
-KERNEL_NAME = "svd-lab"
 COURSE = (
     "00_setup.ipynb",
     "01_sora_and_dit.ipynb",
@@ -43,10 +44,6 @@ BASELINE_PROFILES = ("tiny", "mini")
 DEFAULT_CELL_TIMEOUT = 600  # seconds per cell: generous for a slow CPU, finite so a dead kernel cannot hang a run
 # Environment of the kernel: quiet progress bars, no hub progress spam.
 QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-
-
-class CourseError(Exception):
-    """A problem the user can fix (missing kernel, unknown notebook, no checkout); the CLI shows it as one line."""
 
 
 def checkout_root() -> Path:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from svd_lab.progress import progress_bar, progress_enabled  # noqa: F401  (progress_enabled: re-exported)
+from svd_lab.video import as_uint8_frames, read_video
 
 DEFAULT_FPS = 7.0
 MIN_DISPLAY_WIDTH = 256  # px: small videos are scaled up to at least this width on screen
@@ -36,31 +38,24 @@ MIN_DISPLAY_WIDTH = 256  # px: small videos are scaled up to at least this width
 
 
 def as_frames(video: Any) -> np.ndarray:
-    """The frames of ``video`` as a uint8 array (T, H, W, 3).
+    """The frames of ``video`` (a path, a :class:`~svd_lab.video.Video`, an array or tensor) as uint8 (T, H, W, 3).
 
-    Float input is taken to be in [0, 1] and rounded; grey (T, H, W) or RGBA (T, H, W, 4) frames become RGB.
+    Float input is taken to be in [0, 1] and rounded; grey (T, H, W) or RGBA (T, H, W, 4) frames become RGB
+    (:func:`svd_lab.video.as_uint8_frames`).
     """
     if isinstance(video, (str, Path)):
-        return read_frames(video)[0]
+        return read_video(video)[0]
     frames = getattr(video, "frames", video)
     if callable(frames):  # a Video whose frames are behind a method
         frames = frames()
     if hasattr(frames, "detach"):  # torch tensor
         frames = frames.detach().cpu().numpy()
     frames = np.asarray(frames)
-    if frames.ndim == 3:
+    if frames.ndim == 3:  # grey (T, H, W)
         frames = np.repeat(frames[..., None], 3, axis=-1)
-    if frames.ndim != 4 or frames.shape[-1] not in (3, 4):
-        raise ValueError(f"expected frames shaped (T, H, W, 3), got {frames.shape}")
-    if frames.shape[0] == 0:
+    if frames.ndim == 4 and frames.shape[0] == 0:
         raise ValueError("the video has no frames")
-    if frames.shape[-1] == 4:
-        frames = frames[..., :3]  # drop alpha, as Stability's script does for RGBA inputs
-    if frames.dtype != np.uint8:
-        if not np.issubdtype(frames.dtype, np.floating):
-            raise ValueError(f"frames must be uint8, or floats in [0, 1]; got {frames.dtype}")
-        frames = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(frames)
+    return as_uint8_frames(frames)
 
 
 def video_fps(video: Any, fps: float | None = None) -> float:
@@ -70,32 +65,9 @@ def video_fps(video: Any, fps: float | None = None) -> float:
             raise ValueError(f"fps must be positive, got {fps}")
         return float(fps)
     if isinstance(video, (str, Path)):
-        return read_frames(video)[1]
+        return read_video(video)[1]
     own = getattr(video, "fps", None)
     return float(own) if own else DEFAULT_FPS
-
-
-def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
-    """Read every frame of an .mp4 or .gif file: (uint8 (T, H, W, 3), fps)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no video file at {path}")
-    if path.suffix.lower() == ".gif":
-        from PIL import Image, ImageSequence
-
-        with Image.open(path) as im:
-            frames, durations = [], []
-            for frame in ImageSequence.Iterator(im):
-                frames.append(np.asarray(frame.convert("RGB")))
-                durations.append(frame.info.get("duration", 100) or 100)
-        return np.stack(frames), 1000.0 / float(np.mean(durations))
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path))
-    meta = next(reader)
-    w, h = meta["size"]
-    frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in reader]
-    return np.stack(frames), float(meta["fps"])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,15 +254,6 @@ def scrubber(video: Any, *, width: int | None = None, fps: float | None = None, 
 # Progress
 
 
-def progress_enabled(progress: bool = True) -> bool:
-    """False when ``progress`` is False or the environment variable TQDM_DISABLE is set to a true value."""
-    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
-    return bool(progress) and env not in ("1", "true", "yes", "on")
-
-
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
-             enabled: bool = True, **kwargs):
-    """``tqdm.auto.tqdm`` that is fully disabled (no output at all) under TQDM_DISABLE=1 or ``enabled=False``."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, disable=not progress_enabled(enabled), **kwargs)
+# The switch lives in svd_lab.progress (one place for the sampler, trainers, downloader and the notebooks);
+# re-exported here for the notebooks.
+progress = progress_bar

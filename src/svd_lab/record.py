@@ -28,9 +28,10 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from svd_lab.atomic import write_text_atomic
 
 RECORD_FILE_ENV = "SVD_LAB_RECORD_FILE"
 DEFAULT_RELATIVE_TOLERANCE = 1e-4
@@ -139,16 +140,7 @@ def write_records(path: Path, values: dict[str, dict[str, Any]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT_VERSION, "records": values}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a records file is not a secret
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n", overwrite=True)
 
 
 def read_records(path: Path) -> dict[str, dict[str, Any]]:

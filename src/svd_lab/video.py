@@ -20,18 +20,20 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from svd_lab.atomic import new_temporary_beside, place, write_bytes_atomic
+from svd_lab.errors import RunError
+
 OUTPUT_NAME = re.compile(r"^(\d{6})\.(mp4|gif|png|json)$")
 
 
-class VideoWriteError(RuntimeError):
-    """ffmpeg failed or is missing."""
+class VideoWriteError(RunError):
+    """ffmpeg failed or is missing, or the output cannot be written."""
 
 
 def ffmpeg_executable() -> str:
@@ -43,8 +45,13 @@ def ffmpeg_executable() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _as_uint8_frames(frames: Any) -> np.ndarray:
-    """(T, H, W, 3) uint8 from uint8 or float [0, 1] arrays/tensors, channels last or (T, 3, H, W)."""
+def as_uint8_frames(frames: Any) -> np.ndarray:
+    """The one frame conversion: (T, H, W, 3) uint8 from uint8 or float [0, 1] arrays or tensors.
+
+    Accepted layouts: channels last (T, H, W, C) with C = 3 or 4 (alpha is dropped, as Stability's script does for
+    RGBA inputs) or channels first (T, 3, H, W). Floats are clipped to [0, 1] and rounded, not
+    truncated: the same rule as diffusers' ``numpy_to_pil``.
+    """
     try:
         import torch
 
@@ -55,44 +62,20 @@ def _as_uint8_frames(frames: Any) -> np.ndarray:
         pass
     arr = np.asarray(frames)
     if arr.ndim != 4:
-        raise ValueError(f"frames must be 4-d (T, H, W, 3) or (T, 3, H, W), got shape {arr.shape}")
-    if arr.shape[-1] != 3 and arr.shape[1] == 3:
+        raise ValueError(f"expected frames shaped (T, H, W, 3) or (T, 3, H, W) (4-d), got shape {arr.shape}")
+    if arr.shape[-1] not in (3, 4) and arr.shape[1] == 3:  # channels first, as the pipeline's tensors are
         arr = arr.transpose(0, 2, 3, 1)
-    if arr.shape[-1] != 3:
-        raise ValueError(f"frames must have 3 colour channels, got shape {arr.shape}")
+    if arr.shape[-1] not in (3, 4):
+        raise ValueError(f"expected frames shaped (T, H, W, 3) or (T, 3, H, W) (3 colour channels), got shape "
+                         f"{arr.shape}")
+    arr = arr[..., :3]
     if arr.shape[0] == 0:
-        raise ValueError("a video needs at least one frame")
+        raise ValueError("the video has no frames: a video needs at least one frame")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"frames must be uint8 or float in [0, 1], got dtype {arr.dtype}")
-        # round, not truncate: the same rule as diffusers' numpy_to_pil
+            raise ValueError(f"frames must be uint8, or floats in [0, 1]; got dtype {arr.dtype}")
         arr = (np.clip(arr, 0.0, 1.0) * 255).round().astype(np.uint8)
     return np.ascontiguousarray(arr)
-
-
-def _temporary_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    return Path(name)
-
-
-def _place_new(tmp: Path, final: Path, overwrite: bool) -> None:
-    """Move a finished temporary file to its final name; without overwrite never replace an existing file."""
-    if overwrite:
-        os.replace(tmp, final)
-        return
-    try:
-        os.link(tmp, final)  # atomic and fails if final exists: no race with a concurrent writer
-    except FileExistsError:
-        tmp.unlink(missing_ok=True)
-        raise FileExistsError(f"{final} already exists; not overwriting it (choose another name)") from None
-    except OSError:  # file systems without hard links: check, then rename
-        if final.exists():
-            tmp.unlink(missing_ok=True)
-            raise FileExistsError(f"{final} already exists; not overwriting it (choose another name)") from None
-        os.replace(tmp, final)
-        return
-    tmp.unlink()
 
 
 def _run_ffmpeg(frames: np.ndarray, fps: float, out: Path, output_args: list[str]) -> None:
@@ -129,7 +112,7 @@ class Video:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.frames = _as_uint8_frames(self.frames)
+        self.frames = as_uint8_frames(self.frames)
         if self.fps is None:
             fps_id = self.params.get("fps_id")
             self.fps = float(fps_id) + 1 if fps_id is not None else 7.0
@@ -167,12 +150,12 @@ class Video:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; not overwriting it (pass overwrite=True to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temporary_beside(path)
+        tmp = new_temporary_beside(path)
         try:
             _run_ffmpeg(_pad_even(self.frames), fps or self.fps, tmp,
                         ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(int(crf)),
                          "-preset", "medium", "-movflags", "+faststart", "-f", "mp4"])
-            _place_new(tmp, path, overwrite)
+            place(tmp, path, overwrite)
         finally:
             tmp.unlink(missing_ok=True)
         return path
@@ -183,12 +166,12 @@ class Video:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; not overwriting it (pass overwrite=True to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temporary_beside(path)
+        tmp = new_temporary_beside(path)
         try:
             _run_ffmpeg(self.frames, fps or self.fps, tmp,
                         ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse",
                          "-loop", "0", "-f", "gif"])
-            _place_new(tmp, path, overwrite)
+            place(tmp, path, overwrite)
         finally:
             tmp.unlink(missing_ok=True)
         return path
@@ -209,20 +192,31 @@ def count_frames(path: str | os.PathLike) -> int:
     return int(imageio_ffmpeg.count_frames_and_secs(str(path))[0])
 
 
-def read_frames(path: str | os.PathLike) -> np.ndarray:
-    """Decode a video file to uint8 frames (T, H, W, 3) (tests and notebooks compare them)."""
+def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """Decode every frame of an .mp4 or .gif file: (uint8 frames (T, H, W, 3), frames per second)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no video file at {path}")
     if path.suffix.lower() == ".gif":
         from PIL import Image, ImageSequence
 
         with Image.open(path) as img:
-            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(img)])
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(img):
+                frames.append(np.asarray(frame.convert("RGB")))
+                durations.append(frame.info.get("duration", 100) or 100)
+        return np.stack(frames), 1000.0 / float(np.mean(durations))
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     meta = next(reader)
     w, h = meta["size"]
-    return np.stack([np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in reader])
+    return np.stack([np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in reader]), float(meta["fps"])
+
+
+def read_frames(path: str | os.PathLike) -> np.ndarray:
+    """Decode a video file to uint8 frames (T, H, W, 3) (tests and notebooks compare them)."""
+    return read_video(path)[0]
 
 
 # ------------------------------------------------------------------------------------------- output folders
@@ -232,15 +226,6 @@ def next_output_number(folder: str | os.PathLike) -> int:
     numbers = [int(m.group(1)) for p in folder.iterdir() if (m := OUTPUT_NAME.match(p.name))] \
         if folder.is_dir() else []
     return max(numbers, default=-1) + 1
-
-
-def _write_bytes_new(path: Path, data: bytes) -> None:
-    tmp = _temporary_beside(path)
-    try:
-        tmp.write_bytes(data)
-        _place_new(tmp, path, overwrite=False)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_numbered(video: Video, folder: str | os.PathLike, conditioning_image=None, gif: bool = False,
@@ -276,9 +261,9 @@ def save_numbered(video: Video, folder: str | os.PathLike, conditioning_image=No
         buffer = io.BytesIO()
         conditioning_image.save(buffer, format="PNG")
         written["png"] = stem.with_suffix(".png")
-        _write_bytes_new(written["png"], buffer.getvalue())
+        write_bytes_atomic(written["png"], buffer.getvalue())
     params = {**video.params, "fps": video.fps, "num_frames_written": video.num_frames,
               "files": {kind: p.name for kind, p in written.items()}}
     written["json"] = stem.with_suffix(".json")
-    _write_bytes_new(written["json"], (json.dumps(params, indent=2, default=str) + "\n").encode())
+    write_bytes_atomic(written["json"], (json.dumps(params, indent=2, default=str) + "\n").encode())
     return written

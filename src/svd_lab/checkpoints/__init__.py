@@ -42,7 +42,15 @@ from svd_lab.checkpoints.registry import (
     get_spec,
 )
 
-_LAZY = {"download", "plan_download", "DownloadPlan", "DownloadResult", "copy_from_obs", "verify_checkpoint"}
+# Imported on first use (they import huggingface_hub): name -> the module that defines it.
+_LAZY = {
+    "download": "hub",
+    "plan_download": "hub",
+    "DownloadPlan": "hub",
+    "DownloadResult": "hub",
+    "verify_checkpoint": "hub",
+    "copy_from_obs": "obs",
+}
 
 __all__ = [
     "DIFFUSERS",
@@ -78,7 +86,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from svd_lab.checkpoints import hub as _hub_module
+        import importlib
 
-        return getattr(_hub_module, name)
+        return getattr(importlib.import_module(f"svd_lab.checkpoints.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'svd_lab.checkpoints' has no attribute {name!r}")

@@ -1,16 +1,26 @@
 """Errors of the checkpoint tools. Each message says what happened and what to do next, in a few lines.
 
-They derive from :class:`svd_lab.cli.UserError`, so the command line prints them without a traceback (exit 2),
-and a notebook shows the same message.
+They derive from :class:`svd_lab.errors.CheckpointError` (a :class:`~svd_lab.errors.UserError`), so the command
+line prints them without a traceback (exit 2), and a notebook shows the same message. ``CheckpointError`` itself is
+re-exported here, so ``from svd_lab.checkpoints import CheckpointError`` names the same class as
+``svd_lab.errors.CheckpointError``.
 """
 
 from __future__ import annotations
 
-from svd_lab.cli import UserError
+from svd_lab.errors import CheckpointError
 
-
-class CheckpointError(UserError):
-    """Base class: something about a checkpoint (missing, unusable, not downloadable) the user can fix."""
+__all__ = [
+    "CheckpointError",
+    "CorruptDownloadError",
+    "DiskSpaceError",
+    "HubAccessError",
+    "HubNetworkError",
+    "HubNotFoundError",
+    "ObsUnavailableError",
+    "OfflineError",
+    "UnusableCheckpointError",
+]
 
 
 class UnusableCheckpointError(CheckpointError):

@@ -1,5 +1,4 @@
-"""Downloading checkpoints from the Hugging Face hub (or a mirror such as https://hf-mirror.com), and from OBS on
-ModelArts.
+"""Downloading checkpoints from the Hugging Face hub (or a mirror such as https://hf-mirror.com).
 
 Built on ``huggingface_hub``: its repo-info API for the file list, sizes and sha256s; its metadata request
 (``HEAD .../resolve/...``, following the redirect to the storage host); its ``http_get`` for the transfer, which
@@ -20,7 +19,8 @@ sends ``Range`` requests, retries a broken connection by itself and draws the pr
 
 Where files live: ``checkpoints/<name>/`` is what loaders read and what wins. The Hugging Face cache
 (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) is only a source: a file of the same commit already
-there is copied (and verified) instead of downloaded again.
+there is copied (and verified) instead of downloaded again. The staging area and the lock are
+:mod:`svd_lab.checkpoints.staging`; copying from OBS on ModelArts is :mod:`svd_lab.checkpoints.obs`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,20 +41,35 @@ from svd_lab.checkpoints.errors import (
     HubAccessError,
     HubNetworkError,
     HubNotFoundError,
-    ObsUnavailableError,
     OfflineError,
 )
-from svd_lab.checkpoints.local import LocalCheckpoint, inspect_diffusers_folder, inspect_sgm_file
-from svd_lab.checkpoints.registry import DIFFUSERS, FP16, HF_MIRROR, HUB_WEB, SGM, CheckpointSpec, get_spec
+from svd_lab.checkpoints.local import LocalCheckpoint, checkpoints_root, inspect_download, inspect_path
+from svd_lab.checkpoints.registry import (
+    DIFFUSERS,
+    HF_MIRROR,
+    HUB_WEB,
+    SGM,
+    CheckpointSpec,
+    downloadable_spec,
+    normalize_variant,
+)
+from svd_lab.checkpoints.staging import (
+    FolderLock,
+    partial_path,
+    partial_prefix,
+    place,
+    remove_if_empty,
+    staging_dir,
+)
 from svd_lab.checkpoints.verify import (
-    RECORD_DIR,
     VerificationRecord,
     git_blob_sha1,
     safetensors_problem,
     sha256_file,
+    verify_against_record,
 )
+from svd_lab.svd.layout import FP16
 
-STAGING = "staging"
 # Kept free beyond the files themselves: a filled-up disk breaks far more than this download.
 DISK_MARGIN = 256 * 2**20
 MAX_FETCH_ATTEMPTS = 2  # a file whose hash is wrong is fetched once more before giving up
@@ -114,21 +131,26 @@ def _token_available(token: str | bool | None) -> bool:
 # --------------------------------------------------------------------------------------------------- planning
 
 
+class Action(Enum):
+    """What a download does with one file: decided by :func:`plan_download` from the disk and the hub's metadata."""
+
+    PRESENT = "present"  # verified earlier against the same hash: nothing to do
+    CHECK = "check"  # a file of the right size is there but unverified: hash it, fetch it again if it differs
+    HAND = "hand"  # the sgm file placed by hand at checkpoints/<sgm file>: hash it where it lies
+    CACHE = "cache"  # the Hugging Face cache holds this commit's file: copy it instead of downloading it
+    FETCH = "fetch"  # download it, resuming the ``partial_bytes`` already in staging
+
+
 @dataclass
 class PlannedFile:
-    """One repository file of a download and what must happen to it.
-
-    action: 'present' (verified earlier, nothing to do), 'check' (a file is there but unverified: hash it),
-    'hand' (placed by hand at checkpoints/<sgm file>: hash it in place), 'cache' (copy from the HF cache),
-    'fetch' (download, resuming ``partial_bytes`` already in staging).
-    """
+    """One repository file of a download and what must happen to it (its :class:`Action`)."""
 
     repo_path: str
     size: int | None
     sha256: str | None  # the hub's LFS sha256, None for small (non-LFS) files
     blob_id: str | None  # git object id (sha1) of the file
     final: Path
-    action: str = "fetch"
+    action: Action = Action.FETCH
     partial: Path | None = None
     partial_bytes: int = 0
     cache_path: Path | None = None
@@ -139,9 +161,9 @@ class PlannedFile:
 
     @property
     def bytes_to_write(self) -> int:
-        if self.action == "fetch":
+        if self.action is Action.FETCH:
             return max((self.size or 0) - self.partial_bytes, 0)
-        if self.action == "cache":
+        if self.action is Action.CACHE:
             return self.size or 0
         return 0
 
@@ -169,11 +191,11 @@ class DownloadPlan:
 
     @property
     def bytes_to_download(self) -> int:
-        return sum(f.bytes_to_write for f in self.files if f.action == "fetch")
+        return sum(f.bytes_to_write for f in self.files if f.action is Action.FETCH)
 
     @property
     def complete(self) -> bool:
-        return all(f.action == "present" for f in self.files)
+        return all(f.action is Action.PRESENT for f in self.files)
 
     def summary(self) -> str:
         lines = [f"{self.spec.name} ({self.format}{', ' + self.variant if self.variant else ''}) from "
@@ -181,7 +203,7 @@ class DownloadPlan:
                  + (f" @ {self.commit[:10]}" if self.commit else "") + f" -> {self.target}"]
         for f in self.files:
             extra = f" (resume after {_fmt_bytes(f.partial_bytes)})" if f.partial_bytes else ""
-            lines.append(f"  {f.action:<8} {f.repo_path:<52} {_fmt_bytes(f.size or 0):>10}{extra}")
+            lines.append(f"  {f.action.value:<8} {f.repo_path:<52} {_fmt_bytes(f.size or 0):>10}{extra}")
         lines.append(f"  total {_fmt_bytes(self.total_bytes)}, to download {_fmt_bytes(self.bytes_to_download)}, "
                      f"to write {_fmt_bytes(self.bytes_to_write)}"
                      + (f", free {_fmt_bytes(self.free)}" if self.free is not None else ""))
@@ -205,116 +227,102 @@ class DownloadResult:
                 f"[{_fmt_bytes(c.size_bytes)}, sha256 verified]")
 
 
-def _normalize_variant(format: str, variant: str | None) -> str | None:
-    if format != DIFFUSERS:
-        return None
-    if variant in (None, "", "fp32", "none", "full"):
-        return None
-    if variant != FP16:
-        raise CheckpointError(f"unknown variant {variant!r}: use fp16 (about 4.5 GB) or fp32 (about 9 GB)")
-    return variant
-
-
-def _staging_dir(target: Path) -> Path:
-    return target / RECORD_DIR / STAGING
-
-
-def _partial_path(target: Path, repo_path: str, digest: str) -> Path:
-    # keyed by the expected hash: a partial file of another revision is never resumed into this one
-    return _staging_dir(target) / f"{repo_path.replace('/', '__')}.{digest[:16]}.partial"
-
-
-def _spec_and_target(name: str, format: str, dir: Path | str | None) -> tuple[CheckpointSpec, Path, Path]:
-    try:
-        spec = get_spec(name)
-    except KeyError as exc:
-        raise CheckpointError(exc.args[0]) from None
-    if not spec.downloadable:
-        raise CheckpointError(f"{name} is not downloaded: it is shipped in the repository at checkpoints/{name}/ "
-                              f"({spec.description})")
-    if format not in spec.formats:
-        raise CheckpointError(f"{name} is published only as {' and '.join(spec.formats)} (not {format}): "
-                              f"use --format {spec.formats[0]}")
-    from svd_lab.checkpoints.local import _default_dir
-
-    root = _default_dir(dir)
-    return spec, root, root / spec.name
-
-
-def _local_action(pf: PlannedFile, record: VerificationRecord, root: Path, spec: CheckpointSpec,
-                  verify: bool) -> None:
-    """Decide from the disk alone: present (recorded hash equals the hub's), check, hand, or fetch."""
-    if pf.final.is_file():
-        rec = record.get(pf.final)
-        status = record.status(pf.final)
-        if (status == "verified" and not verify and rec is not None
-                and (pf.sha256 is None or rec.sha256 == pf.sha256)
-                and (pf.size is None or rec.size == pf.size)):
-            pf.action = "present"
-        elif pf.size is None or pf.final.stat().st_size == pf.size:
-            pf.action = "check"
-        return
-    hand = root / pf.repo_path
-    if spec.sgm_file and pf.repo_path == spec.sgm_file and hand.is_file() and (
-            pf.size is None or hand.stat().st_size == pf.size):
-        pf.action = "hand"
-
-
 def plan_download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir: Path | str | None = None,
                   endpoint: str | None = None, revision: str = "main", token: str | bool | None = None,
                   verify: bool = False) -> DownloadPlan:
     """What a download would do: the files, their sizes from the hub's metadata, what is already present, partial
     or in the HF cache, and the free space. Contacts the hub (one repo-info request) unless offline."""
-    spec, root, target = _spec_and_target(name, format, dir)
-    variant = _normalize_variant(format, variant)
+    # 1. which checkpoint, into which folder, made of which repository files
+    spec = downloadable_spec(name, format)
+    target = checkpoints_root(dir) / spec.name
+    variant = normalize_variant(format, variant)
     repo_files = spec.files(format, variant)
 
+    # 2. offline: the hub cannot be asked, the verification record alone says what is there
     if is_offline():
-        plan = DownloadPlan(spec, format, variant, target, None, revision, None, offline=True)
-        record = VerificationRecord(target)
-        for path in repo_files:
-            pf = PlannedFile(path, None, None, None, target / path)
-            rec = record.get(pf.final) if pf.final.is_file() else None
-            pf.size = rec.size if rec else None
-            if pf.final.is_file() and record.status(pf.final) == "verified":
-                pf.action = "present"
-            plan.files.append(pf)
-        return plan
+        return _offline_plan(spec, format, variant, target, revision, repo_files)
 
+    # 3. the hub's file list, with every size and hash (one request); every file must be in it
     endpoint = resolve_endpoint(endpoint)
     info = _call_hub(lambda: _model_info(spec.repo_id, revision, endpoint, token), spec, endpoint, token, revision)
     siblings = {s.rfilename: s for s in (info.siblings or [])}
+    _require_published(spec, format, variant, revision, endpoint, [p for p in repo_files if p not in siblings])
+
+    # 4. each file against the disk, the staging area and the HF cache; then the free space
     plan = DownloadPlan(spec, format, variant, target, endpoint, revision, info.sha)
-    missing = [p for p in repo_files if p not in siblings]
-    if missing:
-        hint = ""
-        if variant == FP16 and any(".fp16." in p for p in missing):
-            hint = " This repository has no fp16 variant of them: use --variant fp32."
-        elif format == DIFFUSERS and "model_index.json" in missing:
-            hint = f" This repository has no diffusers layout: use --format {SGM}."
-        raise HubNotFoundError(f"{spec.repo_id} at {revision} on {endpoint} does not contain "
-                               f"{', '.join(missing)}.{hint}")
     record = VerificationRecord(target)
-    for path in repo_files:
-        sib = siblings[path]
-        lfs = sib.lfs
-        pf = PlannedFile(repo_path=path, size=lfs.size if lfs else sib.size, sha256=lfs.sha256 if lfs else None,
-                         blob_id=sib.blob_id, final=target / path)
-        if not pf.expected_digest:
-            raise HubNotFoundError(f"{endpoint} did not publish a hash for {path}: cannot verify it. Is "
-                                   f"{endpoint} a Hugging Face hub or a compatible mirror?")
-        _local_action(pf, record, root, spec, verify)
-        if pf.action == "fetch":
-            pf.partial = _partial_path(target, path, pf.expected_digest)
-            pf.partial_bytes = pf.partial.stat().st_size if pf.partial.is_file() else 0
-            if pf.size is not None and pf.partial_bytes > pf.size:
-                pf.partial_bytes = 0  # longer than the file: useless, restarted
-            cached = _from_hf_cache(spec.repo_id, path, info.sha)
-            if cached is not None and pf.partial_bytes == 0:
-                pf.action, pf.cache_path = "cache", cached
-        plan.files.append(pf)
+    plan.files = [_plan_file(plan, siblings[path], record, verify) for path in repo_files]
     plan.free = free_bytes(target)
     return plan
+
+
+def _offline_plan(spec: CheckpointSpec, format: str, variant: str | None, target: Path, revision: str,
+                  repo_files: list[str]) -> DownloadPlan:
+    """Offline, a file is present when its recorded verification still matches it; nothing else can be known."""
+    plan = DownloadPlan(spec, format, variant, target, None, revision, None, offline=True)
+    record = VerificationRecord(target)
+    for path in repo_files:
+        pf = PlannedFile(path, None, None, None, target / path)
+        if pf.final.is_file():
+            rec = record.get(pf.final)
+            pf.size = rec.size if rec else None
+            if record.status(pf.final) == "verified":
+                pf.action = Action.PRESENT
+        plan.files.append(pf)
+    return plan
+
+
+def _require_published(spec: CheckpointSpec, format: str, variant: str | None, revision: str, endpoint: str,
+                       missing: list[str]) -> None:
+    """A HubNotFoundError when the repository lacks files of the checkpoint, with the option that would work."""
+    if not missing:
+        return
+    hint = ""
+    if variant == FP16 and any(".fp16." in p for p in missing):
+        hint = " This repository has no fp16 variant of them: use --variant fp32."
+    elif format == DIFFUSERS and "model_index.json" in missing:
+        hint = f" This repository has no diffusers layout: use --format {SGM}."
+    raise HubNotFoundError(f"{spec.repo_id} at {revision} on {endpoint} does not contain "
+                           f"{', '.join(missing)}.{hint}")
+
+
+def _plan_file(plan: DownloadPlan, sibling, record: VerificationRecord, verify: bool) -> PlannedFile:
+    """The plan for one repository file (``sibling``: its entry in the hub's file list)."""
+    lfs = sibling.lfs
+    pf = PlannedFile(repo_path=sibling.rfilename, size=lfs.size if lfs else sibling.size,
+                     sha256=lfs.sha256 if lfs else None, blob_id=sibling.blob_id, final=plan.target / sibling.rfilename)
+    if not pf.expected_digest:
+        raise HubNotFoundError(f"{plan.endpoint} did not publish a hash for {pf.repo_path}: cannot verify it. Is "
+                               f"{plan.endpoint} a Hugging Face hub or a compatible mirror?")
+    pf.action = _local_action(pf, record, plan.target.parent, plan.spec, verify)
+    if pf.action is Action.FETCH:
+        pf.partial = partial_path(plan.target, pf.repo_path, pf.expected_digest)
+        pf.partial_bytes = pf.partial.stat().st_size if pf.partial.is_file() else 0
+        if pf.size is not None and pf.partial_bytes > pf.size:
+            pf.partial_bytes = 0  # longer than the file: useless, restarted
+        cached = _from_hf_cache(plan.spec.repo_id, pf.repo_path, plan.commit)
+        if cached is not None and pf.partial_bytes == 0:  # bytes already in staging are resumed, not replaced
+            pf.action, pf.cache_path = Action.CACHE, cached
+    return pf
+
+
+def _local_action(pf: PlannedFile, record: VerificationRecord, root: Path, spec: CheckpointSpec,
+                  verify: bool) -> Action:
+    """Decide from the disk alone: present (recorded hash equals the hub's), check, hand, or fetch."""
+    if pf.final.is_file():
+        rec = record.get(pf.final)
+        if (not verify and rec is not None and record.status(pf.final) == "verified"
+                and (pf.sha256 is None or rec.sha256 == pf.sha256)
+                and (pf.size is None or rec.size == pf.size)):
+            return Action.PRESENT
+        if pf.size is None or pf.final.stat().st_size == pf.size:
+            return Action.CHECK
+        return Action.FETCH  # the wrong size: replaced once a verified copy is in staging
+    hand = root / pf.repo_path
+    if spec.sgm_file and pf.repo_path == spec.sgm_file and hand.is_file() and (
+            pf.size is None or hand.stat().st_size == pf.size):
+        return Action.HAND
+    return Action.FETCH
 
 
 def _model_info(repo_id: str, revision: str, endpoint: str, token):
@@ -468,7 +476,7 @@ def _fetch_into_partial(pf: PlannedFile, plan: DownloadPlan, token, progress: bo
                                                                           urlparse(url).netloc):
         headers.pop("authorization", None)  # a signed storage URL: the token must not leave the hub
     pf.partial.parent.mkdir(parents=True, exist_ok=True)
-    for stale in pf.partial.parent.glob(f"{pf.repo_path.replace('/', '__')}.*.partial"):
+    for stale in pf.partial.parent.glob(f"{partial_prefix(pf.repo_path)}.*.partial"):
         if stale != pf.partial:
             stale.unlink()  # partial of another revision: never resumable into this one
     with open(pf.partial, "ab") as f:
@@ -491,32 +499,8 @@ def _fetch_into_partial(pf: PlannedFile, plan: DownloadPlan, token, progress: bo
             raise type(exc)(str(exc).replace("\n", note + "\n", 1) if note else str(exc)) from None
 
 
-def _place(src: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, final)
 
-
-class _Lock:
-    """One download per checkpoint folder at a time (two notebooks appending to one partial file would corrupt it)."""
-
-    def __init__(self, target: Path):
-        from filelock import FileLock, Timeout
-
-        (target / RECORD_DIR).mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(target / RECORD_DIR / "download.lock"))
-        self._timeout = Timeout
-        self._target = target
-
-    def __enter__(self):
-        try:
-            self._lock.acquire(timeout=0)
-        except self._timeout:
-            raise CheckpointError(f"another download into {self._target} is running (lock "
-                                  f"{self._lock.lock_file}); wait for it to finish") from None
-        return self
-
-    def __exit__(self, *exc):
-        self._lock.release()
+# --------------------------------------------------------------------------------------------------- download
 
 
 def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir: Path | str | None = None,
@@ -540,132 +524,203 @@ def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir
     """
     log = log or (lambda *a, **k: None)
     started = time.monotonic()
+
+    # 1. plan: the hub's file list (sizes, hashes) against the disk, the staging area and the HF cache
     plan = plan_download(name, format, variant, dir, endpoint, revision, token, verify)
+
+    # 2. offline: nothing can be fetched, so every file must be present and verified already
     if plan.offline:
-        missing = [f.repo_path for f in plan.files if f.action != "present"]
-        if missing:
-            raise OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and these files of {name} are not present "
-                               f"and verified in {plan.target}: {', '.join(missing)}. Unset HF_HUB_OFFLINE to "
-                               f"download them, or copy them there.")
-        return DownloadResult(_describe(plan), plan, reused=[f.repo_path for f in plan.files],
-                              seconds=time.monotonic() - started)
+        _require_present_offline(plan)
+        return _finish(_all_reused(plan), started)
+
+    # 3. refuse before the first byte when the disk cannot take it all
+    _require_disk_space(plan)
+
+    # 4. every file verified by an earlier run: nothing to write
+    if plan.complete:
+        return _finish(_all_reused(plan), started)
+
+    # 5. bring each file to its final name, verified, one writer per folder at a time
+    result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]  (filled in by _finish)
+    with FolderLock(plan.target):
+        job = _Job(plan, VerificationRecord(plan.target), token, progress, log, result)
+        for pf in plan.files:
+            _FILE_STEPS[pf.action](pf, job)
+
+        # 6. record where this format's files came from, beside their hashes
+        job.record.meta[plan.format] = {"repo_id": plan.spec.repo_id, "revision": plan.revision,
+                                        "commit": plan.commit, "endpoint": plan.endpoint, "variant": plan.variant}
+        job.record.save()
+
+    # 7. tidy up: an emptied staging area is removed
+    remove_if_empty(staging_dir(plan.target))
+
+    # 8. describe the checkpoint now on disk; it must be usable, every file was verified just now
+    return _finish(result, started, must_be_usable=True)
+
+
+def _require_present_offline(plan: DownloadPlan) -> None:
+    """An OfflineError listing the files an offline download cannot provide (not present and verified)."""
+    missing = [f.repo_path for f in plan.files if f.action is not Action.PRESENT]
+    if missing:
+        raise OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and these files of {plan.spec.name} are not "
+                           f"present and verified in {plan.target}: {', '.join(missing)}. Unset HF_HUB_OFFLINE to "
+                           f"download them, or copy them there.")
+
+
+def _require_disk_space(plan: DownloadPlan) -> None:
+    """A DiskSpaceError, with the numbers, when the files to write and the margin do not fit in the free space."""
     needed = plan.bytes_to_write
     if needed and plan.free is not None and needed + DISK_MARGIN > plan.free:
         raise DiskSpaceError(
-            f"not enough free disk space for {name}: it needs {_fmt_bytes(needed)} (+{_fmt_bytes(DISK_MARGIN)} "
-            f"margin) at {plan.target}, only {_fmt_bytes(plan.free)} free. Free some space, or download elsewhere "
-            f"with --dir PATH (and set SVD_LAB_CHECKPOINTS=PATH so svd-lab finds it).")
-    result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]
-    if plan.complete:
-        result.checkpoint, result.reused = _describe(plan), [f.repo_path for f in plan.files]
-        result.seconds = time.monotonic() - started
-        return result
+            f"not enough free disk space for {plan.spec.name}: it needs {_fmt_bytes(needed)} "
+            f"(+{_fmt_bytes(DISK_MARGIN)} margin) at {plan.target}, only {_fmt_bytes(plan.free)} free. Free some "
+            f"space, or download elsewhere with --dir PATH (and set SVD_LAB_CHECKPOINTS=PATH so svd-lab finds it).")
 
-    root = plan.target.parent
-    with _Lock(plan.target):
-        record = VerificationRecord(plan.target)
-        for pf in plan.files:
-            if pf.action == "present":
-                result.reused.append(pf.repo_path)
-            elif pf.action == "hand":
-                _verify_hand_placed(pf, plan, root, result, log)
-            elif pf.action == "check":
-                ok, sha, source = _digest_matches(pf.final, pf)
-                if ok:
-                    record.add(pf.final, sha, source)
-                    record.save()
-                    result.reused.append(pf.repo_path)
-                    log(f"verified   {pf.repo_path} (already present)")
-                    continue
-                log(f"mismatch   {pf.repo_path}: the file present does not match the hub; fetching it again")
-                record.forget(pf.final)
-                record.save()
-                pf.action = "fetch"
-                pf.partial = _partial_path(plan.target, pf.repo_path, pf.expected_digest)
-                _fetch_verify_place(pf, plan, record, token, progress, result, log)
-            else:
-                _fetch_verify_place(pf, plan, record, token, progress, result, log)
-        record.meta[plan.format] = {"repo_id": plan.spec.repo_id, "revision": plan.revision, "commit": plan.commit,
-                                    "endpoint": plan.endpoint, "variant": plan.variant}
-        record.save()
-    staging = _staging_dir(plan.target)
-    if staging.is_dir() and not any(staging.iterdir()):
-        staging.rmdir()
-    result.checkpoint = _describe(plan)
+
+def _all_reused(plan: DownloadPlan) -> DownloadResult:
+    """The result of a download that writes nothing: every file of the plan is reused as it is."""
+    return DownloadResult(None, plan, reused=[f.repo_path for f in plan.files])  # type: ignore[arg-type]
+
+
+def _finish(result: DownloadResult, started: float, must_be_usable: bool = False) -> DownloadResult:
+    """Fill in the local checkpoint the download left and the time it took."""
+    plan = result.plan
+    result.checkpoint = inspect_download(plan.spec, plan.format, plan.target)
     result.seconds = time.monotonic() - started
-    if not result.checkpoint.usable:  # should not happen: every file was verified just now
+    if must_be_usable and not result.checkpoint.usable:  # should not happen: every file was verified
         raise CorruptDownloadError(f"{result.checkpoint.path} is not usable after the download: "
                                    f"{result.checkpoint.reason}")
     return result
 
 
-def _verify_hand_placed(pf: PlannedFile, plan: DownloadPlan, root: Path, result: DownloadResult, log) -> None:
+# --------------------------------------------------------------------------------------------------- per file
+
+
+@dataclass
+class _Job:
+    """What the per-file steps of one download share."""
+
+    plan: DownloadPlan
+    record: VerificationRecord  # of checkpoints/<name>: each verified file is added and saved at once
+    token: str | bool | None
+    progress: bool
+    log: Callable[..., object]
+    result: DownloadResult
+
+    def verified(self, path: Path, sha: str, source: str) -> None:
+        """Record ``path``'s hash now, so an interruption later does not cost re-hashing it."""
+        self.record.add(path, sha, source)
+        self.record.save()
+
+
+def _reuse_present(pf: PlannedFile, job: _Job) -> None:
+    """PRESENT: verified by an earlier run against the same hash."""
+    job.result.reused.append(pf.repo_path)
+
+
+def _verify_hand_placed(pf: PlannedFile, job: _Job) -> None:
+    """HAND: hash the file placed by hand where it lies; it is the user's, so a mismatch is reported, not replaced."""
+    root = job.plan.target.parent
     hand = root / pf.repo_path
     ok, sha, source = _digest_matches(hand, pf)
+    if not ok:
+        raise CorruptDownloadError(
+            f"{hand} (placed by hand) does not match {pf.repo_path} of {job.plan.spec.repo_id} (sha256 "
+            f"{sha[:12]}..., expected {pf.expected_digest[:12]}...): it is corrupted or another file. Move it away "
+            f"and run the command again to download a verified copy.")
+    hand_record = VerificationRecord(root)  # recorded beside the file, under checkpoints/.svd-lab/
+    hand_record.add(hand, sha, source)
+    hand_record.save()
+    job.result.reused.append(pf.repo_path)
+    job.log(f"verified   {hand} (placed by hand): matches {job.plan.spec.repo_id}")
+
+
+def _check_present(pf: PlannedFile, job: _Job) -> None:
+    """CHECK: hash the unverified file under its final name; fetch it again when it differs from the hub's."""
+    ok, sha, source = _digest_matches(pf.final, pf)
     if ok:
-        hand_record = VerificationRecord(root)
-        hand_record.add(hand, sha, source)
-        hand_record.save()
-        result.reused.append(pf.repo_path)
-        log(f"verified   {hand} (placed by hand): matches {plan.spec.repo_id}")
+        job.verified(pf.final, sha, source)
+        job.result.reused.append(pf.repo_path)
+        job.log(f"verified   {pf.repo_path} (already present)")
         return
-    raise CorruptDownloadError(
-        f"{hand} (placed by hand) does not match {pf.repo_path} of {plan.spec.repo_id} (sha256 {sha[:12]}..., "
-        f"expected {pf.expected_digest[:12]}...): it is corrupted or another file. Move it away and run the "
-        f"command again to download a verified copy.")
+    job.log(f"mismatch   {pf.repo_path}: the file present does not match the hub; fetching it again")
+    job.record.forget(pf.final)
+    job.record.save()
+    pf.action = Action.FETCH
+    pf.partial = partial_path(job.plan.target, pf.repo_path, pf.expected_digest)
+    _fetch_verify_place(pf, job)
 
 
-def _fetch_verify_place(pf: PlannedFile, plan: DownloadPlan, record: VerificationRecord, token, progress: bool,
-                        result: DownloadResult, log) -> None:
+def _fetch_verify_place(pf: PlannedFile, job: _Job) -> None:
+    """CACHE and FETCH: fill the staging file, verify it, give it its final name. A corrupted copy is discarded
+    and fetched from the hub again, up to MAX_FETCH_ATTEMPTS in all."""
     for attempt in range(1, MAX_FETCH_ATTEMPTS + 1):
-        if pf.action == "cache" and attempt == 1:
-            log(f"copying    {pf.repo_path} from the Hugging Face cache ({pf.cache_path})")
-            pf.partial.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(pf.cache_path, pf.partial)
+        # a. the bytes: copied from the HF cache (first attempt only), or fetched, resuming what staging holds
+        if pf.action is Action.CACHE and attempt == 1:
+            _copy_from_hf_cache(pf, job)
         else:
-            have = pf.partial.stat().st_size if pf.partial.is_file() else 0
-            resume = f", resuming after {_fmt_bytes(have)}" if have else ""
-            log(f"fetching   {pf.repo_path} ({_fmt_bytes(pf.size or 0)}{resume})")
-            before = have
-            _fetch_into_partial(pf, plan, token, progress)
-            result.downloaded_bytes += pf.partial.stat().st_size - before
-        size = pf.partial.stat().st_size
-        if pf.size is not None and size != pf.size:
-            problem = f"size {size:,} instead of {pf.size:,}"
-        else:
-            ok, sha, source = _digest_matches(pf.partial, pf)
-            problem = None if ok else f"{'sha256' if pf.sha256 else 'git blob id'} differs from the hub's"
+            _fetch(pf, job)
+        # b. the size, then the hash the hub published
+        problem, sha, source = _staged_problem(pf)
+        # c. verified: under its final name in one rename, and recorded
         if problem is None:
-            _place(pf.partial, pf.final)
-            record.add(pf.final, sha, source)
-            record.save()
-            result.fetched.append(pf.repo_path)
+            place(pf.partial, pf.final)
+            job.verified(pf.final, sha, source)
+            job.result.fetched.append(pf.repo_path)
             return
+        # d. corrupted: discarded, so the next attempt starts from zero at the hub
         pf.partial.unlink()
-        result.refetched_corrupt.append(pf.repo_path)
+        job.result.refetched_corrupt.append(pf.repo_path)
         if attempt < MAX_FETCH_ATTEMPTS:
-            log(f"corrupted  {pf.repo_path}: {problem}; discarded, fetching it again")
-            pf.action = "fetch"
+            job.log(f"corrupted  {pf.repo_path}: {problem}; discarded, fetching it again")
+            pf.action = Action.FETCH
     raise CorruptDownloadError(
-        f"{pf.repo_path} of {plan.spec.repo_id} arrived corrupted {MAX_FETCH_ATTEMPTS} times ({problem}) from "
-        f"{plan.endpoint}; nothing was put under its final name. Try again later, or another endpoint "
+        f"{pf.repo_path} of {job.plan.spec.repo_id} arrived corrupted {MAX_FETCH_ATTEMPTS} times ({problem}) from "
+        f"{job.plan.endpoint}; nothing was put under its final name. Try again later, or another endpoint "
         f"(--endpoint {HUB_WEB} or {HF_MIRROR}).")
 
 
-def _describe(plan: DownloadPlan) -> LocalCheckpoint:
-    if plan.format == DIFFUSERS:
-        return inspect_diffusers_folder(plan.target, name=plan.spec.name)
-    final = plan.target / plan.spec.sgm_file
-    if not final.is_file() and (plan.target.parent / plan.spec.sgm_file).is_file():
-        return inspect_sgm_file(plan.target.parent / plan.spec.sgm_file, placed="hand")
-    return inspect_sgm_file(final)
+def _copy_from_hf_cache(pf: PlannedFile, job: _Job) -> None:
+    """The same commit's file from the Hugging Face cache into staging (the cache itself is left as it is)."""
+    job.log(f"copying    {pf.repo_path} from the Hugging Face cache ({pf.cache_path})")
+    pf.partial.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pf.cache_path, pf.partial)  # a new file: the umask's mode, not the cache file's
+
+
+def _fetch(pf: PlannedFile, job: _Job) -> None:
+    """Download the bytes staging lacks, counting them in the result."""
+    before = pf.partial.stat().st_size if pf.partial.is_file() else 0
+    resume = f", resuming after {_fmt_bytes(before)}" if before else ""
+    job.log(f"fetching   {pf.repo_path} ({_fmt_bytes(pf.size or 0)}{resume})")
+    _fetch_into_partial(pf, job.plan, job.token, job.progress)
+    job.result.downloaded_bytes += pf.partial.stat().st_size - before
+
+
+def _staged_problem(pf: PlannedFile) -> tuple[str | None, str, str]:
+    """(None or what is wrong, sha256, what it was compared with) for the staging file of ``pf``."""
+    size = pf.partial.stat().st_size
+    if pf.size is not None and size != pf.size:
+        return f"size {size:,} instead of {pf.size:,}", "", ""
+    ok, sha, source = _digest_matches(pf.partial, pf)
+    return (None if ok else f"{'sha256' if pf.sha256 else 'git blob id'} differs from the hub's"), sha, source
+
+
+# Which step handles a file, by what the plan decided for it.
+_FILE_STEPS: dict[Action, Callable[[PlannedFile, _Job], None]] = {
+    Action.PRESENT: _reuse_present,
+    Action.HAND: _verify_hand_placed,
+    Action.CHECK: _check_present,
+    Action.CACHE: _fetch_verify_place,
+    Action.FETCH: _fetch_verify_place,
+}
+
+
+# --------------------------------------------------------------------------------------------------- verify
 
 
 def verify_checkpoint(path: Path | str) -> list[str]:
     """Re-hash every recorded file of a local checkpoint folder or file; returns the problems (empty: all good)."""
-    from svd_lab.checkpoints.local import inspect_path
-    from svd_lab.checkpoints.verify import verify_against_record
-
     ckpt = inspect_path(path)
     problems = []
     for f in ckpt.files:
@@ -678,68 +733,3 @@ def verify_checkpoint(path: Path | str) -> list[str]:
         else:
             record.save()
     return problems
-
-
-# --------------------------------------------------------------------------------------------------- OBS
-
-
-def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str | None = FP16,
-                  dir: Path | str | None = None, log=print) -> DownloadResult:
-    """Copy a checkpoint from Huawei OBS (``obs://bucket/path``) with MoXing, inside ModelArts.
-
-    ``source`` is a folder in the diffusers layout or holding the sgm file, or the sgm ``.safetensors`` file itself.
-    The copy lands in staging, is checked (every expected file, complete safetensors structure), hashed into the
-    verification record, then moved into ``checkpoints/<name>/``. OBS publishes no hub hash, so the record notes
-    that the files were not compared with the hub.
-    """
-    log = log or (lambda *a, **k: None)
-    if not source.startswith("obs://"):
-        raise CheckpointError(f"--from expects an obs://bucket/path URL, got {source!r}")
-    try:
-        import moxing as mox  # only installed inside Huawei ModelArts images
-    except ImportError:
-        raise ObsUnavailableError(
-            "--from obs://... works only inside Huawei ModelArts (CodeLab / Notebook), where the `moxing` package "
-            "is preinstalled. Elsewhere download from the hub (`svd-lab download NAME`, with --endpoint "
-            f"{HF_MIRROR} in mainland China), or copy the files by hand into checkpoints/{name}/.") from None
-    started = time.monotonic()
-    spec, _root, target = _spec_and_target(name, format, dir)
-    variant = _normalize_variant(format, variant)
-    repo_files = spec.files(format, variant)
-    plan = DownloadPlan(spec, format, variant, target, source, "obs", None,
-                        files=[PlannedFile(p, None, None, None, target / p) for p in repo_files])
-    result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]
-    with _Lock(target):
-        staging = _staging_dir(target) / f"obs-{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-        try:
-            log(f"copying    {source} -> {staging} (MoXing)")
-            if source.endswith(".safetensors"):
-                mox.file.copy(source, str(staging / Path(source).name))
-            else:
-                mox.file.copy_parallel(source, str(staging))
-            missing = [p for p in repo_files if not (staging / p).is_file()]
-            if missing:
-                raise CheckpointError(f"{source} does not contain {', '.join(missing)} (expected the {format} "
-                                      f"layout of {name}{', variant ' + variant if variant else ''})")
-            for p in repo_files:
-                if p.endswith(".safetensors") and (problem := safetensors_problem(staging / p)):
-                    raise CorruptDownloadError(f"copied from {source}: {problem}; nothing was put in {target}")
-            record = VerificationRecord(target)
-            for p in repo_files:
-                sha = sha256_file(staging / p)
-                _place(staging / p, target / p)
-                record.add(target / p, sha, "obs copy (structure checked; not compared with the hub)")
-                result.fetched.append(p)
-            record.meta[format] = {"source": source, "variant": variant}
-            record.save()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            parent = _staging_dir(target)
-            if parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-    result.checkpoint = _describe(plan)
-    result.seconds = time.monotonic() - started
-    return result

@@ -20,23 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svd_lab.checkpoints.errors import UnusableCheckpointError
-from svd_lab.checkpoints.registry import (
-    DIFFUSERS,
-    DIFFUSERS_CONFIGS,
-    DIFFUSERS_WEIGHTS,
-    FP16,
-    MINI,
-    REGISTRY,
-    SGM,
-    diffusers_weight_file,
-    spec_for_sgm_file,
-)
+from svd_lab.checkpoints.registry import DIFFUSERS, MINI, REGISTRY, SGM, CheckpointSpec, spec_for_sgm_file
 from svd_lab.checkpoints.verify import VerificationRecord, file_problem
+from svd_lab.svd.layout import CONFIG_FILES, FP16, WEIGHT_STEMS, weight_file, weight_files
+from svd_lab.svd.versions import version_for_num_frames
 
 # Which format a loader should prefer when both are present: diffusers loads directly, sgm needs a conversion.
 _FORMAT_PREFERENCE = {DIFFUSERS: 0, SGM: 1, MINI: 2}
-# unet num_frames -> version, for diffusers folders not named after a registry entry
-_VERSION_BY_FRAMES = {14: "svd", 25: "svd_xt"}
 
 
 @dataclass
@@ -66,7 +56,8 @@ class LocalCheckpoint:
         return f"{self.name} ({self.format}) at {self.path}: {state}"
 
 
-def _default_dir(dir: Path | str | None) -> Path:
+def checkpoints_root(dir: Path | str | None = None) -> Path:
+    """``dir`` (``~`` expanded), or the project's checkpoints folder (``svd_lab.paths.checkpoints_dir()``)."""
     if dir is not None:
         return Path(dir).expanduser()
     from svd_lab.paths import checkpoints_dir
@@ -91,24 +82,21 @@ def inspect_diffusers_folder(folder: Path, name: str | None = None) -> LocalChec
     name = name or folder.name
     spec = REGISTRY.get(name)
     version = spec.version if spec is not None and DIFFUSERS in spec.formats else None
-    if version is None:
+    if version is None:  # a folder not named after a registry entry: the UNet's frame count tells the version
         try:
             frames = json.loads((folder / "unet" / "config.json").read_text()).get("num_frames")
-            version = _VERSION_BY_FRAMES.get(frames)
+            version = version_for_num_frames(frames)
         except (OSError, ValueError):
             version = None
-    complete = []
-    for variant in (None, FP16):
-        if all((folder / diffusers_weight_file(f, s, variant)).is_file() for f, s, _ in DIFFUSERS_WEIGHTS):
-            complete.append(variant)
+    complete = [variant for variant in (None, FP16)
+                if all((folder / name).is_file() for name in weight_files(variant))]
     variant = complete[0] if complete else None
-    missing = [c for c in DIFFUSERS_CONFIGS if not (folder / c).is_file()]
+    missing = [c for c in CONFIG_FILES if not (folder / c).is_file()]
     if not complete:
-        missing += [diffusers_weight_file(f, s, None) + " (or .fp16)" for f, s, _ in DIFFUSERS_WEIGHTS
-                    if not (folder / diffusers_weight_file(f, s, None)).is_file()
-                    and not (folder / diffusers_weight_file(f, s, FP16)).is_file()]
-    weights = [folder / diffusers_weight_file(f, s, variant) for f, s, _ in DIFFUSERS_WEIGHTS]
-    files = [folder / c for c in DIFFUSERS_CONFIGS] + weights
+        missing += [weight_file(part) + " (or .fp16)" for part in WEIGHT_STEMS
+                    if not (folder / weight_file(part)).is_file() and not (folder / weight_file(part, FP16)).is_file()]
+    weights = [folder / name for name in weight_files(variant)]
+    files = [folder / c for c in CONFIG_FILES] + weights
     hint = f"svd-lab download {name}" if spec is not None and spec.downloadable else "download it again"
     if missing or not complete:
         return LocalCheckpoint(name, version, DIFFUSERS, folder, usable=False,
@@ -139,6 +127,20 @@ def inspect_sgm_file(path: Path, placed: str = "download") -> LocalCheckpoint:
     # picked by find_checkpoint, and the loader tells the version from the file itself.
     return LocalCheckpoint(name, version, SGM, path, usable=not problem, reason=problem or "",
                            size_bytes=path.stat().st_size, verified=verified, placed=placed, files=[path])
+
+
+def inspect_download(spec: CheckpointSpec, format: str, target: Path) -> LocalCheckpoint:
+    """The local checkpoint a download of ``spec`` in ``format`` into ``target`` (``checkpoints/<name>``) made.
+
+    For the sgm format that is ``target/<sgm file>``, or the file placed by hand beside ``target`` when the download
+    verified that one in place.
+    """
+    if format == DIFFUSERS:
+        return inspect_diffusers_folder(target, name=spec.name)
+    downloaded, hand_placed = target / spec.sgm_file, target.parent / spec.sgm_file
+    if not downloaded.is_file() and hand_placed.is_file():
+        return inspect_sgm_file(hand_placed, placed="hand")
+    return inspect_sgm_file(downloaded)
 
 
 # The mini world model's files (svd_lab.mini.model: AUTOENCODER_FILE, DIT_FILE), named here so that listing
@@ -186,7 +188,7 @@ def present_checkpoints(dir: Path | str | None = None) -> list[LocalCheckpoint]:
     Finds ``<dir>/<name>/`` diffusers folders, sgm single files inside them or directly in ``<dir>`` (placed by
     hand, e.g. ``checkpoints/svd.safetensors``), and ``<dir>/mini/``. Unusable ones are listed too, with the reason.
     """
-    root = _default_dir(dir)
+    root = checkpoints_root(dir)
     if not root.is_dir():
         return []
     found: list[LocalCheckpoint] = []

@@ -12,51 +12,33 @@ Two on-disk formats exist for every SVD release:
 Sizes below are the bytes of the weights (parameter count x bytes per value; the safetensors header adds ~0.1 MB).
 They are used for the ``svd-lab models`` table and as an estimate; a download always checks free space against the
 exact sizes the hub reports.
+
+Where each fact lives: a release's hub repository, frame count, description, licence and gating are
+:data:`svd_lab.svd.versions.VERSIONS` (one row per version: the registry has an entry for every version); the
+diffusers file names are :mod:`svd_lab.svd.layout`; the networks' parameter counts are
+:data:`svd_lab.svd.configs.FULL_PARAMETER_COUNTS`. What only a download needs stays here: the formats a release
+comes in, the sizes, the sgm files' value counts, the hub's web address and mirror, and the mini model's entry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from svd_lab.checkpoints.errors import CheckpointError
+from svd_lab.errors import UnknownNameError
+from svd_lab.svd.configs import FULL_PARAMETER_COUNTS
+from svd_lab.svd.layout import FP16, WEIGHT_STEMS, checkpoint_files
+from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, VERSIONS, VersionSpec
+
 DIFFUSERS, SGM, MINI = "diffusers", "sgm", "mini"
 FORMATS = (DIFFUSERS, SGM, MINI)
-FP16 = "fp16"
 
 HUB_WEB = "https://huggingface.co"
 HF_MIRROR = "https://hf-mirror.com"  # community mirror reachable from mainland China
 
-# Parameter counts of the full-size networks (diffusers classes built on the meta device, see FACTS).
-_UNET_PARAMS = 1_524_623_082
-_VAE_PARAMS = 97_742_847  # AutoencoderKLTemporalDecoder
-_CLIP_PARAMS = 632_076_800  # CLIPVisionModelWithProjection (ViT-H/14)
-# Whole sgm DiffusionEngine state dicts (count of values, fp32 on disk).
-_SGM_TEMPORAL_DECODER_VALUES = 2_389_819_785
-_SGM_IMAGE_DECODER_VALUES = 2_375_730_873
-
-# (folder in the diffusers layout, weight file stem); configs are <folder>/config.json except where noted.
-DIFFUSERS_WEIGHTS = (
-    ("unet", "diffusion_pytorch_model", _UNET_PARAMS),
-    ("vae", "diffusion_pytorch_model", _VAE_PARAMS),
-    ("image_encoder", "model", _CLIP_PARAMS),
-)
-DIFFUSERS_CONFIGS = (
-    "model_index.json",
-    "feature_extractor/preprocessor_config.json",
-    "scheduler/scheduler_config.json",
-    "unet/config.json",
-    "vae/config.json",
-    "image_encoder/config.json",
-)
-
-
-def diffusers_weight_file(folder: str, stem: str, variant: str | None) -> str:
-    """``unet/diffusion_pytorch_model.fp16.safetensors`` for variant 'fp16', without ``.fp16`` for full precision."""
-    return f"{folder}/{stem}.{variant}.safetensors" if variant else f"{folder}/{stem}.safetensors"
-
-
-def diffusers_files(variant: str | None) -> list[str]:
-    """Repository paths of a diffusers-layout SVD checkpoint, configs first (small), then weights."""
-    return list(DIFFUSERS_CONFIGS) + [diffusers_weight_file(f, s, variant) for f, s, _ in DIFFUSERS_WEIGHTS]
+# Values in Stability's whole sgm DiffusionEngine state dicts (fp32 on disk): a registry fact, since only the
+# sizes of the single files need them. The two decoders differ, the UNet and the image embedder do not.
+_SGM_VALUES = {DECODER_TEMPORAL: 2_389_819_785, DECODER_IMAGE: 2_375_730_873}
 
 
 @dataclass(frozen=True)
@@ -93,7 +75,7 @@ class CheckpointSpec:
         if format not in self.formats:
             raise ValueError(f"{self.name} has no {format!r} format (it has: {', '.join(self.formats)})")
         if format == DIFFUSERS:
-            return diffusers_files(variant)
+            return checkpoint_files(variant)
         if format == SGM:
             return [self.sgm_file]
         return []
@@ -103,84 +85,58 @@ class CheckpointSpec:
         return self.sizes.get(key)
 
 
-def _diffusers_sizes() -> dict[str, int]:
-    return {
-        DIFFUSERS: 4 * sum(n for _, _, n in DIFFUSERS_WEIGHTS),
-        f"{DIFFUSERS}-{FP16}": 2 * sum(n for _, _, n in DIFFUSERS_WEIGHTS),
-    }
+def _sizes(version: VersionSpec) -> dict[str, int]:
+    """Bytes of the weights in each format the version is released in (parameters x 4 bytes in fp32, 2 in fp16)."""
+    sizes = {SGM: 4 * _SGM_VALUES[version.decoder]}
+    if version.diffusers_format:
+        # the diffusers releases hold the temporal decoder: FULL_PARAMETER_COUNTS["vae"] is that one
+        parameters = sum(FULL_PARAMETER_COUNTS[part] for part in WEIGHT_STEMS)
+        sizes.update({DIFFUSERS: 4 * parameters, f"{DIFFUSERS}-{FP16}": 2 * parameters})
+    return sizes
 
 
-_SVD_LICENCE = "stable-video-diffusion-community"
-_SVD_LICENCE_NOTE = ("released as stable-video-diffusion-nc-community (research only), later relicensed to the "
-                     "Stability AI Community licence: read the model card before use")
+def _spec_of_version(version: VersionSpec) -> CheckpointSpec:
+    """The download entry of an SVD version: every fact is the version's, only the formats and sizes are derived."""
+    return CheckpointSpec(
+        name=version.name, version=version.name, description=version.description,
+        formats=(DIFFUSERS, SGM) if version.diffusers_format else (SGM,),
+        repo_id=version.hub_repo, sgm_file=version.sgm_file, num_frames=version.num_frames,
+        licence=version.licence, licence_note=version.licence_note, gated=version.gated,
+        sizes=_sizes(version),
+    )
 
-REGISTRY: dict[str, CheckpointSpec] = {}
+
+def _versions_by_repository() -> list[VersionSpec]:
+    """The versions grouped by hub repository (in the order the repositories first appear in VERSIONS).
+
+    So ``svd-lab models`` lists what one repository holds together: svd then svd_image_decoder, svd_xt then
+    svd_xt_image_decoder, then svd_xt_1_1.
+    """
+    repositories = list(dict.fromkeys(v.hub_repo for v in VERSIONS.values()))
+    return sorted(VERSIONS.values(), key=lambda v: repositories.index(v.hub_repo))
 
 
-def _register(spec: CheckpointSpec) -> None:
-    REGISTRY[spec.name] = spec
-
-
-_register(CheckpointSpec(
-    name="svd", version="svd", num_frames=14,
-    description="Stable Video Diffusion: 14 frames at 576x1024",
-    formats=(DIFFUSERS, SGM), repo_id="stabilityai/stable-video-diffusion-img2vid", sgm_file="svd.safetensors",
-    licence=_SVD_LICENCE, licence_note=_SVD_LICENCE_NOTE, gated=False,
-    sizes={**_diffusers_sizes(), SGM: 4 * _SGM_TEMPORAL_DECODER_VALUES},
-))
-_register(CheckpointSpec(
-    name="svd_image_decoder", version="svd_image_decoder", num_frames=14,
-    description="svd with a per-frame (image) VAE decoder instead of the temporal one",
-    formats=(SGM,), repo_id="stabilityai/stable-video-diffusion-img2vid", sgm_file="svd_image_decoder.safetensors",
-    licence=_SVD_LICENCE, licence_note=_SVD_LICENCE_NOTE, gated=False,
-    sizes={SGM: 4 * _SGM_IMAGE_DECODER_VALUES},
-))
-_register(CheckpointSpec(
-    name="svd_xt", version="svd_xt", num_frames=25,
-    description="SVD-XT: 25 frames at 576x1024 (fine-tuned from svd)",
-    formats=(DIFFUSERS, SGM), repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
-    sgm_file="svd_xt.safetensors",
-    licence=_SVD_LICENCE, licence_note=_SVD_LICENCE_NOTE, gated=False,
-    sizes={**_diffusers_sizes(), SGM: 4 * _SGM_TEMPORAL_DECODER_VALUES},
-))
-_register(CheckpointSpec(
-    name="svd_xt_image_decoder", version="svd_xt_image_decoder", num_frames=25,
-    description="svd_xt with a per-frame (image) VAE decoder",
-    formats=(SGM,), repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
-    sgm_file="svd_xt_image_decoder.safetensors",
-    licence=_SVD_LICENCE, licence_note=_SVD_LICENCE_NOTE, gated=False,
-    sizes={SGM: 4 * _SGM_IMAGE_DECODER_VALUES},
-))
-_register(CheckpointSpec(
-    name="svd_xt_1_1", version="svd_xt_1_1", num_frames=25,
-    description="SVD-XT 1.1: svd_xt fine-tuned for fixed conditioning (6 fps, motion bucket 127)",
-    formats=(DIFFUSERS, SGM), repo_id="stabilityai/stable-video-diffusion-img2vid-xt-1-1",
-    sgm_file="svd_xt_1_1.safetensors",
-    licence="stable-video-diffusion-1-1-community",
-    licence_note=("Stability AI Community licence (free below US$1M annual revenue); gated: log in on the hub and "
-                  "'agree to share your contact information' first"),
-    gated=True,
-    sizes={**_diffusers_sizes(), SGM: 4 * _SGM_TEMPORAL_DECODER_VALUES},
-))
-_register(CheckpointSpec(
-    name="mini", version="mini",
+REGISTRY: dict[str, CheckpointSpec] = {spec.name: spec for spec in map(_spec_of_version, _versions_by_repository())}
+REGISTRY[MINI] = CheckpointSpec(
+    name=MINI, version=MINI,
     description=("the course's mini world model (autoencoder.safetensors + dit.safetensors), trained with "
                  "tools/train_mini.sh and shipped in the repository at checkpoints/mini/"),
     formats=(MINI,), repo_id=None,
     licence="Apache-2.0", licence_note="part of svd-lab",
     gated=False,
-))
+)
 
 
 def get_spec(name: str) -> CheckpointSpec:
-    """The registry entry called ``name``; a clear error listing the known names otherwise."""
+    """The registry entry called ``name``; an :class:`~svd_lab.errors.UnknownNameError` (a KeyError) listing the
+    known names otherwise."""
     try:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(REGISTRY)
         close = [n for n in REGISTRY if n.replace("_", "-") == name.replace("_", "-").lower()]
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise KeyError(f"unknown checkpoint {name!r}{hint}; known: {known}. See `svd-lab models`.") from None
+        raise UnknownNameError(f"unknown checkpoint {name!r}{hint}; known: {known}. See `svd-lab models`.") from None
 
 
 def spec_for_sgm_file(filename: str) -> CheckpointSpec | None:
@@ -189,3 +145,30 @@ def spec_for_sgm_file(filename: str) -> CheckpointSpec | None:
         if spec.sgm_file == filename:
             return spec
     return None
+
+
+def downloadable_spec(name: str, format: str) -> CheckpointSpec:
+    """The registry entry to download as ``name`` in ``format``; a :class:`CheckpointError` saying what to use
+    instead for an unknown name, the shipped mini model, or a format the release does not come in."""
+    try:
+        spec = get_spec(name)
+    except UnknownNameError as exc:  # a download's errors are all CheckpointErrors: callers catch one kind
+        raise CheckpointError(str(exc)) from None
+    if not spec.downloadable:
+        raise CheckpointError(f"{name} is not downloaded: it is shipped in the repository at checkpoints/{name}/ "
+                              f"({spec.description})")
+    if format not in spec.formats:
+        raise CheckpointError(f"{name} is published only as {' and '.join(spec.formats)} (not {format}): "
+                              f"use --format {spec.formats[0]}")
+    return spec
+
+
+def normalize_variant(format: str, variant: str | None) -> str | None:
+    """The file variant to fetch: 'fp16', or None for full precision ('fp32', 'full', ...); None outside diffusers."""
+    if format != DIFFUSERS:
+        return None
+    if variant in (None, "", "fp32", "none", "full"):
+        return None
+    if variant != FP16:
+        raise CheckpointError(f"unknown variant {variant!r}: use fp16 (about 4.5 GB) or fp32 (about 9 GB)")
+    return variant

@@ -23,6 +23,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from svd_lab.atomic import write_text_atomic
+
 RECORD_DIR = ".svd-lab"
 RECORD_FILE = "verified.json"
 _CHUNK = 8 * 2**20
@@ -103,8 +105,8 @@ class FileRecord:
 class VerificationRecord:
     """``<root>/.svd-lab/verified.json``: which files under ``root`` were hashed, and what they hashed to.
 
-    Keys are POSIX paths relative to ``root``. Written through a temporary file and ``os.replace`` so a crash never
-    leaves half a record.
+    Keys are POSIX paths relative to ``root``. Written atomically (:func:`svd_lab.atomic.write_text_atomic`) so a
+    crash never leaves half a record, with the umask's permissions like any other file of the user.
     """
 
     def __init__(self, root: Path | str):
@@ -157,10 +159,8 @@ class VerificationRecord:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         data = {"format": 1, "meta": self.meta, "files": {k: vars(v) for k, v in sorted(self.files.items())}}
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(data, indent=1) + "\n", overwrite=True)
 
 
 def file_problem(path: Path, record: VerificationRecord | None) -> tuple[str | None, bool]:

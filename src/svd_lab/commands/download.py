@@ -43,13 +43,17 @@ Huawei ModelArts: copy from OBS with MoXing (only inside ModelArts):
 
 
 def register(sub) -> None:
+    # the registry names the checkpoints and formats (it imports no network client: `svd-lab --help` stays fast)
+    from svd_lab.checkpoints.registry import DIFFUSERS, REGISTRY, SGM
+    from svd_lab.svd.layout import FP16
+
+    downloadable = ", ".join(name for name, spec in REGISTRY.items() if spec.downloadable)
     p = sub.add_parser("download", help="download a checkpoint (hub, mirror or OBS), verified and resumable",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", metavar="NAME", help="checkpoint name: svd, svd_xt, svd_xt_1_1, svd_image_decoder, "
-                                                "svd_xt_image_decoder (see `svd-lab models`)")
-    p.add_argument("--format", choices=("diffusers", "sgm"), default="diffusers",
+    p.add_argument("name", metavar="NAME", help=f"checkpoint name: {downloadable} (see `svd-lab models`)")
+    p.add_argument("--format", choices=(DIFFUSERS, SGM), default=DIFFUSERS,
                    help="diffusers: folder layout the pipeline loads (default); sgm: Stability's single file")
-    p.add_argument("--variant", choices=("fp16", "fp32"), default="fp16",
+    p.add_argument("--variant", choices=(FP16, "fp32"), default=FP16,
                    help="diffusers weights: fp16 (default, half the size) or fp32 (full precision)")
     p.add_argument("--dir", metavar="DIR",
                    help="checkpoints folder (default: checkpoints/ of the project, or $SVD_LAB_CHECKPOINTS)")
@@ -67,11 +71,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from svd_lab.checkpoints import hub
+    from svd_lab.checkpoints import hub, obs
 
     log = (lambda *a, **k: None) if args.quiet else print
     if args.source:
-        result = hub.copy_from_obs(args.name, args.source, format=args.format, variant=args.variant, dir=args.dir,
+        result = obs.copy_from_obs(args.name, args.source, format=args.format, variant=args.variant, dir=args.dir,
                                    log=log)
         print(f"{result.checkpoint.name} ({result.checkpoint.format}) copied from {args.source} to "
               f"{result.checkpoint.path}")

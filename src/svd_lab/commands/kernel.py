@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from svd_lab.kernel import DISPLAY_NAME, KERNEL_NAME
+
 
 def register(sub) -> None:
-    p = sub.add_parser("kernel", help="install or remove the 'Python (svd-lab)' Jupyter kernel")
+    p = sub.add_parser("kernel", help=f"install or remove the '{DISPLAY_NAME}' Jupyter kernel")
     ks = p.add_subparsers(dest="kernel_command", metavar="ACTION", required=True)
     inst = ks.add_parser("install", help="install the kernel (idempotent; default --sys-prefix)")
     where = inst.add_mutually_exclusive_group()
@@ -24,5 +26,5 @@ def install(args) -> int:
 def remove(args) -> int:
     from svd_lab.kernel import remove_kernel
 
-    print("kernel 'svd-lab' removed" if remove_kernel() else "kernel 'svd-lab' was not installed")
+    print(f"kernel '{KERNEL_NAME}' removed" if remove_kernel() else f"kernel '{KERNEL_NAME}' was not installed")
     return 0

@@ -58,14 +58,13 @@ def _load(arg: str | None):
     folder = _model_folder(arg)
     try:
         return load_model(folder)
-    except (FileNotFoundError, ValueError) as exc:
+    except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
 
 
 def run_train(args) -> int:
     from svd_lab.cli import UserError
-    from svd_lab.mini.recipe import SHIPPED_STEPS, shipped_settings
-    from svd_lab.mini.train import train
+    from svd_lab.mini.train import TrainSettings, train
     from svd_lab.paths import outputs_dir
 
     if args.steps is not None and args.steps < 1:
@@ -78,8 +77,9 @@ def run_train(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    steps = args.steps if args.steps is not None else (None if args.minutes else SHIPPED_STEPS)
-    settings = shipped_settings(seed=args.seed, steps=steps, minutes=args.minutes)
+    # the defaults are the shipped recipe; a time limit alone replaces its step count
+    steps = args.steps if args.steps is not None else (None if args.minutes else TrainSettings.steps)
+    settings = TrainSettings(seed=args.seed, steps=steps, minutes=args.minutes)
     out = Path(args.out) if args.out else outputs_dir() / "mini" / f"run-{args.seed}"
     if (out / "dit.safetensors").exists():
         raise UserError(f"{out} already holds a mini model; choose another --out or remove it first")

@@ -51,10 +51,11 @@ def _local_state(found, name: str, fmt: str) -> tuple[str, object]:
 def collect(dir=None) -> dict:
     """The table's content as data: one row per (checkpoint, format), plus local checkpoints not in the registry."""
     from svd_lab.checkpoints import REGISTRY, present_checkpoints
-    from svd_lab.checkpoints.local import _default_dir
-    from svd_lab.checkpoints.registry import DIFFUSERS, FP16
+    from svd_lab.checkpoints.local import checkpoints_root
+    from svd_lab.checkpoints.registry import DIFFUSERS
+    from svd_lab.svd.layout import FP16
 
-    root = _default_dir(dir)
+    root = checkpoints_root(dir)
     found = present_checkpoints(root)
     rows, matched = [], set()
     for spec in REGISTRY.values():

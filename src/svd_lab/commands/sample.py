@@ -1,7 +1,9 @@
 """``svd-lab sample IMAGE``: one image in, one video out (Stable Video Diffusion).
 
-Without a checkpoint on a CPU it runs the tiny profile (random weights, 64x64: it shows the pipeline works, not
-a real video) and says so. ``--profile full`` on a CPU prints the estimated time and needs ``--yes``.
+Without a checkpoint on a CPU it runs the mini profile when its weights are in ``checkpoints/svdmini`` (a tiny SVD
+trained by ``svd-lab svdmini train``: 64x64, 8 frames, camera pans whose speed follows --motion-bucket-id and
+--fps-id), else the tiny profile (random tiny networks: the machinery only), and says which. ``--profile full`` (or ``--checkpoint``) on a CPU prints the estimated time and,
+when it is more than 15 minutes, needs ``--yes``; the checkpoint is validated before that question.
 Outputs go to ``outputs/<version>/NNNNNN.mp4`` (numbered, never overwritten) with the conditioning image
 (``NNNNNN.png``) and every parameter used (``NNNNNN.json``) beside it.
 """
@@ -11,8 +13,11 @@ from __future__ import annotations
 import os
 import sys
 
+from svd_lab.svd.versions import DEFAULT_VERSION
+
 
 def register(sub) -> None:
+    from svd_lab.commands.convert import add_head_size_arguments
     from svd_lab.svd.versions import VERSIONS
 
     p = sub.add_parser(
@@ -23,9 +28,10 @@ def register(sub) -> None:
     p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
     p.add_argument("--version", choices=list(VERSIONS), default=None,
                    help="SVD version (default: svd, or the version of --checkpoint)")
-    p.add_argument("--profile", choices=["auto", "tiny", "full"], default="auto",
-                   help="tiny: random tiny networks at 64x64 (seconds, CPU); full: real weights; auto: full when a "
-                        "checkpoint is available on a GPU, else tiny")
+    p.add_argument("--profile", choices=["auto", "mini", "tiny", "full"], default="auto",
+                   help="mini: the trained tiny SVD (64x64, 8 frames, seconds on a CPU); tiny: random tiny networks "
+                        "(the machinery only); full: real weights; auto: full when a checkpoint is available on a "
+                        "GPU, else mini when its weights are in checkpoints/svdmini, else tiny")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="a diffusers folder or an sgm .safetensors file (default: found in checkpoints/)")
     p.add_argument("--frames", type=int, help="number of frames (version default)")
@@ -36,8 +42,8 @@ def register(sub) -> None:
     p.add_argument("--cond-aug", type=float, help="noise added to the conditioning image (default 0.02)")
     p.add_argument("--min-guidance", type=float, help="guidance on the first frame (version default)")
     p.add_argument("--max-guidance", type=float, help="guidance on the last frame (version default)")
-    p.add_argument("--width", type=int, help="video width, a multiple of 64 (1024; tiny: 64)")
-    p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; tiny: 64)")
+    p.add_argument("--width", type=int, help="video width, a multiple of 64 (1024; mini and tiny: 64)")
+    p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; mini and tiny: 64)")
     p.add_argument("--decoding-t", type=int, help="frames decoded at once: lower it if the GPU runs out of memory "
                                                   "(default: planned from free VRAM on CUDA, else 14)")
     p.add_argument("--memory", choices=["auto", "resident", "offload"], default="auto",
@@ -47,9 +53,15 @@ def register(sub) -> None:
                                                    "bfloat16")
     p.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<version>)")
     p.add_argument("--gif", action="store_true", help="also write a GIF")
-    p.add_argument("--yes", action="store_true", help="run full-size SVD on a CPU without asking (takes hours)")
+    p.add_argument("--yes", action="store_true", help="run full-size SVD on a CPU even when the estimate is long "
+                                                      "(hours at the reference size)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_head_size_arguments(p)  # for an sgm --checkpoint whose head sizes are not Stability's
     p.set_defaults(func=run)
+
+
+#: full-size SVD on a CPU runs without --yes only when the estimate is below this (seconds)
+CPU_CONFIRM_SECONDS = 15 * 60
 
 
 def _user_error(message: str):
@@ -58,65 +70,91 @@ def _user_error(message: str):
     return UserError(message)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{max(seconds / 60, 0.1):.1f} minutes"
+
+
+def _check_inputs(args) -> None:
+    """The input image, checked before a model is chosen or loaded: a typo should cost a second."""
+    from svd_lab.svd.images import load_image
+
+    load_image(args.image, 64, 64)
+
+
+def _confirm_cpu_run(args, spec, device) -> None:
+    """Full size on a CPU: print the estimate; refuse without --yes when it is long."""
+    from svd_lab.svd import pipeline as svd_pipeline
+
+    frames, steps = args.frames or spec.num_frames, args.steps or spec.num_steps
+    height, width = args.height or spec.height, args.width or spec.width
+    seconds = svd_pipeline.estimate_cpu_seconds(frames, steps, height, width)
+    print(f"full-size SVD on this CPU: about {_duration(seconds)} for {frames} frames x {steps} steps at "
+          f"{width}x{height} ({os.cpu_count()} cores)", file=sys.stderr)
+    if seconds > CPU_CONFIRM_SECONDS and not args.yes:
+        raise _user_error(f"full-size SVD on a CPU would take about {_duration(seconds)}: rerun with --yes to "
+                          "start it anyway, or use a smaller --width/--height/--frames/--steps, the mini profile "
+                          "(no --checkpoint), or a machine with a CUDA GPU")
+
+
 def run(args) -> int:
     from pathlib import Path
 
     import torch
 
+    from svd_lab.commands.convert import head_size_options
+    from svd_lab.errors import UserError
     from svd_lab.paths import outputs_dir
     from svd_lab.svd import pipeline as svd_pipeline
-    from svd_lab.svd.images import ImageInputError, load_image
+    from svd_lab.svd.loading import check_checkpoint_path
     from svd_lab.svd.versions import get_version
-    from svd_lab.video import VideoWriteError, save_numbered
+    from svd_lab.video import save_numbered
 
+    # 1. check the arguments, the profile and the checkpoint file; full size on a CPU only when it is quick or
+    #    confirmed -- all before any weights are loaded
     try:
         device = svd_pipeline.resolve_device(args.device)
         svd_pipeline.resolve_dtype(args.dtype, device)
-        version = args.version or "svd"
+        version = args.version or DEFAULT_VERSION
+        spec = get_version(version)
+        _check_inputs(args)
+        head_sizes = head_size_options(args, args.checkpoint)
         choice = svd_pipeline.choose_profile(args.profile, version, args.checkpoint, device)
+        if choice.checkpoint:
+            check_checkpoint_path(choice.checkpoint)
+        if choice.profile == "full" and device.type == "cpu":
+            _confirm_cpu_run(args, spec, device)
+    except UserError:
+        raise
     except ValueError as exc:
         raise _user_error(str(exc)) from None
-
-    # Check the input before loading any weights: a typo should cost a second, not a model load.
-    try:
-        load_image(args.image, 64, 64)
-    except ImageInputError as exc:
-        raise _user_error(str(exc)) from None
-
-    spec = get_version(version)
-    if choice.profile == "full" and device.type == "cpu":
-        frames, steps = args.frames or spec.num_frames, args.steps or spec.num_steps
-        height, width = args.height or spec.height, args.width or spec.width
-        hours = svd_pipeline.estimate_cpu_seconds(frames, steps, height, width) / 3600
-        print(f"full-size SVD on this CPU: about {hours:.1f} hours for {frames} frames x {steps} steps at "
-              f"{width}x{height} ({os.cpu_count()} cores)", file=sys.stderr)
-        if not args.yes:
-            raise _user_error("full-size SVD on a CPU takes hours: rerun with --yes to start it anyway, or use "
-                              "--profile tiny, or a machine with a CUDA GPU")
     print(f"profile {choice.profile}: {choice.reason}", file=sys.stderr)
-    if choice.profile == "tiny" and device.type == "cpu":
+    if choice.profile in ("tiny", "mini") and device.type == "cpu":
         # Tiny networks: thread hand-offs cost more than the arithmetic, one thread is fastest (and steady).
         torch.set_num_threads(1)
 
+    # 2. load and sample
     try:
         pipe, _ = svd_pipeline.load_pipeline(version=args.version, profile=choice.profile, checkpoint=choice.checkpoint,
                                              device=device, dtype=args.dtype, memory=args.memory,
-                                             progress=not args.no_progress)
+                                             progress=not args.no_progress, **head_sizes)
         generation = pipe.run(
             args.image, num_frames=args.frames, num_steps=args.steps, seed=args.seed, fps_id=args.fps_id,
             motion_bucket_id=args.motion_bucket_id, cond_aug=args.cond_aug, min_guidance=args.min_guidance,
             max_guidance=args.max_guidance, width=args.width, height=args.height, decoding_t=args.decoding_t,
             progress=not args.no_progress)
-    except (ImageInputError, ValueError, svd_pipeline.SVDOutOfMemoryError) as exc:
+    except UserError:
+        raise
+    except ValueError as exc:
         raise _user_error(str(exc)) from None
 
+    # 3. write the video, the conditioning image and the parameters
     params = generation.video.params
     params["input_image"] = str(Path(args.image).resolve())
     params["profile_reason"] = choice.reason
     out = Path(args.out).expanduser() if args.out else outputs_dir() / pipe.components.version
     try:
         written = save_numbered(generation.video, out, conditioning_image=generation.image, gif=args.gif)
-    except (OSError, VideoWriteError) as exc:
+    except (OSError, UserError) as exc:
         raise _user_error(f"could not write the video to {out}: {exc}") from None
     if params.get("oom_fallback"):
         fb = params["oom_fallback"]

@@ -54,8 +54,10 @@ class DiTConfig:
     in_channels: int = 4
     cond_channels: int = 4
     out_channels: int = 4
-    patch_t: int = 2
-    patch: int = 2
+    #: defaults are the shipped mini world model's: one-frame spacetime patches of 4x4 latent pixels -> 32 tokens
+    #: for 8 frames of 8x8 (in equal-time trials one-frame patches beat two-frame patches, presence 92% vs 85%)
+    patch_t: int = 1
+    patch: int = 4
     hidden: int = 192
     depth: int = 6
     heads: int = 6
@@ -66,7 +68,7 @@ class DiTConfig:
     #: how labels become vectors: "table" (a learned row per class, the DiT paper's ImageNet classes) or "sincos"
     #: (the label *value* through a sinusoidal embedding and an MLP, as SVD embeds motion_bucket_id: neighbouring
     #: buckets start out similar, which suits an ordered micro-condition such as speed)
-    label_embedding: str = "table"
+    label_embedding: str = "sincos"
 
     def __post_init__(self):
         if self.frames % self.patch_t or self.height % self.patch or self.width % self.patch:
@@ -108,7 +110,8 @@ def dit_paper_config(name: str, image_size: int = 256) -> DiTConfig:
         raise ValueError(f"unknown DiT model {name!r}: use one of S/B/L/XL with patch 2/4/8, e.g. 'XL/2'") from None
     latent = image_size // 8
     return DiTConfig(frames=1, height=latent, width=latent, in_channels=4, cond_channels=0, out_channels=8,
-                     patch_t=1, patch=patch, hidden=hidden, depth=depth, heads=heads, num_classes=1000)
+                     patch_t=1, patch=patch, hidden=hidden, depth=depth, heads=heads, num_classes=1000,
+                     label_embedding="table")
 
 
 # ----------------------------------------------------------------------------------------------- patches

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from svd_lab.errors import CheckpointLoadError
 from svd_lab.mini import data
 from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder
 from svd_lab.mini.dit import DiTConfig, VideoDiT
@@ -165,7 +166,7 @@ def read_facts(folder: str | os.PathLike) -> dict:
 
 def load_model(folder: str | os.PathLike) -> MiniWorldModel:
     """Load a mini model saved by :func:`save_model` (weights back to float32, eval mode)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     folder = Path(folder)
     missing = [name for name in (AUTOENCODER_FILE, DIT_FILE) if not (folder / name).is_file()]
@@ -176,15 +177,26 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
     residual_scale = None
     for name, build in ((AUTOENCODER_FILE, lambda c: FrameAutoencoder(AutoencoderConfig.from_dict(c))),
                         (DIT_FILE, lambda c: VideoDiT(DiTConfig(**c)))):
-        with safe_open(str(folder / name), "pt") as f:
-            meta = f.metadata() or {}
-            if "config" not in meta:
-                raise ValueError(f"{folder / name} is not an svd-lab mini model file (no config metadata)")
-            module = build(json.loads(meta["config"]))
-            if name == DIT_FILE:
-                residual_scale = json.loads(meta.get("residual_scale", "null"))
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
-        state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-        module.load_state_dict(state)
+        path = folder / name
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                if "config" not in meta:
+                    raise CheckpointLoadError(f"{path} is not an svd-lab mini model file (no config metadata)")
+                module = build(json.loads(meta["config"]))
+                if name == DIT_FILE:
+                    residual_scale = json.loads(meta.get("residual_scale", "null"))
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+            state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+            module.load_state_dict(state)
+        except CheckpointLoadError:
+            raise
+        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+            # SafetensorError: a damaged header or data; RuntimeError: wrong keys or shapes in load_state_dict;
+            # ValueError/TypeError: unreadable config metadata. All mean "not a usable mini model file".
+            raise CheckpointLoadError(
+                f"{path} is corrupted or not an svd-lab mini model ({type(exc).__name__}: {str(exc)[:200]}); "
+                f"restore it with `git checkout -- {path}` (the shipped weights) or train again with "
+                f"`svd-lab mini train --out DIR`") from None
         modules.append(module.eval())
     return MiniWorldModel(*modules, residual_scale=residual_scale).eval()

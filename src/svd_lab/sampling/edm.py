@@ -38,13 +38,14 @@ sampler reproduces diffusers' ``EulerDiscreteScheduler`` bit for bit (see tests/
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from svd_lab.progress import progress_bar
 
 Cond = Mapping[str, Any]
 
@@ -275,11 +276,6 @@ def _concat_conditions(uncond: Cond, cond: Cond) -> dict[str, Any]:
     return batched
 
 
-def _progress_disabled(progress: bool) -> bool:
-    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
-    return (not progress) or env not in ("", "0", "false", "no")
-
-
 def sample(
     denoiser: Denoiser,
     noise: torch.Tensor,
@@ -303,7 +299,11 @@ def sample(
         guidance: per-frame scales (T,), e.g. :func:`linear_guidance`. With guidance (and an uncond_builder) every
             step runs the network once on ``[uncond, cond]`` batched along dim 0 and uses
             ``F = F_u + s_t (F_c - F_u)``. ``None``, or all scales exactly 1, runs the conditional branch only
-            (``F_u + 1 * (F_c - F_u) = F_c`` exactly in real arithmetic).
+            (``F_u + 1 * (F_c - F_u) = F_c`` exactly in real arithmetic). **The rule: guidance runs whenever any
+            scale differs from 1**, scales below 1 included (they move towards the unconditional output).
+            diffusers' pipeline decides differently -- it guides only when ``max_guidance_scale > 1``, so it
+            ignores scales below 1 when the maximum is 1 or less, and fails for ``min > 1 >= max`` -- the two
+            agree whenever ``max_guidance > 1`` (tests/test_svd_equivalence.py).
         callback: called with a :class:`SamplerStep` after every step.
         progress: show a tqdm progress bar (also switched off by the environment variable TQDM_DISABLE=1).
 
@@ -333,9 +333,7 @@ def sample(
     x = noise * denoiser.precondition.initial_noise_scale(sigmas[0]).to(noise.device)
     num_steps = sigmas.numel() - 1
 
-    from tqdm.auto import tqdm
-
-    with torch.no_grad(), tqdm(total=num_steps, disable=_progress_disabled(progress), desc="sampling") as bar:
+    with torch.no_grad(), progress_bar(total=num_steps, desc="sampling", enabled=progress) as bar:
         for i in range(num_steps):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             if guided:

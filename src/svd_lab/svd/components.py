@@ -1,91 +1,92 @@
 """What every loader returns: the three SVD networks plus what is needed to feed them.
 
-``SVDComponents`` is returned by :func:`svd_lab.svd.configs.build_components` (random weights, tiny or full),
+``SVDComponents`` is returned by :func:`build_components` (random weights from the configs of
+:mod:`svd_lab.svd.configs`, any profile),
 by :func:`svd_lab.svd.loading.load_diffusers_folder` (a hub-layout folder on disk) and by the sgm converter
 (``svd_lab.convert.sgm.load_sgm_checkpoint``). The pipeline (:mod:`svd_lab.svd.pipeline`) only needs this.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def image_processor_backend() -> str:
-    """Which backend transformers' ``CLIPImageProcessor`` uses here: 'torchvision' or 'pil'.
-
-    transformers 5 prefers a torchvision-backed processor; without torchvision (this project avoids it: PyPI's
-    torchvision breaks beside the CPU torch) it falls back to ``CLIPImageProcessorPil``. Colab has torchvision.
-    Our own preprocessing (:class:`ClipImagePreprocessing`) does not depend on either.
-
-    Decided the way transformers decides (torchvision's package metadata present, not "importable"): a broken
-    torchvision install still selects the torchvision backend, which then fails -- this function says so.
-    """
-    try:
-        from transformers.utils import is_torchvision_available
-    except ImportError:  # older transformers: the same test by hand
-        return "torchvision" if importlib.util.find_spec("torchvision") is not None else "pil"
-    return "torchvision" if is_torchvision_available() else "pil"
-
-
-def clip_image_processor(config: dict | None = None):
-    """transformers' CLIP image processor for the active backend, built from the hub's preprocessor config.
-
-    Only diffusers' own pipeline needs it (equivalence tests, benchmark). Picking the class ourselves avoids
-    transformers' "falling back to CLIPImageProcessorPil" warning on machines without torchvision.
-    """
-    from svd_lab.svd.configs import feature_extractor_config
-
-    config = dict(config or feature_extractor_config())
-    if image_processor_backend() == "pil":
-        from transformers import CLIPImageProcessorPil as processor_class
-    else:
-        from transformers import CLIPImageProcessor as processor_class
-    config.pop("feature_extractor_type", None)
-    config.pop("image_processor_type", None)
-    return processor_class(**config)
+from svd_lab.svd.configs import CLIP_MEAN, CLIP_STD, PROFILES, image_encoder_config, unet_config, vae_config
+from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, get_version
 
 
 # ------------------------------------------------------------------------------------------- CLIP input
-def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:
-    """Normalised 1-d Gaussian, (size,): exp(-k^2 / (2 sigma^2)) for k = -size//2 .. size//2."""
-    offsets = torch.arange(size, dtype=dtype) - size // 2
-    weights = torch.exp(-(offsets**2) / (2 * torch.tensor(sigma, dtype=dtype) ** 2))
+def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """Normalised 1-d Gaussian taps, (size,): exp(-k^2 / (2 sigma^2)) for k = -(size//2) .. size//2 (size odd).
+
+    Computed in ``dtype`` (both references build it in the dtype they blur in, sigma included) on ``device``
+    (None: the CPU).
+    """
+    offsets = torch.arange(size, dtype=dtype, device=device) - size // 2
+    weights = torch.exp(-(offsets**2) / (2 * torch.tensor(sigma, dtype=dtype, device=device) ** 2))
     return weights / weights.sum()
 
 
 def _blur_along(images: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor:
-    """Depthwise 1-d convolution along the last (axis=-1) or second-to-last (axis=-2) dimension, reflect padding."""
+    """Depthwise 1-d convolution of (B, C, H, W) along width (axis=-1) or height (axis=-2), reflect padding.
+
+    Laid out exactly as kornia's ``filter2d`` (which diffusers copies), because the layout picks the convolution
+    kernel and so the rounding: one kernel expanded (stride 0) over the channels, and the padded input passed
+    through ``view(-1, C, H', W')`` -- for a batch of one that view resets the batch stride, so a channels-last
+    image (how diffusers lays out a PIL input) takes the contiguous-format convolution (in fp16 that changes bits).
+    """
     channels, k = images.shape[1], kernel.numel()
     shape = (1, 1, 1, k) if axis == -1 else (1, 1, k, 1)
     pad = (k // 2, k // 2, 0, 0) if axis == -1 else (0, 0, k // 2, k // 2)
-    weight = kernel.view(shape).expand(channels, 1, *shape[2:]).contiguous().to(images.device)
-    return F.conv2d(F.pad(images, pad, mode="reflect"), weight, groups=channels)
+    weight = kernel.to(device=images.device, dtype=images.dtype).reshape(shape).expand(channels, 1, *shape[2:])
+    padded = F.pad(images, pad, mode="reflect")
+    padded = padded.view(-1, channels, *padded.shape[-2:])
+    return F.conv2d(padded, weight, groups=channels).view(images.shape)
 
 
-def resize_with_antialiasing(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize_with_antialiasing(images: torch.Tensor, size: tuple[int, int], reference: str = "diffusers") -> torch.Tensor:
     """Blur then bicubic-resize (B, C, H, W) -> (B, C, *size), the way SVD's CLIP embedder downsizes its input.
 
-    Down-sampling by a factor f without a low-pass filter aliases; a Gaussian with sigma = (f - 1) / 2 (at least
-    0.001, kernel 4 sigma wide, odd, at least 3) removes the frequencies the smaller grid cannot hold. Then bicubic
-    interpolation with align_corners=True (the reference's kornia-style resize).
+    Down-sampling by a factor f without a low-pass filter aliases; a Gaussian with sigma = (f - 1) / 2 per axis (at
+    least 0.001; ``int(max(4 sigma, 3))`` taps, made odd) removes the frequencies the smaller grid cannot hold. The
+    blur runs along the width, then the height, with reflect padding; then bicubic interpolation with
+    align_corners=True in the images' dtype, which is returned.
+
+    ``reference`` -- the two implementations SVD's references use, identical in all of the above:
+
+    - ``"diffusers"``: diffusers' ``_resize_with_antialiasing`` (the pipeline's CLIP input). It always blurs --
+      along an axis that does not shrink, sigma 0.001 gives the taps [0, 1, 0] -- in the images' dtype, with the
+      taps built on the CPU and moved to the images' device.
+    - ``"kornia"``: ``kornia.geometry.resize(..., antialias=True)`` (kornia 0.9.0, as in sgm's reference outputs),
+      what sgm's ``FrozenOpenCLIPImageEmbedder`` calls. It blurs only when an axis shrinks (max factor > 1), builds
+      the taps on the images' device, and blurs float16/bfloat16 images in float32, rounding once before the
+      bicubic step.
+
+    For float32 on the CPU the two agree bit for bit on finite values (the [0, 1, 0] blur is exact); they differ
+    where a skipped blur would have spread a NaN or an infinity, in half precision, and on an accelerator, whose
+    ``exp`` may round the taps differently from the CPU's.
     """
+    if reference not in ("diffusers", "kornia"):
+        raise ValueError(f"reference must be 'diffusers' or 'kornia', got {reference!r}")
+    if images.ndim != 4:
+        raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(images.shape)}")
     h, w = images.shape[-2:]
-    sigma_y = max((h / size[0] - 1.0) / 2.0, 0.001)
-    sigma_x = max((w / size[1] - 1.0) / 2.0, 0.001)
-    k_y, k_x = int(max(4.0 * sigma_y, 3)), int(max(4.0 * sigma_x, 3))
-    k_y, k_x = k_y + (k_y % 2 == 0), k_x + (k_x % 2 == 0)
-    blurred = _blur_along(images, _gaussian_kernel(k_x, sigma_x, images.dtype), axis=-1)
-    blurred = _blur_along(blurred, _gaussian_kernel(k_y, sigma_y, images.dtype), axis=-2)
-    return F.interpolate(blurred, size=size, mode="bicubic", align_corners=True)
+    size = (int(size[0]), int(size[1]))
+    factors = (h / size[0], w / size[1])
+    if reference == "diffusers" or max(factors) > 1:
+        sigma_y, sigma_x = (max((f - 1.0) / 2.0, 0.001) for f in factors)
+        k_y, k_x = int(max(4.0 * sigma_y, 3)), int(max(4.0 * sigma_x, 3))
+        k_y, k_x = k_y + (k_y % 2 == 0), k_x + (k_x % 2 == 0)
+        kornia = reference == "kornia"
+        half = images.dtype in (torch.float16, torch.bfloat16)
+        blurred = images.float() if kornia and half else images
+        device = blurred.device if kornia else None
+        blurred = _blur_along(blurred, _gaussian_kernel(k_x, sigma_x, blurred.dtype, device), axis=-1)
+        blurred = _blur_along(blurred, _gaussian_kernel(k_y, sigma_y, blurred.dtype, device), axis=-2)
+        images = blurred.to(images.dtype)
+    return F.interpolate(images, size=size, mode="bicubic", align_corners=True)
 
 
 @dataclass
@@ -172,25 +173,55 @@ class SVDComponents:
         """The VAE's scaling factor (0.18215): latents are multiplied by it after encoding, divided before decoding."""
         return float(self.vae.config.scaling_factor)
 
-    def diffusers_pipeline(self):
-        """diffusers' StableVideoDiffusionPipeline on these very modules (for comparisons and benchmarks)."""
-        from diffusers import EulerDiscreteScheduler, StableVideoDiffusionPipeline
 
-        from svd_lab.svd.configs import scheduler_config
+# ------------------------------------------------------------------------------------------- builders
+def build_unet(profile: str, version: str = "svd"):
+    from diffusers import UNetSpatioTemporalConditionModel
 
-        # An image-decoder AutoencoderKL works too: the pipeline passes num_frames only to a decode() accepting it.
-        pipe = StableVideoDiffusionPipeline(
-            vae=self.vae, image_encoder=self.image_encoder, unet=self.unet,
-            scheduler=EulerDiscreteScheduler.from_config(scheduler_config()),
-            feature_extractor=clip_image_processor(
-                {**_processor_config_from(self.clip_preprocessing)}),
-        )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+    return UNetSpatioTemporalConditionModel(**unet_config(profile, version))
 
 
-def _processor_config_from(pre: ClipImagePreprocessing) -> dict:
-    from svd_lab.svd.configs import feature_extractor_config
+def build_vae(profile: str, version: str = "svd"):
+    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
 
-    return {**feature_extractor_config(), "image_mean": list(pre.mean), "image_std": list(pre.std),
-            "crop_size": {"height": pre.size, "width": pre.size}, "size": {"shortest_edge": pre.size}}
+    kind, config = vae_config(profile, version)
+    if kind == DECODER_TEMPORAL:
+        return AutoencoderKLTemporalDecoder(**config)
+    return AutoencoderKL(**config)
+
+
+def build_image_encoder(profile: str):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    return CLIPVisionModelWithProjection(CLIPVisionConfig(**image_encoder_config(profile)))
+
+
+def build_components(profile: str = "tiny", version: str = "svd", device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32, seed: int = 0):
+    """Build the three networks of a version with random weights, in eval mode.
+
+    ``device="meta"`` builds the structure only (no memory; for parameter counts and FLOP counting): diffusers'
+    AlphaBlender creates its ``mix_factor`` with ``torch.Tensor([alpha])``, which ignores the default device, so
+    everything is moved to ``meta`` explicitly after construction.
+
+    On a real device the weights are the constructors' default initialisation drawn from ``seed`` (deterministic;
+    the caller's global random state is left untouched). Returns an ``SVDComponents``.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    spec = get_version(version)
+    device = torch.device(device)
+    if device.type == "meta":
+        with torch.device("meta"):
+            unet, vae, encoder = build_unet(profile, version), build_vae(profile, version), build_image_encoder(profile)
+        unet, vae, encoder = unet.to("meta"), vae.to("meta"), encoder.to("meta")
+    else:
+        # Build on the CPU so that the same seed gives the same weights on every device.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            unet, vae, encoder = build_unet(profile, version), build_vae(profile, version), build_image_encoder(profile)
+    components = SVDComponents(
+        unet=unet, vae=vae, image_encoder=encoder, version=spec.name, decoder=spec.decoder, profile=profile,
+        source="meta device (structure only)" if device.type == "meta" else f"random init, seed {seed}",
+    )
+    return components.to(device=device, dtype=dtype).eval()

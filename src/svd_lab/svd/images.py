@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from svd_lab.errors import InputError
+
 SIZE_MULTIPLE = 64
 DEFAULT_WIDTH = 1024
 DEFAULT_HEIGHT = 576
 
 
-class ImageInputError(ValueError):
+class ImageInputError(InputError):
     """The input image is missing, unreadable, of an unsupported kind, or the target size is invalid."""
 
 

@@ -16,40 +16,48 @@ Weights are read from safetensors only (never pickle) and nothing is fetched fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
+from svd_lab.errors import CheckpointLoadError
 from svd_lab.svd.components import ClipImagePreprocessing, SVDComponents
-from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, VERSIONS, get_version
+from svd_lab.svd.layout import FP16, WEIGHT_STEMS, weight_file
+from svd_lab.svd.versions import (
+    DECODER_IMAGE,
+    DECODER_TEMPORAL,
+    DEFAULT_VERSION,
+    VERSIONS,
+    get_version,
+    version_for_num_frames,
+)
 
-WEIGHT_FILES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "image_encoder": "model"}
-
-
-class CheckpointLoadError(ValueError):
-    """A checkpoint path that cannot be loaded; the message says why and what to do."""
+# network folder -> weight file stem; the names live in svd_lab.svd.layout (the downloader uses them too)
+WEIGHT_FILES = WEIGHT_STEMS
 
 
 def _weights_present(folder: Path, part: str, variant: str | None) -> bool:
-    stem = WEIGHT_FILES[part]
-    name = f"{stem}.{variant}.safetensors" if variant else f"{stem}.safetensors"
-    return (folder / part / name).is_file() or (folder / part / f"{name}.index.json").is_file()
+    name = weight_file(part, variant)
+    # a large model may be saved in shards: <name>.index.json lists them
+    return (folder / name).is_file() or (folder / f"{name}.index.json").is_file()
 
 
 def choose_variant(folder: Path, variant: str | None = "auto") -> str | None:
     """'auto': full-precision files when every part has them, else the fp16 files; or check the requested one."""
     parts = list(WEIGHT_FILES)
     if variant == "auto":
-        for candidate in (None, "fp16"):
+        for candidate in (None, FP16):
             if all(_weights_present(folder, p, candidate) for p in parts):
                 return candidate
-        missing = [p for p in parts if not (_weights_present(folder, p, None) or _weights_present(folder, p, "fp16"))]
+        missing = [p for p in parts if not (_weights_present(folder, p, None) or _weights_present(folder, p, FP16))]
         raise CheckpointLoadError(
             f"{folder} is incomplete: no safetensors weights for {', '.join(missing) or 'a consistent variant'} "
-            "(expected e.g. unet/diffusion_pytorch_model.fp16.safetensors); download it again with "
-            "`svd-lab download`")
+            f"(expected e.g. {weight_file('unet', FP16)}); download it again with `svd-lab download`")
     missing = [p for p in parts if not _weights_present(folder, p, variant)]
     if missing:
         raise CheckpointLoadError(f"{folder} has no {variant or 'full-precision'} weights for {', '.join(missing)}")
@@ -57,7 +65,8 @@ def choose_variant(folder: Path, variant: str | None = "auto") -> str | None:
 
 
 def infer_version(folder: Path) -> str:
-    """The version a diffusers folder holds: an svd_lab record if any, else the UNet's num_frames (14: svd, 25: svd_xt)."""
+    """The version a diffusers folder holds: an svd_lab record if any, else the one the UNet's num_frames suggests
+    (:func:`~svd_lab.svd.versions.version_for_num_frames`: 14 svd, 25 svd_xt), else the default version."""
     for record in ("svd_lab_version.json", "svd_lab_conversion.json"):
         path = folder / record
         if path.is_file():
@@ -65,7 +74,7 @@ def infer_version(folder: Path) -> str:
             if version in VERSIONS:
                 return version
     frames = json.loads((folder / "unet" / "config.json").read_text()).get("num_frames")
-    return "svd_xt" if frames == 25 else "svd"
+    return version_for_num_frames(frames) or DEFAULT_VERSION  # any other count (the tiny profile's 3): svd
 
 
 def _clip_preprocessing(folder: Path) -> ClipImagePreprocessing:
@@ -92,8 +101,6 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
     from transformers import CLIPVisionModelWithProjection
 
-    from svd_lab.svd.configs import tiny_unet_config
-
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise CheckpointLoadError(f"{folder} is not a folder")
@@ -117,15 +124,13 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     vae_type = AutoencoderKL if decoder == DECODER_IMAGE else AutoencoderKLTemporalDecoder
     vae = vae_type.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **common)
     encoder = CLIPVisionModelWithProjection.from_pretrained(folder, subfolder="image_encoder", dtype=dtype, **common)
-    try:  # a folder converted from an sgm file records sgm's GroupNorm eps; re-apply it (svd_lab.convert)
-        from svd_lab.convert.sgm import apply_conversion_record
-    except ImportError:
-        pass
-    else:
-        apply_conversion_record(folder, unet)
+    # A folder converted from an sgm file records sgm's GroupNorm eps; re-apply it. Imported here, not at the top:
+    # the converter imports this module (it writes with save_diffusers_folder).
+    from svd_lab.convert.sgm_write import apply_conversion_record
 
-    unet_cfg = {k: v for k, v in dict(unet.config).items() if k in tiny_unet_config()}
-    profile = "tiny" if {**unet_cfg, "num_frames": 3} == tiny_unet_config() else "full"
+    apply_conversion_record(folder, unet)
+
+    profile = profile_of_unet_config(dict(unet.config))
     components = SVDComponents(
         unet=unet, vae=vae, image_encoder=encoder, version=spec.name, decoder=decoder, profile=profile,
         source=f"{folder} (diffusers{', ' + variant if variant else ''})",
@@ -134,55 +139,126 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     return components.to(device=device, dtype=dtype).eval()
 
 
-def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, variant: str | None = None) -> Path:
-    """Write components in the hub layout (model_index.json, configs, safetensors weights).
+def profile_of_unet_config(config: dict) -> str:
+    """'tiny' or 'mini' when a UNet config is one of those profiles' (any frame count), else 'full'."""
+    from svd_lab.svd.configs import CONFIGS
 
-    Used by tests (tiny folders) and by anyone who wants to keep a converted or fine-tuned model.
+    for profile in ("tiny", "mini"):
+        reference = CONFIGS[profile]["unet"]()
+        if {**{k: v for k, v in config.items() if k in reference}, "num_frames": reference["num_frames"]} == reference:
+            return profile
+    return "full"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """One JSON file of a diffusers folder (its subfolder created if needed), indented, keys sorted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _apply_umask(root: Path) -> None:
+    """Give ``root`` and everything below it the permissions the user's umask gives new files and folders.
+
+    ``tempfile.mkdtemp`` creates its folder 0700: once renamed into place the folder should look like any other.
     """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for folder, dirs, files in os.walk(root):
+        for d in dirs:
+            os.chmod(Path(folder) / d, 0o777 & ~umask)
+        for f in files:
+            os.chmod(Path(folder) / f, 0o666 & ~umask)
+
+
+@contextlib.contextmanager
+def _folder_to_write(folder: Path, atomic: bool):
+    """Yield where to write ``folder``: the folder itself, or (``atomic``) a hidden staging folder beside it.
+
+    Atomic: ``folder`` must not exist; the staging folder is renamed to it only after the body finished, and
+    removed on any failure (Ctrl-C included), so nothing half-written ever looks like a complete folder, and nothing
+    is overwritten.
+    """
+    from svd_lab.errors import CheckpointError
+
+    if not atomic:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    if folder.exists():
+        raise CheckpointError(f"{folder} already exists; choose a new folder (nothing is overwritten)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        yield staging
+        _apply_umask(staging)
+        if folder.exists():  # appeared while we were writing
+            raise CheckpointError(f"{folder} appeared while it was being written; nothing was overwritten")
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, variant: str | None = None, *,
+                          record: dict | None = None, record_name: str = "svd_lab_version.json",
+                          atomic: bool = False) -> Path:
+    """Write components in the hub layout: model_index.json, unet/ vae/ image_encoder/ (config + safetensors),
+    feature_extractor/, scheduler/, and svd-lab's record of the version. The one writer of diffusers folders
+    (tests' tiny folders, the sgm converter, the trained mini model).
+
+    Args:
+        variant: weight file variant (``"fp16"`` -> ``*.fp16.safetensors``); None: the plain file names.
+        record, record_name: the svd-lab record written beside the networks, ``{"version": ..., **record}`` in
+            ``record_name`` (:func:`infer_version` reads ``svd_lab_version.json`` or the sgm converter's
+            ``svd_lab_conversion.json``).
+        atomic: assemble the folder under a hidden temporary name beside ``path`` and rename it when complete;
+            ``path`` must not exist. Otherwise the files are written into ``path`` (created when missing).
+    """
+    import diffusers
+
     from svd_lab.svd.configs import feature_extractor_config, scheduler_config
 
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, module in components.modules().items():
-        module.save_pretrained(folder / name, variant=variant, safe_serialization=True)
-    index = {
-        "_class_name": "StableVideoDiffusionPipeline",
-        "feature_extractor": ["transformers", "CLIPImageProcessor"],
-        "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-        "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
-        "vae": ["diffusers", type(components.vae).__name__],
-    }
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    pre = components.clip_preprocessing
-    fe = {**feature_extractor_config(), "image_mean": list(pre.mean), "image_std": list(pre.std),
-          "image_processor_type": "CLIPImageProcessor"}
-    (folder / "feature_extractor").mkdir(exist_ok=True)
-    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(fe, indent=2) + "\n")
-    (folder / "scheduler").mkdir(exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(
-        json.dumps({"_class_name": "EulerDiscreteScheduler", **scheduler_config()}, indent=2) + "\n")
-    (folder / "svd_lab_version.json").write_text(json.dumps({"version": components.version}) + "\n")
+    with _folder_to_write(folder, atomic) as target:
+        for name, module in components.modules().items():
+            module.save_pretrained(target / name, variant=variant, safe_serialization=True)
+        _write_json(target / "model_index.json", {
+            "_class_name": "StableVideoDiffusionPipeline",
+            "_diffusers_version": diffusers.__version__,
+            "feature_extractor": ["transformers", "CLIPImageProcessor"],
+            "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+            "vae": ["diffusers", type(components.vae).__name__],
+        })
+        pre = components.clip_preprocessing
+        _write_json(target / "feature_extractor" / "preprocessor_config.json", {
+            **feature_extractor_config(), "image_mean": list(pre.mean), "image_std": list(pre.std),
+            "image_processor_type": "CLIPImageProcessor"})
+        _write_json(target / "scheduler" / "scheduler_config.json", {
+            "_class_name": "EulerDiscreteScheduler", "_diffusers_version": diffusers.__version__,
+            **scheduler_config()})
+        _write_json(target / record_name, {"version": components.version, **(record or {})})
     return folder
 
 
 def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                    version: str | None = None, progress: bool = True) -> SVDComponents:
+                    version: str | None = None, progress: bool = True, unet_head_channels: int | None = None,
+                    clip_head_width: int | None = None) -> SVDComponents:
     """Load whatever ``path`` is: a diffusers folder, or an sgm single ``.safetensors`` file (via svd_lab.convert).
 
     The checkpoints module's integrity check runs first when present (a truncated download never reaches the
-    loaders).
+    loaders). ``unet_head_channels`` / ``clip_head_width``: channels per attention head of an sgm file that is not
+    Stability's (64) nor a registered profile (see :func:`svd_lab.convert.sgm_plan.plan_conversion`); a diffusers
+    folder stores its heads in its configs, so they are refused there.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointLoadError(f"checkpoint {str(path)!r} does not exist (see `svd-lab models` for what is present)")
-    try:
-        from svd_lab.checkpoints import require_usable
-    except ImportError:
-        pass
-    else:
-        require_usable(path)
+    path = check_checkpoint_path(path)
+    head_sizes = {"unet_head_channels": unet_head_channels, "clip_head_width": clip_head_width}
     if path.is_dir() and (path / "model_index.json").is_file():
+        if any(v is not None for v in head_sizes.values()):
+            raise CheckpointLoadError(f"{path} is a diffusers folder: its attention head sizes are in its configs; "
+                                      "head sizes are given only for an sgm .safetensors file")
         components = load_diffusers_folder(path, dtype=dtype, device=device, version=version)
     else:
         sgm_file = path
@@ -193,13 +269,10 @@ def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
             sgm_file = files[0]
         if sgm_file.suffix != ".safetensors":
             raise CheckpointLoadError(f"{sgm_file}: only .safetensors checkpoints are loaded (never pickle files)")
-        try:
-            from svd_lab.convert.sgm import load_sgm_checkpoint
-        except ImportError:
-            raise CheckpointLoadError(
-                f"{sgm_file} is an sgm single-file checkpoint, and this installation has no sgm loader "
-                "(svd_lab.convert)") from None
-        components = load_sgm_checkpoint(sgm_file, dtype=dtype, device=device, version=version, progress=progress)
+        from svd_lab.convert.sgm_load import load_sgm_checkpoint  # the converter is needed only for sgm files
+
+        components = load_sgm_checkpoint(sgm_file, dtype=dtype, device=device, version=version, progress=progress,
+                                         **head_sizes)
     if version is not None and components.version != version:
         raise CheckpointLoadError(f"{path} holds version {components.version!r}, not {version!r}")
     return components.eval()
@@ -209,3 +282,34 @@ def image_decoder_needs_checkpoint(version: str) -> str:
     """The message for an image-decoder version requested without a checkpoint file."""
     return (f"{version} exists only as an sgm single file (per-frame image decoder): pass "
             f"--checkpoint {version}.safetensors (download it with `svd-lab download {version}`)")
+
+
+#: suffixes of pickle-based checkpoints (torch.save, Lightning): loading one can run arbitrary code
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
+
+
+def check_checkpoint_path(path: str | os.PathLike) -> Path:
+    """Check that ``path`` is something svd-lab may load, before any weights are read; return it as a Path.
+
+    Refused with a :class:`CheckpointLoadError` saying what to do: a missing path, a pickle file (never loaded:
+    unpickling runs code), any other non-safetensors file. Then the checkpoints module's integrity check
+    (:func:`svd_lab.checkpoints.require_usable`): a truncated or corrupted file never reaches a loader.
+    """
+    from svd_lab.checkpoints import require_usable
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointLoadError(f"checkpoint {str(path)!r} does not exist (see `svd-lab models` for what is present)")
+    if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointLoadError(
+            f"{path} is a pickle checkpoint ({path.suffix}): svd-lab never loads pickle files, because unpickling can "
+            "run arbitrary code. Use a safetensors release instead: `svd-lab download svd --format sgm` (Stability's "
+            "svd.safetensors) or `svd-lab download svd` (diffusers folder). If this file is all you have and you "
+            "trust it, convert it once with safetensors: save_file(torch.load(path, weights_only=True)"
+            "['state_dict'], 'svd.safetensors')")
+    if path.is_file() and path.suffix.lower() != ".safetensors":
+        raise CheckpointLoadError(f"{path}: only .safetensors files or diffusers folders are loaded, not "
+                                  f"{path.suffix or 'files without a suffix'}")
+    require_usable(path)
+    return path
+

@@ -32,20 +32,27 @@ from typing import Any
 import torch
 
 from svd_lab import memory as memory_planning
+from svd_lab.errors import RunError
 from svd_lab.sampling import edm
 from svd_lab.svd import conditioning
 from svd_lab.svd.components import SVDComponents
-from svd_lab.svd.configs import TINY_HEIGHT, TINY_WIDTH
+from svd_lab.svd.configs import PROFILES, TINY_HEIGHT, TINY_WIDTH
 from svd_lab.svd.images import check_size, image_to_tensor, load_image
 from svd_lab.svd.versions import DECODER_TEMPORAL, check_micro_conditioning, get_version
 from svd_lab.video import Video
 
 MEMORY_MODES = ("auto", "resident", "offload")
+#: sampling defaults that a small profile sets over the version's (576x1024, 14 frames would be pointless there):
+#: tiny samples at 64x64 (random weights: only the machinery matters); mini at what it was trained at
+PROFILE_DEFAULTS = {
+    "tiny": {"height": TINY_HEIGHT, "width": TINY_WIDTH},
+    "mini": {"height": 64, "width": 64, "num_frames": 8},
+}
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 
-class SVDOutOfMemoryError(RuntimeError):
+class SVDOutOfMemoryError(RunError):
     """Out of GPU memory even after one retry with safer settings; the message names settings that should fit."""
 
 
@@ -248,12 +255,12 @@ class SVDPipeline:
 
     # -- the whole run
     def resolve_params(self, **given: Any) -> dict:
-        """The parameters of a run: given values, else the version's defaults (tiny profile: 64x64)."""
-        spec = get_version(self.components.version)
-        defaults = spec.defaults()
-        defaults.update(num_frames=spec.num_frames, num_steps=spec.num_steps)
-        if self.components.profile == "tiny":
-            defaults.update(height=TINY_HEIGHT, width=TINY_WIDTH)
+        """The parameters of a run: given values, else the profile's (:data:`PROFILE_DEFAULTS`), else the
+        version's defaults. The sigma schedule is the version's and is recorded separately by :meth:`run`."""
+        defaults = get_version(self.components.version).defaults()
+        for key in ("sigma_min", "sigma_max", "rho"):
+            defaults.pop(key)
+        defaults.update(PROFILE_DEFAULTS.get(self.components.profile, {}))
         params = {k: (given[k] if given.get(k) is not None else v) for k, v in defaults.items()}
         for key in ("num_frames", "num_steps", "fps_id", "motion_bucket_id", "seed", "height", "width"):
             value = params[key]
@@ -266,7 +273,8 @@ class SVDPipeline:
         if given.get("decoding_t") is not None and int(given["decoding_t"]) < 1:
             raise ValueError(f"decoding_t must be >= 1, got {given['decoding_t']}")
         check_size(params["width"], params["height"])
-        check_micro_conditioning(params["fps_id"], params["motion_bucket_id"], params["cond_aug"])
+        # values outside the trained ranges are warned about (and recorded), not refused: they are experiments
+        params["warnings"] = check_micro_conditioning(params["fps_id"], params["motion_bucket_id"], params["cond_aug"])
         return params
 
     def run(self, image: Any, *, num_frames: int | None = None, num_steps: int | None = None,
@@ -275,85 +283,68 @@ class SVDPipeline:
             generator: torch.Generator | None = None, decoding_t: int | None = None, width: int | None = None,
             height: int | None = None, callback=None, progress: bool = True) -> Generation:
         """Generate a video; see the module docstring for the algorithm. Returns a :class:`Generation`."""
+        spec = get_version(self.components.version)
+        # 1. parameters: the given values over the profile's and the version's defaults, checked
         params = self.resolve_params(
             num_frames=num_frames, num_steps=num_steps, min_guidance=min_guidance, max_guidance=max_guidance,
             fps_id=fps_id, motion_bucket_id=motion_bucket_id, cond_aug=cond_aug, seed=seed, width=width,
             height=height, decoding_t=decoding_t)
         n, h, w = params["num_frames"], params["height"], params["width"]
-        plan = self.plan_memory(n, h, w, decoding_t)
+        # 2. the memory plan, the image at the video size, the random generator
+        retry = _OutOfMemoryRetry(self, self.plan_memory(n, h, w, decoding_t), n, h, w)
         prepared = self.prepare_image(image, w, h)
         image_tensor = image_to_tensor(prepared)
-        if generator is None:
-            # A CPU generator: the same seed gives the same noise on every device.
-            generator = torch.Generator("cpu").manual_seed(params["seed"])
-            params["generator"] = f"torch.Generator('cpu').manual_seed({params['seed']})"
-        else:
-            params["generator"] = "given by the caller"
-            params["seed"] = None  # the caller's generator decides the noise, not a seed
+        generator = self._generator(generator, params)
         start_state = generator.get_state()
-        oom_fallback = None
-        timings = {}
+        timings: dict[str, float] = {}
 
-        def attempt(stage, fn):
-            """Run a stage; after an out-of-memory error free memory and retry once with a safer plan."""
-            nonlocal plan, oom_fallback
-            for _ in range(2):
-                message = None
-                try:
-                    return fn()
-                except torch.OutOfMemoryError as exc:
-                    # Leave the except block before freeing: the traceback holds the failed stage's tensors.
-                    message = str(exc).splitlines()[0][:300] if str(exc) else "out of memory"
-                _release_memory(self.device)
-                if oom_fallback is not None:  # this run already retried once
-                    raise self._oom_error(message, stage, plan, n, h, w)
-                safer = memory_planning.safer_plan(plan, on_cuda=self.device.type == "cuda")
-                oom_fallback = {"stage": stage, "error": message, "before": _plan_dict(plan),
-                                "after": _plan_dict(safer)}
-                plan = safer
-                self._apply_plan(plan)
-                if stage == "sampling":
-                    generator.set_state(start_state)  # the same noise again
-            raise AssertionError("unreachable")  # pragma: no cover
+        def sample_stage() -> torch.Tensor:
+            generator.set_state(start_state)  # a retry draws the same noise again
+            self._apply_plan(retry.plan)
+            with _timed(timings, "sampling_seconds"):
+                # 3. conditioning: CLIP embedding, latent of the noise-augmented image, time ids (first draw)
+                cond = self.encode(image_tensor, n, params["fps_id"], params["motion_bucket_id"],
+                                   params["cond_aug"], generator)
+                # 4. EDM sampling of the latents (second draw)
+                return self.sample_latents(cond, n, h, w, params["num_steps"], params["min_guidance"],
+                                           params["max_guidance"], generator, spec.sigma_min, spec.sigma_max,
+                                           spec.rho, callback, progress)
 
-        def sample_stage():
-            self._apply_plan(plan)
-            t0 = time.perf_counter()
-            cond = self.encode(image_tensor, n, params["fps_id"], params["motion_bucket_id"], params["cond_aug"],
-                               generator)
-            latents = self.sample_latents(cond, n, h, w, params["num_steps"], params["min_guidance"],
-                                          params["max_guidance"], generator, params["sigma_min"],
-                                          params["sigma_max"], params["rho"], callback, progress)
-            timings["sampling_seconds"] = round(time.perf_counter() - t0, 3)
-            return latents
+        def decode_stage() -> torch.Tensor:
+            # 5. decoding, decoding_t frames at a time
+            with _timed(timings, "decoding_seconds"):
+                return self.decode(latents, retry.plan.decoding_t)
 
         try:
-            latents = attempt("sampling", sample_stage)
-
-            def decode_stage():
-                t0 = time.perf_counter()
-                frames = self.decode(latents, plan.decoding_t)
-                timings["decoding_seconds"] = round(time.perf_counter() - t0, 3)
-                return frames
-
-            frames = attempt("decoding", decode_stage)
+            latents = retry.attempt("sampling", sample_stage)
+            frames = retry.attempt("decoding", decode_stage)
         finally:
             self._set_forward_chunking(False)
 
+        # 6. the record of what was done
+        plan = retry.plan
         params.update(
-            version=self.components.version, profile=self.components.profile, weights=self.components.source,
+            version=spec.name, profile=self.components.profile, weights=self.components.source,
             decoder=self.components.decoder, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
             decoding_t=min(plan.decoding_t, n), cpu_offload=self._offload, forward_chunking=plan.forward_chunking,
-            memory=self.memory, memory_plan=plan.reason, oom_fallback=oom_fallback,
+            memory=self.memory, memory_plan=plan.reason, oom_fallback=retry.fallback,
+            sigmas={"schedule": "karras", "sigma_min": spec.sigma_min, "sigma_max": spec.sigma_max, "rho": spec.rho},
             **timings, **_library_versions(),
         )
-        params.pop("rho"), params.pop("sigma_min"), params.pop("sigma_max")
-        params["sigmas"] = {"schedule": "karras", "sigma_min": get_version(self.components.version).sigma_min,
-                            "sigma_max": get_version(self.components.version).sigma_max,
-                            "rho": get_version(self.components.version).rho}
         video = Video(frames.permute(0, 2, 3, 1).cpu(), fps=params["fps_id"] + 1, params=params)
         return Generation(latents=latents.float().cpu(), frames=frames.cpu(), video=video, image=prepared,
                           params=params)
+
+    @staticmethod
+    def _generator(generator: torch.Generator | None, params: dict) -> torch.Generator:
+        """The caller's generator, or a CPU one from the seed (the same seed gives the same noise on every device);
+        records which in ``params``."""
+        if generator is None:
+            params["generator"] = f"torch.Generator('cpu').manual_seed({params['seed']})"
+            return torch.Generator("cpu").manual_seed(params["seed"])
+        params["generator"] = "given by the caller"
+        params["seed"] = None  # the caller's generator decides the noise, not a seed
+        return generator
 
     def __call__(self, image: Any, **kwargs: Any) -> Video:
         """Generate a video (see :meth:`run` for the arguments)."""
@@ -390,6 +381,42 @@ def _plan_dict(plan: memory_planning.MemoryPlan) -> dict:
     return {"decoding_t": plan.decoding_t, "cpu_offload": plan.cpu_offload, "forward_chunking": plan.forward_chunking}
 
 
+@contextlib.contextmanager
+def _timed(timings: dict, key: str):
+    """Store the wall time of the block in ``timings[key]`` (seconds, 3 decimals)."""
+    t0 = time.perf_counter()
+    yield
+    timings[key] = round(time.perf_counter() - t0, 3)
+
+
+class _OutOfMemoryRetry:
+    """Run a stage; after an out-of-memory error free memory and retry once, for the whole run, with a safer plan.
+
+    ``plan`` is the plan in force; ``fallback`` records the one retry (stage, error, plans before and after).
+    """
+
+    def __init__(self, pipe: SVDPipeline, plan: memory_planning.MemoryPlan, num_frames: int, height: int,
+                 width: int):
+        self.pipe, self.plan, self.fallback = pipe, plan, None
+        self.size = (num_frames, height, width)
+
+    def attempt(self, stage: str, fn):
+        while True:
+            try:
+                return fn()
+            except torch.OutOfMemoryError as exc:
+                # Leave the except block before freeing: the traceback holds the failed stage's tensors.
+                message = str(exc).splitlines()[0][:300] if str(exc) else "out of memory"
+            _release_memory(self.pipe.device)
+            if self.fallback is not None:  # this run already retried once
+                raise self.pipe._oom_error(message, stage, self.plan, *self.size)
+            safer = memory_planning.safer_plan(self.plan, on_cuda=self.pipe.device.type == "cuda")
+            self.fallback = {"stage": stage, "error": message, "before": _plan_dict(self.plan),
+                             "after": _plan_dict(safer)}
+            self.plan = safer
+            self.pipe._apply_plan(safer)
+
+
 def _library_versions() -> dict:
     import diffusers
     import transformers
@@ -409,14 +436,22 @@ class ProfileChoice:
 
 
 def choose_profile(profile: str, version: str, checkpoint: str | None, device: torch.device) -> ProfileChoice:
-    """Decide tiny or full. 'auto': an explicit checkpoint -> full; a usable local checkpoint on a GPU -> full;
-    otherwise tiny (full-size SVD on a CPU takes hours: ask for it with profile='full')."""
-    if profile not in ("auto", "tiny", "full"):
-        raise ValueError(f"unknown profile {profile!r}; use auto, tiny or full")
-    if profile == "tiny":
+    """Decide tiny, mini or full. 'auto': an explicit checkpoint -> full; a usable local checkpoint on a GPU -> full;
+    otherwise the trained tiny SVD (mini) when its weights are present, else tiny (random weights). Full-size SVD
+    on a CPU takes hours: ask for it with profile='full'."""
+    if profile not in ("auto", *PROFILES):
+        raise ValueError(f"unknown profile {profile!r}; use auto, {', '.join(PROFILES)}")
+    if profile in ("tiny", "mini"):
         if checkpoint:
-            raise ValueError("profile tiny uses random tiny weights: drop --checkpoint, or use --profile full")
-        return ProfileChoice("tiny", "tiny profile requested (random weights, 64x64)")
+            raise ValueError(f"profile {profile} uses the course's own small weights: drop --checkpoint, or use "
+                             "--profile full")
+        if profile == "mini" and not _mini_present():
+            raise ValueError(_mini_missing_message())
+        if profile == "mini" and get_version(version).decoder != DECODER_TEMPORAL:
+            raise ValueError(f"the mini profile has a temporal VAE decoder; {version} uses the per-frame image "
+                             "decoder: use --profile tiny, or a version without _image_decoder")
+        what = "random weights" if profile == "tiny" else "the trained tiny SVD"
+        return ProfileChoice(profile, f"{profile} profile requested ({what})")
     if checkpoint:
         return ProfileChoice("full", f"checkpoint {checkpoint}", str(checkpoint))
     found = _find_local(version)
@@ -424,13 +459,30 @@ def choose_profile(profile: str, version: str, checkpoint: str | None, device: t
         if found is None:
             raise ValueError(_missing_checkpoint_message(version))
         return ProfileChoice("full", f"local checkpoint {found}", found)
+    if found is not None and device.type != "cpu":
+        return ProfileChoice("full", f"local checkpoint {found}", found)
+    small = "mini" if _mini_present() and get_version(version).decoder == DECODER_TEMPORAL else "tiny"
+    what = ("the trained tiny SVD, 64x64, 8 frames" if small == "mini"
+            else "random weights")
     if found is None:
-        return ProfileChoice("tiny", f"no local {version} checkpoint: running the tiny profile (random weights, "
-                                     f"64x64); `svd-lab download {version}` for the real model")
-    if device.type == "cpu":
-        return ProfileChoice("tiny", f"{version} checkpoint found, but this is a CPU: running the tiny profile "
-                                     "(full size takes hours here; ask for it with --profile full --yes)")
-    return ProfileChoice("full", f"local checkpoint {found}", found)
+        return ProfileChoice(small, f"no local {version} checkpoint: running the {small} profile ({what}); "
+                                    f"`svd-lab download {version}` for the real model")
+    return ProfileChoice(small, f"{version} checkpoint found, but this is a CPU: running the {small} profile "
+                                f"({what}; full size takes hours here; ask for it with --profile full --yes)")
+
+
+def _mini_present() -> bool:
+    from svd_lab.svdmini.model import is_present
+
+    return is_present()
+
+
+def _mini_missing_message() -> str:
+    from svd_lab.svdmini.model import shipped_folder
+
+    return (f"the mini profile's weights are not in {shipped_folder()} (they ship with the repository in "
+            "checkpoints/svdmini/; with SVD_LAB_CHECKPOINTS set, copy that folder there), or make your own with "
+            "`svd-lab svdmini train --out DIR`")
 
 
 def _find_local(version: str) -> str | None:
@@ -453,13 +505,16 @@ def _missing_checkpoint_message(version: str) -> str:
 
 def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint: str | None = None,
                   device: str | torch.device = "auto", dtype: str | torch.dtype | None = None, memory: str = "auto",
-                  seed: int = 0, progress: bool = True) -> tuple[SVDPipeline, ProfileChoice]:
+                  seed: int = 0, progress: bool = True, unet_head_channels: int | None = None,
+                  clip_head_width: int | None = None) -> tuple[SVDPipeline, ProfileChoice]:
     """Build the pipeline for a version and profile (see :func:`choose_profile`); returns it with the choice made.
 
     ``version`` None means 'svd', or with a checkpoint the version the checkpoint holds (an explicit version labels
-    a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt).
+    a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt). ``unet_head_channels`` /
+    ``clip_head_width``: attention head sizes of an sgm checkpoint file (see
+    :func:`svd_lab.svd.loading.load_checkpoint`).
     """
-    from svd_lab.svd.configs import build_components
+    from svd_lab.svd.components import build_components
     from svd_lab.svd.loading import load_checkpoint
 
     requested_version = version
@@ -470,9 +525,14 @@ def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint:
     choice = choose_profile(profile, version, checkpoint, dev)
     if choice.profile == "tiny":
         components = build_components("tiny", version, seed=seed)
+    elif choice.profile == "mini":
+        from svd_lab.svdmini.model import load_mini
+
+        components = load_mini(dtype=resolved_dtype, version=version)
     else:
         # Load on the CPU in the target dtype; the pipeline places the networks (offload may keep them there).
         components = load_checkpoint(choice.checkpoint, dtype=resolved_dtype, device="cpu",
                                      version=version if checkpoint is None else requested_version,
-                                     progress=progress)
+                                     progress=progress, unet_head_channels=unet_head_channels,
+                                     clip_head_width=clip_head_width)
     return SVDPipeline(components, device=dev, dtype=resolved_dtype, memory=memory), choice

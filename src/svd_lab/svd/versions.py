@@ -16,6 +16,10 @@ svd_xt_image_decoder       25     30  1.5 -> 3.0          per-frame image decode
 Common: 576x1024 (height x width), fps_id 6, motion_bucket_id 127, cond_aug 0.02, seed 23, decoding_t 14, EDM
 sigmas sigma_min 0.002, sigma_max 700, rho 7. The image-decoder versions exist on the hub only as sgm single
 files (``svd_image_decoder.safetensors``, ``svd_xt_image_decoder.safetensors``).
+
+A :class:`VersionSpec` is also the release: its hub repository, whether a diffusers layout exists, its licence and
+gating. :mod:`svd_lab.checkpoints.registry` builds its download entries from :data:`VERSIONS`, so adding an SVD
+version is one new row here (plus its network config in :mod:`svd_lab.svd.configs` if the architecture differs).
 """
 
 from __future__ import annotations
@@ -23,12 +27,25 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 
+from svd_lab.errors import UnknownNameError
+
 DECODER_TEMPORAL = "temporal"
 DECODER_IMAGE = "image"
+
+# Licences from the model cards (see FACTS): svd and svd_xt were first released under the research-only
+# stable-video-diffusion-nc-community licence, later relicensed; svd_xt_1_1 has its own, gated, licence.
+COMMUNITY_LICENCE = "stable-video-diffusion-community"
+COMMUNITY_LICENCE_NOTE = ("released as stable-video-diffusion-nc-community (research only), later relicensed to the "
+                          "Stability AI Community licence: read the model card before use")
+
+# Fields that describe the release rather than how to sample it: left out of VersionSpec.defaults().
+_RELEASE_FIELDS = ("name", "hub_repo", "diffusers_format", "description", "licence", "licence_note", "gated")
 
 
 @dataclass(frozen=True)
 class VersionSpec:
+    """One SVD version: its sampling defaults (from Stability's reference script) and where it was released."""
+
     name: str
     num_frames: int
     num_steps: int
@@ -48,11 +65,23 @@ class VersionSpec:
     sigma_min: float = 0.002
     sigma_max: float = 700.0
     rho: float = 7.0
+    licence: str = COMMUNITY_LICENCE   # the licence id on the model card
+    licence_note: str = COMMUNITY_LICENCE_NOTE
+    gated: bool = False                # the hub asks to accept the licence (and a token) before a download
+
+    @property
+    def sgm_file(self) -> str:
+        """The name of the sgm single file in the hub repository, e.g. ``svd_xt.safetensors``.
+
+        Stability names every single file after its version (the reference script loads
+        ``checkpoints/<version>.safetensors``), so the name is derived rather than stored.
+        """
+        return f"{self.name}.safetensors"
 
     def defaults(self) -> dict:
         """Every sampling default of this version as a plain dict (what a run records)."""
         d = asdict(self)
-        for key in ("name", "hub_repo", "diffusers_format", "description"):
+        for key in _RELEASE_FIELDS:
             d.pop(key)
         return d
 
@@ -61,18 +90,22 @@ VERSIONS: dict[str, VersionSpec] = {
     spec.name: spec
     for spec in (
         VersionSpec("svd", 14, 25, 1.0, 2.5, DECODER_TEMPORAL, "stabilityai/stable-video-diffusion-img2vid", True,
-                    "SVD: 14 frames at 576x1024"),
+                    "Stable Video Diffusion: 14 frames at 576x1024"),
         VersionSpec("svd_xt", 25, 30, 1.5, 3.0, DECODER_TEMPORAL, "stabilityai/stable-video-diffusion-img2vid-xt",
-                    True, "SVD-XT: 25 frames, fine-tuned from SVD"),
+                    True, "SVD-XT: 25 frames at 576x1024 (fine-tuned from svd)"),
         VersionSpec("svd_xt_1_1", 25, 30, 1.5, 3.0, DECODER_TEMPORAL,
                     "stabilityai/stable-video-diffusion-img2vid-xt-1-1", True,
-                    "SVD-XT 1.1: trained with fixed conditioning fps_id 6, motion_bucket_id 127"),
+                    "SVD-XT 1.1: svd_xt fine-tuned for fixed conditioning (6 fps, motion bucket 127)",
+                    licence="stable-video-diffusion-1-1-community",
+                    licence_note=("Stability AI Community licence (free below US$1M annual revenue); gated: log in "
+                                  "on the hub and 'agree to share your contact information' first"),
+                    gated=True),
         VersionSpec("svd_image_decoder", 14, 25, 1.0, 2.5, DECODER_IMAGE,
                     "stabilityai/stable-video-diffusion-img2vid", False,
-                    "SVD with the per-frame image decoder (sgm single file svd_image_decoder.safetensors)"),
+                    "svd with a per-frame (image) VAE decoder instead of the temporal one"),
         VersionSpec("svd_xt_image_decoder", 25, 30, 1.5, 3.0, DECODER_IMAGE,
                     "stabilityai/stable-video-diffusion-img2vid-xt", False,
-                    "SVD-XT with the per-frame image decoder (sgm single file svd_xt_image_decoder.safetensors)"),
+                    "svd_xt with a per-frame (image) VAE decoder"),
     )
 }
 
@@ -80,11 +113,24 @@ DEFAULT_VERSION = "svd"
 
 
 def get_version(name: str) -> VersionSpec:
-    """The spec of a version, or a ValueError listing the known ones."""
+    """The spec of a version; an :class:`~svd_lab.errors.UnknownNameError` (a ValueError) listing the known ones."""
     try:
         return VERSIONS[name]
     except KeyError:
-        raise ValueError(f"unknown SVD version {name!r}; known versions: {', '.join(VERSIONS)}") from None
+        raise UnknownNameError(f"unknown SVD version {name!r}; known versions: {', '.join(VERSIONS)}") from None
+
+
+def version_for_num_frames(num_frames: int | None) -> str | None:
+    """The version a UNet trained for ``num_frames`` frames most likely is (14: svd, 25: svd_xt), or None.
+
+    A frame count cannot tell a release from its later fine-tune or its image-decoder variant, so this is the first
+    temporal-decoder version listed in :data:`VERSIONS` (the base release comes first). Callers that know more (an
+    svd_lab record, a registry name) should ask that first.
+    """
+    for spec in VERSIONS.values():
+        if spec.num_frames == num_frames and spec.decoder == DECODER_TEMPORAL:
+            return spec.name
+    return None
 
 
 def check_micro_conditioning(fps_id: int, motion_bucket_id: int, cond_aug: float) -> list[str]:

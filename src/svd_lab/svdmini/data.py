@@ -1,0 +1,243 @@
+r"""Image-to-video training clips for the tiny SVD: camera pans over freely licensed photos, with ground truth.
+
+A clip is what SVD is trained on, in miniature: a first frame and the frames that follow it, plus the two
+micro-conditions SVD is told about -- the frame rate (``fps_id`` = frames per second - 1) and the amount of motion
+(``motion_bucket_id``, 0..255). Here the motion is a camera pan whose *speed* is set by the motion bucket and whose
+*per-frame step* is that speed divided by the frame rate, so the two numbers mean what they mean in SVD:
+
+    speed   = SPEED_AT_255 * motion_bucket_id / 255        image widths per second
+    step    = speed / (fps_id + 1) * width                 pixels per frame (content moves left by ``step``)
+    frame t = the photo seen through a window moved right by t * step pixels
+
+**Direction rule: always the same** (the camera pans right, so content moves left). A single image carries no
+information about which way the camera will move; with random directions the best a model could learn from one
+image is the average over directions -- a blur that hardly moves. SVD's own motion score is a scalar too. A
+fixed direction makes the motion a function of the image and the two numbers, which is what lets us *measure*
+whether the model obeys motion_bucket_id and fps_id (:mod:`svd_lab.svdmini.metrics`).
+
+Photos: scikit-image's bundled photos (``skimage.data``; a training-only dependency, ``pip install
+svd-lab[train]``), each named with its licence in :data:`PHOTOS` and ``assets/LICENSES.md``. The course's own
+inputs (rocket, astronaut, coffee) are **held out**: they are never used for training. So is the bottom quarter
+of every training photo (:data:`HELD_OUT_FRACTION`): evaluation crops come from there, training crops from above.
+Grey photos get a random two-colour tint per clip, so the model also sees colour on them.
+
+Rendering: the photo is prefiltered by an area-averaging pyramid (no aliasing), then sampled bilinearly at
+sub-pixel positions: a crop at ``scale`` source pixels per output pixel whose window slides by ``step * scale``
+source pixels per frame. Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+SIZE = 64
+FRAMES = 8
+#: image widths per second at motion_bucket_id 255: at the default fps_id 6 (7 fps) a 64-pixel frame moves
+#: 1.83 px per frame, 12.8 px over 8 frames; at fps_id 5 and bucket 255, 2.13 px per frame
+SPEED_AT_255 = 0.2
+FPS_IDS = (5, 15)             # training fps_id range (inclusive): 6 to 16 frames per second
+COND_AUG_LOG_MEAN, COND_AUG_LOG_STD = -3.0, 1.2   # training cond_aug ~ lognormal (median 0.05)
+HELD_OUT_FRACTION = 0.25      # bottom quarter of every training photo: evaluation crops only
+MAX_SCALE = 12.0              # at most 12 source pixels per output pixel (crops are never upsampled: min 1)
+
+#: training photos: skimage.data function -> (what, author, licence). The course assets are not among them.
+PHOTOS = {
+    "chelsea": ("Chelsea the cat", "Stefan van der Walt", "CC0"),
+    "hubble_deep_field": ("Hubble eXtreme Deep Field", "NASA", "public domain"),
+    "immunohistochemistry": ("IHC-stained colonic glands", "CMMI", "no known copyright restrictions"),
+    "retina": ("Fundus photograph of a left eye", "Mikael Häggström", "CC0"),
+    "camera": ("Man with a camera (grey)", "Lav Varshney", "CC0"),
+    "brick": ("Brick wall (grey)", "CC0Textures", "CC0"),
+    "grass": ("Grass (grey)", "linolafett (DeviantArt)", "CC0"),
+    "gravel": ("Gravel (grey)", "CC0Textures", "CC0"),
+    "coins": ("Greek coins from Pompeii (grey)", "Brooklyn Museum", "no known copyright restrictions"),
+    "clock": ("Motion-blurred wall clock (grey)", "Stefan van der Walt", "public domain"),
+    "text": ("Corner-detection test text (grey)", "Wikipedia", "public domain"),
+    "cell": ("Cell in saline, quantitative phase (grey)", "Paul Müller et al.", "CC0"),
+}
+#: the course's input images: held out from training, evaluated on
+HELD_OUT_ASSETS = ("rocket", "astronaut", "coffee")
+
+
+def speed_to_step(motion_bucket_id: torch.Tensor | float, fps_id: torch.Tensor | float,
+                  size: int = SIZE) -> torch.Tensor:
+    """Ground-truth pixels per frame (content moving left) for a motion bucket and fps_id at ``size`` pixels."""
+    bucket = torch.as_tensor(motion_bucket_id, dtype=torch.float32)
+    fps = torch.as_tensor(fps_id, dtype=torch.float32) + 1.0
+    return SPEED_AT_255 * bucket / 255.0 / fps * size
+
+
+@dataclass
+class Clips:
+    """A batch of clips and the ground truth that made them.
+
+    Attributes:
+        frames: (B, T, 3, H, W) float32 in [0, 1].
+        fps_id: (B,) int64, frames per second - 1.
+        motion_bucket_id: (B,) int64 in 0..255.
+        cond_aug: (B,) float32 noise augmentation of the conditioning frame (what SVD's third time id says).
+        step: (B,) float32 ground-truth displacement in pixels per frame (content moves left).
+        photo: names of the source photos (B,).
+        scale: (B,) float32 source pixels per output pixel.
+    """
+
+    frames: torch.Tensor
+    fps_id: torch.Tensor
+    motion_bucket_id: torch.Tensor
+    cond_aug: torch.Tensor
+    step: torch.Tensor
+    photo: list
+    scale: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def added_time_ids(self) -> torch.Tensor:
+        """(B, 3) [fps_id, motion_bucket_id, cond_aug], as SVD's UNet takes them."""
+        return torch.stack([self.fps_id.float(), self.motion_bucket_id.float(), self.cond_aug.float()], dim=1)
+
+
+# ------------------------------------------------------------------------------------------- photos
+def _require_skimage():
+    try:
+        import skimage.data
+    except ImportError:
+        raise ImportError("the tiny SVD's training photos come from scikit-image: pip install 'svd-lab[train]' "
+                          "(or pip install scikit-image)") from None
+    return skimage.data
+
+
+@cache
+def photo(name: str) -> torch.Tensor:
+    """A training photo as (C, H, W) float32 in [0, 1]; C = 3 for colour, 1 for grey photos."""
+    if name not in PHOTOS:
+        raise ValueError(f"unknown training photo {name!r}; known: {', '.join(PHOTOS)}")
+    array = getattr(_require_skimage(), name)()
+    t = torch.from_numpy(array.copy()).float()
+    if t.max() > 1.0:
+        t = t / 255.0
+    t = t.unsqueeze(0) if t.ndim == 2 else t[..., :3].permute(2, 0, 1)
+    return t.contiguous()
+
+
+@cache
+def _pyramid(name: str) -> tuple[torch.Tensor, ...]:
+    """Area-averaged levels of a photo: level L is 2^L times smaller (down to ~96 pixels on the short side)."""
+    levels = [photo(name)]
+    while min(levels[-1].shape[-2:]) >= 2 * 96:
+        levels.append(F.avg_pool2d(levels[-1].unsqueeze(0), 2).squeeze(0))
+    return tuple(levels)
+
+
+def _render(name: str, x0: float, y0: float, scale: float, steps: list[float], size: int) -> torch.Tensor:
+    """Frames (T, C, size, size) of the window at top-left (x0, y0) source px, moved right by each step * scale."""
+    levels = _pyramid(name)
+    level = min(math.floor(math.log2(max(scale, 1.0))), len(levels) - 1)
+    src = levels[level]
+    factor = 2.0 ** level
+    h, w = src.shape[-2:]
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) * scale       # output pixel centres, source px
+    ys = (y0 + centres) / factor
+    frames = []
+    for shift in steps:
+        xs = (x0 + shift * scale + centres) / factor
+        # grid_sample's normalised coordinates (align_corners=False): -1 .. 1 spans the pixel edges
+        gx = (xs / w) * 2 - 1
+        gy = (ys / h) * 2 - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).unsqueeze(0)
+        frames.append(F.grid_sample(src.unsqueeze(0), grid, mode="bilinear", padding_mode="border",
+                                    align_corners=False)[0])
+    return torch.stack(frames)
+
+
+def _tint(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Grey (T, 1, H, W) -> colour (T, 3, H, W): a random dark colour for black, a random light one for white."""
+    dark = torch.rand(3, generator=generator) * 0.35
+    light = 0.65 + torch.rand(3, generator=generator) * 0.35
+    return dark.view(1, 3, 1, 1) + frames * (light - dark).view(1, 3, 1, 1)
+
+
+def _crop_window(name: str, size: int, travel: float, held_out: bool,
+                 generator: torch.Generator) -> tuple[float, float, float]:
+    """A random (x0, y0, scale) whose whole pan (``travel`` output pixels) stays inside the photo's region."""
+    _, h, w = photo(name).shape
+    band_top = int(h * (1 - HELD_OUT_FRACTION))
+    top, bottom = (band_top, h) if held_out else (0, band_top)
+    region_h = bottom - top
+    max_scale = min(MAX_SCALE, region_h / size, w / (size + travel))
+    if max_scale < 1.0:
+        raise ValueError(f"photo {name!r} is too small for {size}-pixel crops with {travel:.1f} px of travel")
+    u = torch.rand(3, generator=generator)
+    scale = math.exp(u[0].item() * math.log(max_scale))                    # log-uniform in [1, max_scale]
+    x0 = u[1].item() * (w - (size + travel) * scale)
+    y0 = top + u[2].item() * (region_h - size * scale)
+    return x0, y0, scale
+
+
+def usable_photos(held_out: bool, size: int = SIZE) -> list[str]:
+    """Photos with room for a crop of ``size`` pixels in the training region (or in the held-out band)."""
+    names = []
+    for name in PHOTOS:
+        _, h, w = photo(name).shape
+        region = h * HELD_OUT_FRACTION if held_out else h * (1 - HELD_OUT_FRACTION)
+        if region >= size and w >= size * 1.5:
+            names.append(name)
+    return names
+
+
+def generate(batch: int, seed: int, frames: int = FRAMES, size: int = SIZE, held_out: bool = False,
+             motion_bucket_id: int | None = None, fps_id: int | None = None,
+             cond_aug: float | None = None) -> Clips:
+    """``batch`` random clips, the same for the same arguments.
+
+    Each clip draws a photo, a crop (log-uniform scale), a motion bucket (uniform 0..255), an fps_id (uniform in
+    ``FPS_IDS``) and a cond_aug (lognormal); any of the three numbers can be fixed. ``held_out=True`` crops from
+    the held-out bottom band of each photo (evaluation), otherwise from the rest (training).
+    """
+    if batch < 1 or frames < 1:
+        raise ValueError(f"batch and frames must be >= 1, got {batch} and {frames}")
+    generator = torch.Generator().manual_seed(int(seed))
+    names = usable_photos(held_out, size)
+    out, buckets, fpss, augs, steps, used, scales = [], [], [], [], [], [], []
+    for _ in range(batch):
+        name = names[int(torch.randint(len(names), (1,), generator=generator).item())]
+        bucket = int(torch.randint(256, (1,), generator=generator)) if motion_bucket_id is None else motion_bucket_id
+        fps = (int(torch.randint(FPS_IDS[0], FPS_IDS[1] + 1, (1,), generator=generator))
+               if fps_id is None else fps_id)
+        aug = (math.exp(COND_AUG_LOG_MEAN + COND_AUG_LOG_STD * torch.randn(1, generator=generator).item())
+               if cond_aug is None else cond_aug)
+        step = float(speed_to_step(bucket, fps, size))
+        x0, y0, scale = _crop_window(name, size, step * (frames - 1), held_out, generator)
+        clip = _render(name, x0, y0, scale, [t * step for t in range(frames)], size)
+        if clip.shape[1] == 1:
+            clip = _tint(clip, generator)
+        out.append(clip.clamp(0, 1))
+        buckets.append(bucket), fpss.append(fps), augs.append(aug), steps.append(step), used.append(name)
+        scales.append(scale)
+    return Clips(frames=torch.stack(out), fps_id=torch.tensor(fpss), motion_bucket_id=torch.tensor(buckets),
+                 cond_aug=torch.tensor(augs, dtype=torch.float32), step=torch.tensor(steps),
+                 photo=used, scale=torch.tensor(scales))
+
+
+def pan_image(image: torch.Tensor, step: float, frames: int = FRAMES) -> torch.Tensor:
+    """The ground-truth pan of an image already at output size: (3, H, W) -> (T, 3, H, W).
+
+    Frame t shows the image moved left by ``t * step`` pixels; what enters at the right edge is the image's last
+    column repeated (a stand-in for unknown content; metrics ignore that strip).
+    """
+    _, h, w = image.shape
+    xs = torch.arange(w, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, dtype=torch.float32) + 0.5
+    result = []
+    for t in range(frames):
+        gx = ((xs + t * step) / w) * 2 - 1
+        gy = (ys / h) * 2 - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).unsqueeze(0)
+        result.append(F.grid_sample(image.unsqueeze(0), grid, mode="bilinear", padding_mode="border",
+                                    align_corners=False)[0])
+    return torch.stack(result)

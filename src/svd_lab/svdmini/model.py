@@ -1,0 +1,69 @@
+"""The shipped tiny SVD: where it lives, how it is saved (a diffusers folder, fp16) and loaded.
+
+``checkpoints/svdmini/`` has the hub layout (``model_index.json``, ``unet/``, ``vae/``, ``image_encoder/``, ...),
+so :func:`svd_lab.svd.loading.load_checkpoint` and ``load_pipeline(profile="mini")`` load it like any downloaded
+SVD; ``training.json`` (the whole training record) and ``loss.png`` sit beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from svd_lab.svd.components import SVDComponents
+
+FOLDER_NAME = "svdmini"
+#: what the mini profile samples at by default: what it was trained at
+HEIGHT = WIDTH = 64
+NUM_FRAMES = 8
+
+
+def shipped_folder() -> Path:
+    """``<checkpoints>/svdmini`` (``$SVD_LAB_CHECKPOINTS`` or the checkout's ``checkpoints/``)."""
+    from svd_lab.paths import checkpoints_dir
+
+    return checkpoints_dir() / FOLDER_NAME
+
+
+def is_present(folder: str | os.PathLike | None = None) -> bool:
+    folder = Path(folder) if folder is not None else shipped_folder()
+    return (folder / "model_index.json").is_file()
+
+
+def save_mini(components: SVDComponents, out: str | os.PathLike, record: dict, overwrite: bool = False) -> Path:
+    """Write the model (fp16 safetensors, diffusers layout), ``training.json`` and ``loss.png`` into ``out``.
+
+    Written into a temporary folder beside ``out`` and renamed into place, so an interrupted save leaves no
+    half-written model; an existing model is replaced only with ``overwrite``.
+    """
+    from svd_lab.svd.loading import save_diffusers_folder
+    from svd_lab.svdmini.train import write_loss_plot, write_record
+
+    out = Path(out)
+    if out.exists() and not overwrite and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose another folder or remove it")
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    half = copy.deepcopy(components).to(dtype=torch.float16)
+    save_diffusers_folder(half, tmp, variant="fp16")
+    write_record(record, tmp / "training.json")
+    write_loss_plot(record, tmp / "loss.png")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def load_mini(folder: str | os.PathLike | None = None, dtype: torch.dtype = torch.float32,
+              version: str = "svd") -> SVDComponents:
+    """The trained tiny SVD (profile 'mini') from ``folder`` (default: the shipped one), labelled as ``version``
+    (its sampling defaults; the networks are the same whichever temporal-decoder version is named)."""
+    from svd_lab.svd.loading import load_checkpoint
+
+    folder = Path(folder) if folder is not None else shipped_folder()
+    return load_checkpoint(folder, dtype=dtype, device="cpu", version=version, progress=False)
