@@ -31,6 +31,7 @@ from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder, psnr
 from svd_lab.mini.dit import DiTConfig, VideoDiT
 from svd_lab.mini.model import SIGMA_DATA, MiniWorldModel
 from svd_lab.progress import progress_bar
+from svd_lab.training import bf16_autocast, lr_factor
 
 #: EDM's noise-level distribution for images (Karras et al. 2022): ln(sigma) ~ N(-1.2, 1.2^2). The shipped model
 #: centres it higher (TrainSettings.p_mean).
@@ -70,17 +71,6 @@ class TrainSettings:
     autoencoder: dict = field(default_factory=lambda: AutoencoderConfig().to_dict())
 
 
-def _autocast(enabled: bool):
-    return torch.autocast("cpu", torch.bfloat16, enabled=enabled)
-
-
-def lr_factor(progress: float, step: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0.1 as progress goes 0 -> 1."""
-    warm = min(1.0, (step + 1) / max(1, warmup))
-    progress = min(max(progress, 0.0), 1.0)
-    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def train_autoencoder(settings: TrainSettings, deadline: float | None = None, log=print,
                       progress: bool = True) -> tuple[FrameAutoencoder, dict]:
     """Train the frame autoencoder on fresh bouncing-ball frames; set its latent ``scale`` so that the scaled
@@ -101,7 +91,7 @@ def train_autoencoder(settings: TrainSettings, deadline: float | None = None, lo
             group["lr"] = settings.autoencoder_lr * lr_factor(step / steps, step, 50)
         videos = data.generate(settings.autoencoder_batch, seed=_batch_seed(settings.seed, step, stream=1))
         x = data.to_model_space(videos.frames)
-        with _autocast(settings.bf16):
+        with bf16_autocast(settings.bf16):
             z = ae.encode_raw(x)
             noisy = z + settings.latent_noise * z.detach().float().std() * torch.randn_like(z)
             recon = ae.decode_raw(noisy)
@@ -158,7 +148,7 @@ def edm_loss(dit: VideoDiT, latents: torch.Tensor, first_latent: torch.Tensor, l
     noisy = latents + sigma * torch.randn(latents.shape, generator=generator)
     c_skip, c_out, c_in, c_noise = edm_preconditioning(SIGMA_DATA)(sigma)
     target = (latents - c_skip * noisy) / c_out
-    with _autocast(bf16):
+    with bf16_autocast(bf16):
         raw = dit(c_in * noisy, c_noise.reshape(b), {"first_frame": first_latent, "labels": labels})
     return ((raw.float() - target) ** 2).mean()
 
@@ -196,7 +186,7 @@ def _dit_step(model: MiniWorldModel, opt: torch.optim.Optimizer, settings: Train
         group["lr"] = settings.lr * lr_scale
     videos = data.generate(settings.batch, seed=_batch_seed(settings.seed, step, stream=0))
     model.dit.train()
-    with torch.no_grad(), _autocast(settings.bf16):
+    with torch.no_grad(), bf16_autocast(settings.bf16):
         latents = model.autoencoder.encode(data.to_model_space(videos.frames)).float()
     first = latents[:, :1]
     loss = edm_loss(model.dit, model.to_diffusion_space(latents, first), first, videos.speed_bucket, settings.bf16,

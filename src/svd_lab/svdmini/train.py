@@ -43,6 +43,7 @@ from svd_lab.progress import progress_bar
 from svd_lab.sampling.edm import v_scaling_preconditioning
 from svd_lab.svd.components import SVDComponents
 from svd_lab.svdmini import data
+from svd_lab.training import bf16_autocast, lr_factor
 
 LATENT_SCALING = 0.18215
 
@@ -69,17 +70,6 @@ class TrainSettings:
     #: probability of dropping the image conditioning (crossattn and concat zeroed, ids kept) for guidance
     drop: float = 0.1
     bf16: bool = True
-
-
-def _autocast(enabled: bool):
-    return torch.autocast("cpu", torch.bfloat16, enabled=enabled)
-
-
-def lr_factor(progress: float, step: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0.1 as progress goes 0 -> 1."""
-    warm = min(1.0, (step + 1) / max(1, warmup))
-    progress = min(max(progress, 0.0), 1.0)
-    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def _seed(seed: int, step: int, stream: int) -> int:
@@ -115,7 +105,7 @@ def train_vae(vae, settings: TrainSettings, log=print, progress: bool = True) ->
             group["lr"] = settings.vae_lr * lr_factor(step / settings.vae_steps, step, 30)
         clips = data.generate(settings.vae_batch, seed=_seed(settings.seed, step, 1))
         x = clips.frames.flatten(0, 1) * 2 - 1
-        with _autocast(settings.bf16):
+        with bf16_autocast(settings.bf16):
             z = vae.encode(x).latent_dist.mode()
             noisy = z + settings.latent_noise * z.detach().float().std() * torch.randn_like(z)
             recon = vae.decode(noisy, num_frames=clips.frames.shape[1]).sample
@@ -181,7 +171,7 @@ def build_pool(vae, settings: TrainSettings, log=print, progress: bool = True) -
     for start in range(0, settings.pool_clips, chunk):
         n = min(chunk, settings.pool_clips - start)
         clips = data.generate(n, seed=_seed(settings.seed, start, 0), frames=settings.pool_frames)
-        with _autocast(settings.bf16):
+        with bf16_autocast(settings.bf16):
             z = vae.encode(clips.frames.flatten(0, 1) * 2 - 1).latent_dist.mode()
         latents.append(z.to(torch.bfloat16).view(n, settings.pool_frames, *z.shape[1:]))
         frames.append((clips.frames * 255).round().to(torch.uint8))
@@ -219,7 +209,7 @@ def svd_loss(components: SVDComponents, z0: torch.Tensor, first: torch.Tensor, f
     x = z0 + sigma.view(b, 1, 1, 1, 1) * torch.randn(z0.shape, generator=generator)
     c_skip, c_out, c_in, c_noise = v_scaling_preconditioning(sigma.view(b, 1, 1, 1, 1))
     target = (z0 - c_skip * x) / c_out
-    with _autocast(settings.bf16):
+    with bf16_autocast(settings.bf16):
         raw = components.unet(torch.cat([c_in * x, concat], dim=2), c_noise.view(b),
                               encoder_hidden_states=crossattn, added_time_ids=ids).sample
     return ((raw.float() - target) ** 2).mean()
