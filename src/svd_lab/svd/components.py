@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from svd_lab.svd.configs import CLIP_MEAN, CLIP_STD, PROFILES, image_encoder_config, unet_config, vae_config
-from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, get_version
+from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, DEFAULT_VERSION, get_version
 
 
 # ------------------------------------------------------------------------------------------- CLIP input
@@ -129,7 +129,7 @@ class SVDComponents:
     unet: torch.nn.Module
     vae: torch.nn.Module
     image_encoder: torch.nn.Module
-    version: str = "svd"
+    version: str = DEFAULT_VERSION
     decoder: str = DECODER_TEMPORAL
     profile: str = "full"
     source: str = ""
@@ -175,13 +175,13 @@ class SVDComponents:
 
 
 # ------------------------------------------------------------------------------------------- builders
-def build_unet(profile: str, version: str = "svd"):
+def build_unet(profile: str, version: str = DEFAULT_VERSION):
     from diffusers import UNetSpatioTemporalConditionModel
 
     return UNetSpatioTemporalConditionModel(**unet_config(profile, version))
 
 
-def build_vae(profile: str, version: str = "svd"):
+def build_vae(profile: str, version: str = DEFAULT_VERSION):
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
 
     kind, config = vae_config(profile, version)
@@ -196,7 +196,7 @@ def build_image_encoder(profile: str):
     return CLIPVisionModelWithProjection(CLIPVisionConfig(**image_encoder_config(profile)))
 
 
-def build_components(profile: str = "tiny", version: str = "svd", device: str | torch.device = "cpu",
+def build_components(profile: str = "tiny", version: str = DEFAULT_VERSION, device: str | torch.device = "cpu",
                      dtype: torch.dtype = torch.float32, seed: int = 0):
     """Build the three networks of a version with random weights, in eval mode.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from svd_lab.svd.versions import DECODER_IMAGE, get_version
+from svd_lab.svd.versions import DECODER_IMAGE, DEFAULT_VERSION, get_version
 
 #: tiny: random weights (CI's equivalence tests); mini: the tiny SVD the project trains and ships
 #: (checkpoints/svdmini/, see svd_lab.svdmini); full: the real checkpoints
@@ -231,14 +231,14 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 
 
-def unet_config(profile: str, version: str = "svd") -> dict:
+def unet_config(profile: str, version: str = DEFAULT_VERSION) -> dict:
     _check_profile(profile)
     if profile in ("tiny", "mini"):
         return CONFIGS[profile]["unet"]()
     return full_unet_config(get_version(version).num_frames)
 
 
-def vae_config(profile: str, version: str = "svd") -> tuple[str, dict]:
+def vae_config(profile: str, version: str = DEFAULT_VERSION) -> tuple[str, dict]:
     """(decoder kind, config) for a version: the temporal decoder's VAE, or the per-frame image VAE."""
     _check_profile(profile)
     kind = get_version(version).decoder

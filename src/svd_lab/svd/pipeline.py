@@ -38,7 +38,7 @@ from svd_lab.svd import conditioning
 from svd_lab.svd.components import SVDComponents
 from svd_lab.svd.configs import PROFILES, TINY_HEIGHT, TINY_WIDTH
 from svd_lab.svd.images import check_size, image_to_tensor, load_image
-from svd_lab.svd.versions import DECODER_TEMPORAL, check_micro_conditioning, get_version
+from svd_lab.svd.versions import DECODER_TEMPORAL, DEFAULT_VERSION, check_micro_conditioning, get_version
 from svd_lab.video import Video
 
 MEMORY_MODES = ("auto", "resident", "offload")
@@ -486,10 +486,8 @@ def _mini_missing_message() -> str:
 
 
 def _find_local(version: str) -> str | None:
-    try:
-        from svd_lab.checkpoints import find_checkpoint
-    except ImportError:
-        return None
+    from svd_lab.checkpoints import find_checkpoint
+
     found = find_checkpoint(version)
     return str(found.path) if found is not None else None
 
@@ -518,7 +516,7 @@ def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint:
     from svd_lab.svd.loading import load_checkpoint
 
     requested_version = version
-    version = version or "svd"
+    version = version or DEFAULT_VERSION
     get_version(version)
     dev = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, dev)

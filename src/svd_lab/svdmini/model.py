@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from svd_lab.svd.components import SVDComponents
+from svd_lab.svd.versions import DEFAULT_VERSION
 
 FOLDER_NAME = "svdmini"
 #: what the mini profile samples at by default: what it was trained at
@@ -60,7 +61,7 @@ def save_mini(components: SVDComponents, out: str | os.PathLike, record: dict, o
 
 
 def load_mini(folder: str | os.PathLike | None = None, dtype: torch.dtype = torch.float32,
-              version: str = "svd") -> SVDComponents:
+              version: str = DEFAULT_VERSION) -> SVDComponents:
     """The trained tiny SVD (profile 'mini') from ``folder`` (default: the shipped one), labelled as ``version``
     (its sampling defaults; the networks are the same whichever temporal-decoder version is named)."""
     from svd_lab.svd.loading import load_checkpoint
