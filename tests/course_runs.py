@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from svd_lab.course import COURSE, KERNEL_NAME, NotebookRun, execute_notebook
+from svd_lab.notebook_runs import COURSE, KERNEL_NAME, NotebookRun, execute_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from course_runs import NOTEBOOKS, REPO, executed, fail_if_failed
-from svd_lab.course import COURSE, execute_notebook
+from svd_lab.notebook_runs import COURSE, execute_notebook
 
 PARAMETERS_EVERY_NOTEBOOK_HAS = {"profile", "device", "output_dir"}
 

@@ -13,7 +13,7 @@ import pytest
 
 from course_runs import executed, fail_if_failed
 from svd_lab import record as rec
-from svd_lab.course import (
+from svd_lab.notebook_runs import (
     COURSE,
     Comparison,
     NotebookRun,
@@ -233,7 +233,7 @@ def _stand_in_course(folder, value):
 
 
 def test_cli_run_and_regress_with_update(tmp_path, monkeypatch, capsys):
-    from svd_lab import course
+    from svd_lab import notebook_runs as course
     from svd_lab.cli import main
 
     monkeypatch.setattr(course, "notebooks_dir", lambda: tmp_path / "notebooks")

@@ -17,6 +17,13 @@ repository URL in pyproject.toml's [project.urls] Repository, or from $SVD_LAB_S
 cell. The notebooks are written without outputs or execution counts, with stable cell ids (so rebuilding an
 unchanged source gives an identical file) and the "Python (svd-lab)" kernel.
 
+Why not jupytext (the ecosystem's percent-format tool; the sources stay readable by it): its text formats do not
+store cell ids, so building a notebook from a source alone gives fresh random ids on every run (jupytext issues
+#735 and #1263; ids survive only with ``--update``/``--sync`` against an existing paired .ipynb). The course's
+browser test and the zh-CN translations key on stable ids, and ``--check`` must be able to rebuild a notebook
+byte for byte on a clean clone. What is left here beyond what jupytext would do is small: deterministic ids, the
+bootstrap cell and the kernel spec.
+
     python tools/build_notebooks.py           # rewrite notebooks/*.ipynb
     python tools/build_notebooks.py --check   # exit 1 when a committed notebook differs from its source
 """

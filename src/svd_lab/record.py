@@ -9,7 +9,7 @@ sees only the line of code. Where the value goes:
   each notebook they execute), into that JSON file, rewritten atomically after every call. The runner then copies
   the records into the executed notebook's metadata (``metadata["svd_lab"]["records"]``).
 
-Each value carries a *tolerance* that the regression comparison (:mod:`svd_lab.course`) applies:
+Each value carries a *tolerance* that the regression comparison (:mod:`svd_lab.notebook_runs`) applies:
 
 - ``"exact"``: counts, shapes, schedules, parameters, strings -- any change is a regression;
 - ``"rel:R"``: floats compared with relative tolerance R (and an absolute floor of R * 1e-2 for values near 0).

@@ -85,7 +85,7 @@ svd_compression = torch.tensor(rows[0][1]).prod().item() // torch.tensor(rows[0]
 # For SVD that is 48 times fewer values per step. Even so, one step of SVD's UNet at 576x1024 is a large
 # computation, counted here from the network definition (on PyTorch's `meta` device: shapes only, no memory):
 # %%
-from svd_lab.mini.flops import svd_unet_cost
+from svd_lab.svd.cost import svd_unet_cost
 
 unet_step = svd_unet_cost("svd", 576, 1024)
 print(f"SVD UNet, one sampling step (14 frames, guidance batch of 2): {unet_step}")

@@ -50,7 +50,7 @@ def _parameters(args) -> dict:
 
 def list_notebooks(args) -> int:
     from svd_lab.cli import UserError
-    from svd_lab.course import CourseError, course_notebooks
+    from svd_lab.notebook_runs import CourseError, course_notebooks
 
     try:
         for path in course_notebooks():
@@ -62,7 +62,7 @@ def list_notebooks(args) -> int:
 
 def _execute(args):
     from svd_lab.cli import UserError
-    from svd_lab.course import DEFAULT_CELL_TIMEOUT, CourseError, run_course
+    from svd_lab.notebook_runs import DEFAULT_CELL_TIMEOUT, CourseError, run_course
 
     def progress(result):
         print(f"  {result.notebook:<28} {result.status:<7} {result.seconds:6.1f} s", file=sys.stderr, flush=True)
@@ -76,7 +76,7 @@ def _execute(args):
 
 
 def run(args) -> int:
-    from svd_lab.course import course_table
+    from svd_lab.notebook_runs import course_table
 
     results = _execute(args)
     print(course_table(results))
@@ -87,7 +87,7 @@ def run(args) -> int:
 
 def regress(args) -> int:
     from svd_lab.cli import UserError
-    from svd_lab.course import (
+    from svd_lab.notebook_runs import (
         BASELINE_PROFILES,
         CourseError,
         course_table,

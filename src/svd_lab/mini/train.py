@@ -173,7 +173,7 @@ class _Schedule:
         return fraction
 
 
-def _record_timing(record: dict, step: int, dit_start: float) -> None:
+def _log_timing(record: dict, step: int, dit_start: float) -> None:
     record["dit_steps"] = step
     record["dit_seconds"] = round(time.time() - dit_start, 1)
     record["seconds_per_step"] = round(record["dit_seconds"] / max(step, 1), 4)
@@ -248,11 +248,11 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
               "dit_parameters": sum(p.numel() for p in model.dit.parameters())}
 
     def save(complete: bool) -> None:
-        _record_timing(record, step, dit_start)
+        _log_timing(record, step, dit_start)
         save_model(model, out, facts={**(facts or {}), "steps": step, "seed": settings.seed,
                                       "autoencoder_psnr_db": ae_stats["psnr_db"], "complete": complete},
                    overwrite=True)
-        _write_record(Path(out), record)
+        _write_training_log(Path(out), record)
 
     # 3. the DiT's steps, with snapshots and periodic saves
     dit_start = time.time()
@@ -279,7 +279,7 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
 
     # 4. the record, and the final save
     model.eval()
-    _record_timing(record, step, dit_start)
+    _log_timing(record, step, dit_start)
     record["total_seconds"] = round(time.time() - start, 1)
     log(f"video DiT: {step} steps in {record['dit_seconds']} s ({record['seconds_per_step']} s/step), "
         f"final loss (smoothed) {running:.4f}")
@@ -288,7 +288,7 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
     return model, record
 
 
-def _write_record(folder: Path, record: dict) -> None:
+def _write_training_log(folder: Path, record: dict) -> None:
     """training.json (the whole record) and loss.png (the loss curve, smoothed), each via a temporary file."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "training.json.tmp"

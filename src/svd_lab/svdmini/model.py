@@ -42,7 +42,7 @@ def save_mini(components: SVDComponents, out: str | os.PathLike, record: dict, o
     half-written model; an existing model is replaced only with ``overwrite``.
     """
     from svd_lab.svd.loading import save_diffusers_folder
-    from svd_lab.svdmini.train import write_loss_plot, write_record
+    from svd_lab.svdmini.train import write_loss_plot, write_training_log
 
     out = Path(out)
     if out.exists() and not overwrite and any(out.iterdir()):
@@ -52,7 +52,7 @@ def save_mini(components: SVDComponents, out: str | os.PathLike, record: dict, o
         shutil.rmtree(tmp)
     half = copy.deepcopy(components).to(dtype=torch.float16)
     save_diffusers_folder(half, tmp, variant="fp16")
-    write_record(record, tmp / "training.json")
+    write_training_log(record, tmp / "training.json")
     write_loss_plot(record, tmp / "loss.png")
     if out.exists():
         shutil.rmtree(out)

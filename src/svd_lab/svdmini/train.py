@@ -312,7 +312,7 @@ def write_loss_plot(record: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_record(record: dict, path: Path) -> None:
+def write_training_log(record: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, path)
