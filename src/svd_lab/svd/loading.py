@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -202,7 +203,7 @@ def _folder_to_write(folder: Path, atomic: bool):
 
 def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, variant: str | None = None, *,
                           record: dict | None = None, record_name: str = "svd_lab_version.json",
-                          atomic: bool = False) -> Path:
+                          atomic: bool = False, extras: Callable[[Path], None] | None = None) -> Path:
     """Write components in the hub layout: model_index.json, unet/ vae/ image_encoder/ (config + safetensors),
     feature_extractor/, scheduler/, and svd-lab's record of the version. The one writer of diffusers folders
     (tests' tiny folders, the sgm converter, the trained mini model).
@@ -214,6 +215,8 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
             ``svd_lab_conversion.json``).
         atomic: assemble the folder under a hidden temporary name beside ``path`` and rename it when complete;
             ``path`` must not exist. Otherwise the files are written into ``path`` (created when missing).
+        extras: called with the folder being written, after the networks, to add files of the caller's (the mini
+            model's training log and loss plot): part of the same atomic write.
     """
     import diffusers
 
@@ -240,6 +243,8 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
             "_class_name": "EulerDiscreteScheduler", "_diffusers_version": diffusers.__version__,
             **scheduler_config()})
         _write_json(target / record_name, {"version": components.version, **(record or {})})
+        if extras is not None:
+            extras(target)
     return folder
 
 

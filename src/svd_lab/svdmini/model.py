@@ -47,16 +47,27 @@ def save_mini(components: SVDComponents, out: str | os.PathLike, record: dict, o
     out = Path(out)
     if out.exists() and not overwrite and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another folder or remove it")
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     half = copy.deepcopy(components).to(dtype=torch.float16)
-    save_diffusers_folder(half, tmp, variant="fp16")
-    write_training_log(record, tmp / "training.json")
-    write_loss_plot(record, tmp / "loss.png")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+
+    def add_training_files(folder: Path) -> None:
+        write_training_log(record, folder / "training.json")
+        write_loss_plot(record, folder / "loss.png")
+
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()                       # an empty folder made for the run: the atomic writer wants none
+    if not out.exists():
+        return save_diffusers_folder(half, out, variant="fp16", atomic=True, extras=add_training_files)
+    # overwrite: write the new model completely beside the old one, then swap
+    new = out.with_name(out.name + ".new")
+    if new.exists():
+        shutil.rmtree(new)
+    save_diffusers_folder(half, new, variant="fp16", atomic=True, extras=add_training_files)
+    old = out.with_name(out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old)
     return out
 
 

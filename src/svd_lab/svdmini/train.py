@@ -53,9 +53,9 @@ class TrainSettings:
     """Everything that decides a training run (stored with the weights). The defaults are the shipped recipe."""
 
     seed: int = 0
-    vae_steps: int = 300
-    vae_batch: int = 2               # clips of FRAMES frames: 16 images per step
-    vae_lr: float = 2e-3
+    vae_steps: int = 1500
+    vae_batch: int = 1               # clips of FRAMES frames: 8 images per step
+    vae_lr: float = 1e-3
     #: noise on the latents while training the decoder, relative to their standard deviation
     latent_noise: float = 0.1
     pool_clips: int = 2400
