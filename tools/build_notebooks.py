@@ -12,7 +12,8 @@ The sources are plain Python files in the "percent" format, so a review reads li
     # %%
     print("a code cell")
 
-``# %% [bootstrap]`` becomes the cloud bootstrap cell (installs svd-lab when the kernel lacks it, from the
+``# %% tags=["solution"]`` (an exercise's solution) and ``# %% tags=["record"]`` (the values the regression runs
+compare) are shown collapsed, like the bootstrap cell. ``# %% [bootstrap]`` becomes the cloud bootstrap cell (installs svd-lab when the kernel lacks it, from the
 repository URL in pyproject.toml's [project.urls] Repository, or from $SVD_LAB_SOURCE); it must be the first code
 cell. The notebooks are written without outputs or execution counts, with stable cell ids (so rebuilding an
 unchanged source gives an identical file) and the "Python (svd-lab)" kernel.
@@ -47,6 +48,8 @@ from svd_lab.kernel import DISPLAY_NAME, KERNEL_NAME
 
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": DISPLAY_NAME, "language": "python"}
 SOURCE_ENV = "SVD_LAB_SOURCE"
+#: cells shown collapsed: exercise solutions (revealed by a click) and the regression-record scaffolding
+HIDDEN_TAGS = {"solution", "record"}
 MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
 
@@ -141,6 +144,8 @@ def build_notebook(path: Path, repo_url: str) -> dict:
         meta: dict = {}
         if cell["tags"]:
             meta["tags"] = cell["tags"]
+        if cell["kind"] == "bootstrap" or HIDDEN_TAGS & set(cell["tags"]):
+            meta["jupyter"] = {"source_hidden": True}  # JupyterLab shows the cell collapsed; a click opens it
         entry = {"cell_type": "markdown" if cell["kind"] == "markdown" else "code", "id": f"{stem[:2]}-{i:02d}",
                  "metadata": meta, "source": source}
         if entry["cell_type"] == "code":

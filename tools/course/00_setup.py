@@ -123,7 +123,7 @@ if not found:
 # A download is verified file by file (sizes and checksums) and either completes or says exactly what went wrong;
 # running it again resumes. `svd_xt_1_1` is *gated*: accept its licence on the Hugging Face model page, then log in
 # (`hf auth login`, or set `HF_TOKEN`). From mainland China set `HF_ENDPOINT=https://hf-mirror.com` first.
-# %%
+# %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 record("profile", resolved_profile)
 record("registry", sorted(REGISTRY))

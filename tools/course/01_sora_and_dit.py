@@ -193,7 +193,7 @@ rows = {
 }
 print(metrics.format_table(rows))
 print(f"\n(on {num_videos} videos; the shipped model's full evaluation uses {metrics.EVAL_VIDEOS}: svd-lab mini eval)")
-# %%
+# %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 import math
 

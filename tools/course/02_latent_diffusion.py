@@ -299,7 +299,7 @@ display.compare([grey_frames(unguided), grey_frames(video)],
                 ["no guidance (s = 1)", f"guidance {min_guidance:g} -> {max_guidance:g}"], fps=8,
                 title=f"speed bucket {speed_bucket}: {data.bucket_range(speed_bucket)[0]:.2f}-"
                       f"{data.bucket_range(speed_bucket)[1]:.2f} px/frame requested")
-# %%
+# %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 record("profile", resolved_profile)
 record("svd_latent_compression", svd_compression)

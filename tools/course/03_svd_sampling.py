@@ -1,58 +1,73 @@
 # %% [markdown]
 # # 03 · Stable Video Diffusion: one image in, a short video out
 #
-# This is what Stability AI's reference script `simple_video_sample.py` does, one readable step at a time:
-# load a model, prepare an image, sample a latent video conditioned on it, decode it, save an mp4.
+# By the end of this notebook you can generate a video from an image with SVD, and you know every tensor that
+# goes into the UNet and why: the CLIP embedding, the unscaled image latent, the 0.18215 latent scale, the three
+# micro-conditioning numbers, the unconditional branch that guidance subtracts, the EDM loop and the chunked
+# decode. You write that whole algorithm out below, cell by cell, and check that it equals the library's
+# `pipe.run` exactly.
 #
-# **Profiles.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`), `profile = "auto"` runs the
-# real model at 576x1024 (`full`). Everywhere else it runs the **tiny** profile: SVD's architecture (the same
-# three networks, much narrower), about 2.6 M parameters with *random, untrained* weights, at 64x64. Every step
-# below runs and every number is real, but the tiny videos show structured noise, not a moving scene: judge the
-# mechanics here, the pictures on a GPU.
+# **Which model runs here.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`), `profile =
+# "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **mini**: SVD's own three network classes,
+# narrow enough for a CPU, *trained by this project* on camera pans over photos (`svd-lab svdmini train`,
+# weights in `checkpoints/svdmini/`), at 64x64 and 8 frames. It has learned what SVD's micro-conditioning means:
+# `motion_bucket_id` sets how fast the camera pans, `fps_id` how far it moves between frames. It only knows one
+# kind of motion (the camera panning right), so judge the mechanics and the knobs here, the pictures on a GPU.
+# (`profile = "tiny"` runs the same code with random weights.)
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
 #
-# `None` means "the default of the profile": small on the tiny profile (so this notebook runs in seconds on a
-# CPU), the version's reference values on `full`.
+# `None` means "the default of the profile": the size the mini model was trained at on a CPU, the version's
+# reference values on `full`. `solutions = True` fills in the exercises' answers.
 # %% tags=["parameters"]
-profile = "auto"          # "auto", "tiny" or "full"
+profile = "auto"          # "auto", "mini", "tiny" or "full"
 version = "svd"           # svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder
 device = "auto"           # "auto" (CUDA > MPS > CPU), "cpu", "cuda"
 seed = 23                 # Stability's default seed
 image = None              # None: assets/rocket.png (a public-domain SpaceX photo); or a path to your image
-num_frames = None         # None: 4 on tiny; 14 (svd) or 25 (svd_xt) on full
-num_steps = None          # None: 3 on tiny; 25 (svd) or 30 (svd_xt) on full
-height = None             # None: 64 on tiny, 576 on full (multiples of 64)
-width = None              # None: 64 on tiny, 1024 on full
-motion_buckets = [1, 127, 255]   # the motion_bucket_id sweep shown side by side
+num_frames = None         # None: 8 on mini, 4 on tiny; 14 (svd) or 25 (svd_xt) on full
+num_steps = None          # None: 25 (svd) or 30 (svd_xt); 3 on tiny
+height = None             # None: 64 on mini and tiny, 576 on full (multiples of 64)
+width = None              # None: 64 on mini and tiny, 1024 on full
+motion_buckets = [0, 127, 255]   # the motion_bucket_id sweep shown side by side
 output_dir = None         # None: outputs/notebooks/03_svd_sampling
+solutions = False         # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
-from svd_lab import display, paths
+import torch
+
+from svd_lab import display, exercises, paths
 from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
+from svd_lab.svd import conditioning
+from svd_lab.svd.images import image_to_tensor
 from svd_lab.svd.pipeline import load_pipeline
 from svd_lab.svd.versions import VERSIONS, get_version
+from svd_lab.svdmini import data as pan_data
+from svd_lab.svdmini.metrics import per_frame_displacement
 from svd_lab.video import count_frames, save_numbered
 
 reproducible(seed)
 spec = get_version(version)
 pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
 resolved_profile = choice.profile
-tiny = resolved_profile == "tiny"
-num_frames = num_frames or (4 if tiny else spec.num_frames)
-num_steps = num_steps or (3 if tiny else spec.num_steps)
-height = height or (64 if tiny else spec.height)
-width = width or (64 if tiny else spec.width)
+small = resolved_profile in ("mini", "tiny")
+defaults = pipe.resolve_params()           # the profile's defaults over the version's
+num_frames = num_frames or (4 if resolved_profile == "tiny" else defaults["num_frames"])
+num_steps = num_steps or (3 if resolved_profile == "tiny" else defaults["num_steps"])
+height = height or defaults["height"]
+width = width or defaults["width"]
 image_path = Path(image) if image else paths.project_root() / "assets" / "rocket.png"
 if not image_path.is_file():
     raise FileNotFoundError(f"no input image at {image_path}: set the parameter image to a PNG or JPEG file")
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "03_svd_sampling"
+comps = pipe.components
 print(f"profile: {resolved_profile} ({choice.reason})")
 print(f"version {version} on {pipe.device} in {str(pipe.dtype).replace('torch.', '')}: {num_frames} frames, "
       f"{num_steps} steps, {width}x{height}")
+print("parameters of the three networks:", {k: f"{n / 1e6:.2f} M" for k, n in comps.parameter_counts().items()})
 # %% [markdown]
 # ## 1. The versions and their reference defaults
 #
@@ -64,82 +79,275 @@ for v in VERSIONS.values():
     print(f"{v.name:<22}{v.num_frames:>7}{v.num_steps:>7}{v.min_guidance:>6.1f}-{v.max_guidance:<5.1f}  {v.decoder}")
 print(f"\nall versions: {spec.width}x{spec.height}, fps_id {spec.fps_id}, motion_bucket_id {spec.motion_bucket_id}, "
       f"cond_aug {spec.cond_aug}, seed {spec.seed}, decoding_t {spec.decoding_t}")
-counts = pipe.components.parameter_counts()
-print("\nparameters of the networks loaded here:", {k: f"{n / 1e6:.2f} M" for k, n in counts.items()})
 # %% [markdown]
-# Three networks: a **CLIP image encoder** (the image's "meaning", given to the UNet's cross-attention), a **VAE**
-# (compresses each frame 8x in height and width into 4 latent channels, and decodes latents back to frames) and
-# the **UNet** (denoises the latent video; Stable Diffusion 2.1's UNet with temporal layers added).
+# ## 2. SVD unrolled, one step per cell
 #
-# ## 2. The input image
+# Three networks: a **CLIP image encoder** (what the image *is*, for the UNet's cross-attention), a **VAE**
+# (each frame 8x smaller in height and width, 4 channels) and the **UNet** (denoises the latent video). We now do
+# by hand what `pipe.run` does, printing every shape, and compare at the end.
 #
-# The image is scaled to cover the target size and centre-cropped (width and height must be multiples of 64).
-# It conditions the video twice: CLIP's embedding of it, and its VAE latent, concatenated to every frame's
-# noisy latent.
+# ### 2.1 The input image
+#
+# Scaled to cover the target size and centre-cropped (both multiples of 64), then a tensor in [0, 1].
 # %%
 prepared = pipe.prepare_image(str(image_path), width, height)
-print(f"{image_path.name}: prepared at {prepared.width}x{prepared.height}")
+image_tensor = image_to_tensor(prepared)                       # (1, 3, H, W) in [0, 1]
+print(f"{image_path.name} -> {tuple(image_tensor.shape)}, values {image_tensor.min():.2f}..{image_tensor.max():.2f}")
 prepared.resize((max(256, width), max(256, width) * height // width))
 # %% [markdown]
-# ## 3. Image in, video out
+# ### 2.2 What the image means: the CLIP embedding (cross-attention)
 #
-# `pipe.run` does the whole algorithm and returns the latents, the frames, a `Video` and every parameter used.
+# CLIP wants 224x224 pixels normalised by its training mean and standard deviation. The resize is anti-aliased
+# (a Gaussian blur before the bilinear resize, as sgm and diffusers do: without it a 1024-pixel image aliases
+# badly at 224). The encoder returns one vector per image; the UNet's cross-attention layers attend to it as a
+# single token: `(1, 1, D)`.
+# %%
+encoder = comps.image_encoder
+encoder_device, encoder_dtype = next(encoder.parameters()).device, next(encoder.parameters()).dtype
+clip_pixels = comps.clip_preprocessing(image_tensor.to(encoder_device))       # resize 224, (x - mean) / std
+print("CLIP mean/std:", [round(m, 4) for m in comps.clip_preprocessing.mean], [round(s, 4) for s in comps.clip_preprocessing.std])
+with torch.no_grad():
+    crossattn = encoder(clip_pixels.to(encoder_dtype)).image_embeds.unsqueeze(1)
+print(f"CLIP input {tuple(clip_pixels.shape)} -> image embedding (crossattn) {tuple(crossattn.shape)}")
+# %% [markdown]
+# ### 2.3 What the image looks like: the latent of the noise-augmented image (concat)
+#
+# The image in [-1, 1] plus `cond_aug` times Gaussian noise (the **first** random draw of the run), encoded by
+# the VAE; we take the mode of the encoder's Gaussian. This latent is concatenated to *every* frame's noisy
+# latent, so the UNet sees 4 + 4 = 8 input channels. It is **not** multiplied by the latent scale 0.18215 (sgm
+# and diffusers both leave it unscaled; the UNet was trained that way). In float16 the VAE encodes in float32:
+# its activations overflow float16 (`force_upcast`).
+# %%
+params = pipe.resolve_params(num_frames=num_frames, num_steps=num_steps, height=height, width=width, seed=seed)
+cond_aug, fps_id, motion_bucket_id = params["cond_aug"], params["fps_id"], params["motion_bucket_id"]
+generator = torch.Generator().manual_seed(seed)                   # the pipeline's generator: CPU, from the seed
+vae = comps.vae
+vae_device, vae_dtype = next(vae.parameters()).device, next(vae.parameters()).dtype
+pixels = image_tensor * 2 - 1                                       # [0, 1] -> [-1, 1]
+cond_noise = torch.randn(pixels.shape, generator=generator)         # first random draw
+noisy_image = (pixels + cond_aug * cond_noise).to(vae_device)
+upcast = vae_dtype == torch.float16 and vae.config.force_upcast
+with torch.no_grad():
+    vae.to(torch.float32 if upcast else vae_dtype)
+    image_latent = vae.encode(noisy_image.to(torch.float32 if upcast else vae_dtype)).latent_dist.mode()
+    vae.to(vae_dtype)
+concat = image_latent.to(crossattn.dtype).unsqueeze(1).repeat(1, num_frames, 1, 1, 1)
+print(f"cond_aug {cond_aug}: image latent {tuple(image_latent.shape)} -> concat (repeated per frame) {tuple(concat.shape)}")
+print(f"latent scale (vae.config.scaling_factor): {comps.latent_scaling}; "
+      f"std of the unscaled image latent {image_latent.float().std():.3f}")
+# %% [markdown]
+# ### 2.4 The micro-conditioning: `added_time_ids`
+#
+# Three numbers describing the clip the model should imitate: `[fps_id, motion_bucket_id, cond_aug]` (frames per
+# second minus one, the amount of motion 0-255, and the noise added in 2.3). The UNet embeds each one
+# sinusoidally and adds them to its noise-level embedding.
+# %%
+vector = torch.tensor([[fps_id, motion_bucket_id, cond_aug]], dtype=crossattn.dtype, device=crossattn.device)
+cond = {"crossattn": crossattn, "concat": concat, "vector": vector}
+print(f"added_time_ids {vector.tolist()} {tuple(vector.shape)}")
+# %% [markdown]
+# ### 2.5 The unconditional branch
+#
+# Classifier-free guidance needs the model's prediction *without* the image: SVD was trained with the image
+# conditioning dropped now and then, and at sampling time the unconditional branch **zeroes the CLIP embedding
+# and the image latent and keeps the three micro-conditioning numbers** (so guidance amplifies "this image",
+# not "this much motion").
+# %%
+uncond = {"crossattn": torch.zeros_like(crossattn), "concat": torch.zeros_like(concat), "vector": vector}
+print({k: (tuple(v.shape), "zeros" if not v.any() else "kept") for k, v in uncond.items()})
+# %% [markdown]
+# ### 2.6 The start: pure noise at sigma_max, and the schedule
+#
+# The **second** random draw: Gaussian noise of the latent video's shape `(1, T, 4, H/8, W/8)`. SVD uses
+# `VScalingWithEDMcNoise` preconditioning, whose sampler starts at `sqrt(sigma_max^2 + 1) * n` (the noisy latent
+# has variance `sigma^2 + sigma_data^2` with `sigma_data = 1`), with `sigma_max = 700`. The noise levels follow
+# Karras' schedule with `rho = 7`, ending at 0. Guidance rises linearly over the frames.
+# %%
+noise = torch.randn((1, num_frames, 4, height // 8, width // 8), generator=generator).to(pipe.device)
+sigmas = edm.karras_sigmas(num_steps, spec.sigma_min, spec.sigma_max, spec.rho)
+x = noise * (sigmas[0] ** 2 + 1) ** 0.5
+guidance_scales = edm.linear_guidance(num_frames, params["min_guidance"], params["max_guidance"])
+print(f"initial latents {tuple(x.shape)}, std {x.std():.1f} (= sqrt(700^2 + 1) times that of n)")
+print("sigmas:", [round(float(s), 3) for s in sigmas])
+print("guidance per frame:", [round(float(s), 3) for s in guidance_scales])
+# %% [markdown]
+# ### 2.7 The loop: Euler steps of the probability-flow ODE
+#
+# Per step: run the UNet once on `[uncond, cond]` stacked as a batch of two (cheaper than two calls), mix the two
+# predictions with the per-frame guidance scale, turn the network's v-prediction into the denoised latent
+# (`svd_lab.sampling.edm`'s preconditioning: `D = c_skip x + c_out F(c_in x, c_noise)`), and take an Euler step
+# `x <- x + (sigma_next - sigma) (x - D) / sigma`.
+# %%
+denoiser = edm.Denoiser(conditioning.UNetNetwork(comps.unet), edm.v_scaling_preconditioning)
+both = {k: torch.cat([uncond[k], cond[k]]) for k in cond}           # batch [uncond, cond]
+scales = guidance_scales.to(pipe.device).view(1, -1, 1, 1, 1)       # one scale per frame
+first_step = {}
+with torch.no_grad():
+    for i in range(num_steps):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        raw_uncond, raw_cond = denoiser.raw(torch.cat([x, x]), sigma, both).chunk(2)
+        raw = raw_uncond + scales * (raw_cond - raw_uncond)            # classifier-free guidance
+        if i == 0:
+            first_step = {"raw_uncond": raw_uncond, "raw_cond": raw_cond, "raw": raw}
+        denoised = denoiser.combine(x, raw.to(x.dtype), sigma)
+        x = x + (sigma_next - sigma) * (x - denoised) / sigma
+        if i in (0, num_steps // 2, num_steps - 1):
+            print(f"step {i + 1:>2}/{num_steps}: sigma {float(sigma):8.3f} -> {float(sigma_next):7.3f}, "
+                  f"latent std {x.std():.3f}")
+latents_by_hand = x
+print("latents", tuple(latents_by_hand.shape))
+# %% [markdown]
+# ### 2.8 Decoding, `decoding_t` frames at a time
+#
+# Undo the latent scale (divide by 0.18215) and decode. The temporal decoder mixes the frames *within* a chunk
+# (its 3D convolutions see neighbouring frames), so it decodes `decoding_t` frames together (14 in the reference
+# script; fewer when GPU memory is short).
+# %%
+decoding_t = min(params["decoding_t"], num_frames)
+z = 1 / comps.latent_scaling * latents_by_hand.flatten(0, 1)       # (T, 4, h, w)
+chunks = []
+with torch.no_grad():
+    for start in range(0, z.shape[0], decoding_t):
+        chunk = z[start:start + decoding_t].to(vae_device, vae_dtype)
+        decoded = (vae.decode(chunk, num_frames=chunk.shape[0]) if comps.decoder == "temporal" else vae.decode(chunk))
+        chunks.append(decoded.sample.float())
+frames_by_hand = (torch.cat(chunks) * 0.5 + 0.5).clamp(0, 1)        # (T, 3, H, W) in [0, 1]
+print(f"decoded in chunks of {decoding_t}: frames {tuple(frames_by_hand.shape)}")
+# %% [markdown]
+# ### 2.9 The same through `pipe.run`, and the check
+#
+# `pipe.run` does all of the above (plus memory planning and out-of-memory retries) and returns the latents, the
+# frames, a `Video` and every parameter used.
 # %%
 generation = pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
                       seed=seed, progress=False)
 video = generation.video
-print(video)
-print(f"latents {tuple(generation.latents.shape)} -> frames {tuple(generation.frames.shape)}")
-shown = ("version", "profile", "num_frames", "num_steps", "min_guidance", "max_guidance", "fps_id",
-         "motion_bucket_id", "cond_aug", "decoding_t", "seed", "sampling_seconds", "decoding_seconds")
-for key in shown:
-    print(f"  {key:<18} {generation.params[key]}")
+by_hand_vs_pipeline = (frames_by_hand.cpu() - generation.frames).abs().max().item()
+latent_difference = (latents_by_hand.float().cpu() - generation.latents).abs().max().item()
+print(f"largest difference, by hand vs pipe.run: latents {latent_difference:.2e}, frames {by_hand_vs_pipeline:.2e}")
+assert by_hand_vs_pipeline < 1e-5, "the unrolled algorithm should equal pipe.run"
 display.show_video(video, caption=f"{version}, {resolved_profile} profile, seed {seed}")
 # %%
 display.frame_grid(video, title=f"the {video.num_frames} frames ({resolved_profile} profile)")
 # %% [markdown]
-# ## 4. The knobs: fps_id, motion_bucket_id, cond_aug, decoding_t
+# ### Exercise 1 · Guidance by hand
+#
+# At the first step the loop kept `first_step["raw_uncond"]` and `first_step["raw_cond"]`, the UNet's two
+# predictions, each `(1, T, 4, h, w)`. Compute the guided prediction from them and `guidance_scales` (one scale
+# per frame, shape `(T,)`), without looking at 2.7. Watch the broadcasting.
+# %%
+my_guided = None   # your answer: a tensor shaped like first_step["raw_cond"]
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    g = guidance_scales.to(first_step["raw_cond"].device).view(1, -1, 1, 1, 1)
+    my_guided = first_step["raw_uncond"] + g * (first_step["raw_cond"] - first_step["raw_uncond"])
+# %%
+exercises.check("guidance_by_hand", my_guided,
+                lambda a: a.shape == first_step["raw"].shape and torch.allclose(a, first_step["raw"]),
+                hint="F = F_uncond + s_t (F_cond - F_uncond), with s_t broadcast over batch, channels and pixels: "
+                     "view the scales as (1, T, 1, 1, 1)")
+# %% [markdown]
+# ## 3. The knobs: fps_id, motion_bucket_id, cond_aug, decoding_t
 #
 # SVD was trained with *micro-conditioning*: numbers describing each training clip, fed to the UNet next to the
 # noise level. At sampling time you choose them:
 #
-# - **fps_id** (default 6): the frame rate the video should imitate, minus one (the model was told "fps - 1").
-#   A lower value asks for bigger changes between frames. The saved video plays at fps_id + 1 frames per second.
-# - **motion_bucket_id** (0-255, default 127): how much motion; higher means more camera and object movement.
+# - **motion_bucket_id** (0-255, default 127): how much motion. The mini model was trained on pans whose speed is
+#   proportional to it (0.2 image widths per second at 255).
+# - **fps_id** (default 6): the frame rate, minus one. At the same speed a lower frame rate means a bigger step
+#   between frames: per-frame step = speed / (fps_id + 1). The saved video plays at fps_id + 1 frames per second.
 # - **cond_aug** (default 0.02): the noise added to the conditioning image. More noise makes the video follow the
-#   image less literally and usually move more; 0.02 keeps it faithful.
-# - **decoding_t** (default 14): how many frames the VAE decodes at once. The temporal decoder mixes frames
-#   *within* a chunk, so it changes the result (slightly, with trained weights), and it is what runs out of GPU
-#   memory first.
+#   image less literally (and the real SVD move more); 0.02 keeps it faithful.
+# - **decoding_t** (default 14): frames decoded at once. It changes the result slightly (the temporal decoder
+#   mixes frames within a chunk) and it is what runs out of GPU memory first.
 #
-# Guidance rises linearly over the frames (notebook 02), from the version's min_guidance on the first frame to its
-# max_guidance on the last:
+# ### A motion_bucket_id sweep, measured
+#
+# Same image, same seed, only the motion bucket changes. We measure the motion: the horizontal shift of every frame
+# against the first by **phase correlation** (the peak of the inverse FFT of the normalised cross-power spectrum,
+# to a fraction of a pixel), fitted as pixels per frame. On the mini profile the training data's rule says what
+# to expect.
 # %%
-guidance_scales = edm.linear_guidance(num_frames, spec.min_guidance, spec.max_guidance)
-print("guidance per frame:", [round(s, 3) for s in guidance_scales.tolist()])
-# decoding_t: decode the same latents in chunks of 1 frame instead of all at once
+def measured_step(generated) -> float:
+    """Pixels per frame of a generated video (frames (T, 3, H, W) in [0, 1]); positive = content moving left."""
+    return per_frame_displacement(generated.frames)
+
+
+def requested_step(bucket: int, fps: int) -> float:
+    """What the mini model's training clips did at this bucket and fps_id (pixels per frame at this width)."""
+    return float(pan_data.speed_to_step(bucket, fps, width))
+
+
+sweep = {}
+for bucket in motion_buckets:
+    sweep[bucket] = pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
+                             seed=seed, motion_bucket_id=bucket, progress=False)
+display.compare([g.video for g in sweep.values()], [f"motion_bucket_id {b}" for b in sweep],
+                title=f"motion_bucket_id sweep ({resolved_profile} profile, seed {seed})")
+motion = {b: measured_step(g) for b, g in sweep.items()}
+for b, m in motion.items():
+    expected = f", training rule {requested_step(b, fps_id):.2f}" if resolved_profile == "mini" else ""
+    print(f"motion_bucket_id {b:>3}: {m:5.2f} pixels per frame measured{expected}")
+# %% [markdown]
+# ### fps_id: the same speed, sampled at two frame rates
+# %%
+fps_sweep = {f: pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
+                         seed=seed, motion_bucket_id=191, fps_id=f, progress=False) for f in (6, 12)}
+fps_motion = {f: measured_step(g) for f, g in fps_sweep.items()}
+for f, m in fps_motion.items():
+    expected = f", training rule {requested_step(191, f):.2f}" if resolved_profile == "mini" else ""
+    print(f"fps_id {f:>2} (bucket 191): {m:5.2f} pixels per frame measured{expected}")
+# %% [markdown]
+# ### Exercise 2 · Predict the frame-rate effect
+#
+# The training clips moved `speed / (fps_id + 1)` pixels per frame. Before looking at the numbers above: by what
+# factor should the per-frame displacement at fps_id 12 be *smaller* than at fps_id 6? Give the ratio
+# displacement(12) / displacement(6) as a number.
+# %%
+my_ratio = None   # your answer, e.g. 0.5
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_ratio = (6 + 1) / (12 + 1)      # the step is speed / fps, fps = fps_id + 1: 7 / 13
+# %%
+exercises.check("fps_ratio", my_ratio, lambda a: abs(float(a) - 7 / 13) < 0.01,
+                hint="frames per second = fps_id + 1; at a fixed speed the step per frame is speed / fps")
+if resolved_profile == "mini" and fps_motion[6]:
+    print(f"the model's measured ratio: {fps_motion[12] / fps_motion[6]:.2f}")
+# %% [markdown]
+# ### Exercise 3 · Make it move, on your own image
+#
+# Set `my_bucket` to a motion_bucket_id that makes the video move at least 1.5 times as far per frame as at
+# motion_bucket_id 64 (same image, seed and fps). The check generates the video and measures it. Then try it on
+# your own photo: set the parameter `image` at the top and rerun.
+# %%
+my_bucket = None   # your answer: an integer 0-255
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_bucket = 255                    # speed is proportional to the bucket: 255 / 64 = 4x the speed
+# %%
+def _moves_faster(bucket) -> bool:
+    slow = measured_step(pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height,
+                                  width=width, seed=seed, motion_bucket_id=64, progress=False))
+    fast = measured_step(pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height,
+                                  width=width, seed=seed, motion_bucket_id=int(bucket), progress=False))
+    print(f"measured: {slow:.2f} px/frame at bucket 64, {fast:.2f} at bucket {int(bucket)}")
+    return 0 <= int(bucket) <= 255 and fast >= 1.5 * slow > 0
+
+
+exercises.check("fast_rocket", my_bucket, _moves_faster,
+                hint="motion_bucket_id is the speed the model was trained to produce: go well above 64")
+# %% [markdown]
+# ### decoding_t changes the result (a little)
+# %%
 frames_chunked = pipe.decode(generation.latents.to(pipe.device), decoding_t=1).cpu()
 decoding_t_change = (frames_chunked - generation.frames).abs().max().item()
 print(f"decoding_t {generation.params['decoding_t']} vs 1: largest pixel difference {decoding_t_change:.4f} "
-      f"({'the temporal decoder mixes frames' if pipe.components.decoder == 'temporal' else 'per-frame decoder'})")
+      f"({'the temporal decoder mixes frames' if comps.decoder == 'temporal' else 'per-frame decoder'})")
 # %% [markdown]
-# ### A motion_bucket_id sweep
-#
-# Same image, same seed, only the motion bucket changes. On the full profile the camera and the smoke move more as
-# the bucket rises; with the tiny random weights the differences are real but arbitrary.
-# %%
-sweep = {}
-for bucket in motion_buckets:
-    sweep[bucket] = pipe(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
-                         seed=seed, motion_bucket_id=bucket, progress=False)
-display.compare(list(sweep.values()), [f"motion_bucket_id {b}" for b in sweep],
-                title=f"motion_bucket_id sweep ({resolved_profile} profile, seed {seed})")
-# %%
-motion = {b: float(abs(v.frames[1:].astype("float32") - v.frames[:-1].astype("float32")).mean()) for b, v in sweep.items()}
-for b, m in motion.items():
-    print(f"motion_bucket_id {b:>3}: mean change between consecutive frames {m:6.2f} (0-255 scale)")
-# %% [markdown]
-# ## 5. Memory: what fits on which GPU, and what happens when it does not
+# ## 4. Memory: what fits on which GPU, and what happens when it does not
 #
 # In float16 the three networks take about 4.5 GB; sampling adds the UNet's activations for 2 x frames images
 # (guidance batches the conditional and unconditional passes), and decoding adds the VAE decoder's activations,
@@ -160,7 +368,7 @@ print("\nthis run:", generation.params["memory_plan"])
 print(memory.fitting_settings(6 * memory.GIB, 25, 576, 1024))
 print("this run needed a fallback:", generation.params["oom_fallback"] or "no")
 # %% [markdown]
-# ## 6. Saving, like the reference script
+# ## 5. Saving, like the reference script
 #
 # The reference script numbers its outputs `000000.mp4`, `000001.mp4`, ... and never overwrites one. An mp4 is
 # read back to check that every frame was written.
@@ -169,7 +377,45 @@ saved = save_numbered(video, out_dir, conditioning_image=prepared)   # {"mp4": .
 mp4_path = saved["mp4"]
 mp4_frames = count_frames(mp4_path)
 print(f"{mp4_path}: {mp4_path.stat().st_size:,} bytes, {mp4_frames} frames at {video.fps} fps")
-# %%
+# %% [markdown]
+# ## 6. From Stability's `simple_video_sample.py` to this notebook
+#
+# | the reference workflow | here |
+# |---|---|
+# | `git clone https://github.com/Stability-AI/generative-models`, `pip install -r requirements/pt2.txt` | `make setup` (or the bootstrap cell); notebook 00 checks the machine |
+# | put `svd.safetensors` in `checkpoints/` | `svd-lab download svd` (diffusers layout), or `svd-lab convert` for an sgm single file (notebook 00) |
+# | `python scripts/sampling/simple_video_sample.py --input_path assets/test_image.png --version svd` | `load_pipeline(version)` and `pipe.run(image)`: section 2 unrolls it, 2.9 checks the two agree |
+# | `--decoding_t 14` (lower it when VRAM is short) | `decoding_t`, planned from free VRAM (section 4) |
+# | `fps_id`, `motion_bucket_id`, `cond_aug`, `seed` arguments | the same names (section 3) |
+# | `outputs/simple_video_sample/svd/000000.mp4` | `save_numbered` (section 5); GIFs and inline display in notebook 04 |
+#
+# ## What you learned
+#
+# - SVD turns an image into three conditioning signals: CLIP's embedding (cross-attention), the VAE latent of the
+#   slightly noised image (concatenated to every frame, *unscaled*), and `[fps_id, motion_bucket_id, cond_aug]`.
+# - Guidance mixes a conditional and an unconditional prediction per frame; SVD's unconditional branch drops
+#   the image and keeps the motion numbers.
+# - Sampling is an Euler loop over Karras noise levels from `sqrt(700^2 + 1) n` to 0, then `latents / 0.18215`
+#   decoded `decoding_t` frames at a time.
+# - `motion_bucket_id` and `fps_id` mean speed and frame rate, and you can *measure* whether a model obeys them.
+#
+# ## References
+#
+# - Blattmann et al. 2023, *Stable Video Diffusion: Scaling Latent Video Diffusion Models to Large Datasets*,
+#   [arXiv:2311.15127](https://arxiv.org/abs/2311.15127); code: [Stability-AI/generative-models](https://github.com/Stability-AI/generative-models)
+#   (`scripts/sampling/simple_video_sample.py`).
+# - Karras et al. 2022, *Elucidating the Design Space of Diffusion-Based Generative Models* (EDM),
+#   [arXiv:2206.00364](https://arxiv.org/abs/2206.00364).
+# - Salimans & Ho 2022, *Progressive Distillation for Fast Sampling of Diffusion Models* (v-prediction),
+#   [arXiv:2202.00512](https://arxiv.org/abs/2202.00512).
+# - Ho & Salimans 2022, *Classifier-Free Diffusion Guidance*, [arXiv:2207.12598](https://arxiv.org/abs/2207.12598).
+# - Rombach et al. 2022, *High-Resolution Image Synthesis with Latent Diffusion Models*,
+#   [arXiv:2112.10752](https://arxiv.org/abs/2112.10752).
+# - Radford et al. 2021, *Learning Transferable Visual Models From Natural Language Supervision* (CLIP),
+#   [arXiv:2103.00020](https://arxiv.org/abs/2103.00020).
+# - diffusers' [`StableVideoDiffusionPipeline`](https://huggingface.co/docs/diffusers/api/pipelines/svd), which
+#   `tests/test_svd_equivalence.py` checks this library against.
+# %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 frames_float = generation.frames
 record("profile", resolved_profile)
@@ -187,5 +433,7 @@ record("frame_means_per_frame", frames_float.mean(dim=(1, 2, 3)))
 record("latent_std", generation.latents.std().item())
 record("decoding_t_1_max_change", decoding_t_change)
 record("sweep_motion", {str(b): m for b, m in motion.items()})
+record("fps_motion", {str(f): m for f, m in fps_motion.items()})
+record("by_hand_vs_pipeline", by_hand_vs_pipeline)
 record("mp4_frames", mp4_frames)
 record("mp4_bytes", mp4_path.stat().st_size)

@@ -128,7 +128,7 @@ display.scrubber(video, caption="frame scrubber")
 display.compare([read_frames(mp4_path), read_frames(gif_moviepy), read_frames(gif_sequence)],
                 ["mp4", f"moviepy from mp4 ({counts['GIF (moviepy, from the mp4)']} frames)",
                  f"ImageSequenceClip ({sequence_frames} frames)"], fps=video.fps, title="decoded files")
-# %%
+# %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 record("profile", resolved_profile)
 record("video_shape", [video.num_frames, video.height, video.width, 3])
