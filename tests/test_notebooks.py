@@ -105,6 +105,42 @@ def test_notebook_executes(name):
     assert "it/s]" not in shown and "s/it]" not in shown, f"{name}: a progress bar reached the executed notebook"
 
 
+def _exercises(run) -> dict[str, bool]:
+    return {k: v["value"] for k, v in run.records.items() if k.startswith("exercise.")}
+
+
+WITH_EXERCISES = [n for n in COURSE if "exercises.check(" in (NOTEBOOKS / n).read_text()]
+
+
+def test_the_course_has_exercises():
+    assert WITH_EXERCISES, "no notebook has exercises"
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WITH_EXERCISES)
+def test_exercises_say_not_yet_without_answers(name):
+    """The default execution (no answers filled in): every check runs, says "not yet", nothing crashes."""
+    run = executed(name)
+    fail_if_failed(run)
+    checks = _exercises(run)
+    nb = _notebook(name)
+    assert len(checks) == sum(c.source.count("exercises.check(") for c in nb.cells), checks
+    assert not any(checks.values()), f"{name}: a check passed without an answer: {checks}"
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions and all(c.metadata.jupyter.source_hidden for c in solutions)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WITH_EXERCISES)
+def test_exercises_pass_with_the_solutions(name):
+    run = executed(name, {"solutions": True})
+    fail_if_failed(run)
+    checks = _exercises(run)
+    assert checks and all(checks.values()), f"{name}: checks failing with the solutions filled in: {checks}"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The cloud bootstrap (first code cell): installs svd-lab where it is missing, does nothing where it is present.
 

@@ -53,7 +53,7 @@ display(report)
 # The **advice** at the bottom is what the sampling code will choose on this machine:
 #
 # - **profile**: `full` needs a CUDA GPU *and* a downloaded checkpoint. Without them the notebooks use the CPU
-#   profiles: `tiny` (SVD's real architecture shrunk to ~2.5 M parameters with *untrained* weights: the pipeline
+#   profiles: `tiny` (SVD's real architecture shrunk to ~2.6 M parameters with *untrained* weights: the pipeline
 #   runs end to end in seconds, but its videos are structured noise, not pictures) and `mini` (the course's own
 #   small world model, trained on simple moving shapes and shipped with the course, used in notebook 01).
 # - **dtype**: float16 on a GPU halves memory; a CPU computes in float32.
@@ -93,10 +93,15 @@ def gigabytes(n):
     return f"{n / 1e9:.1f} GB" if n else "-"
 
 
-print(f"{'name':<22}{'frames':>7}  {'download (fp16)':>16}  {'gated':>5}  licence")
+print(f"{'name':<22}{'frames':>7}  {'download':>9}  {'what is downloaded':<24}{'gated':>5}  licence")
 for spec in REGISTRY.values():
-    size = spec.size("diffusers", "fp16") or spec.size("sgm") if spec.downloadable else None
-    print(f"{spec.name:<22}{spec.num_frames or '-':>7}  {gigabytes(size):>16}  {'yes' if spec.gated else 'no':>5}"
+    if not spec.downloadable:
+        size, what = None, "-"
+    elif spec.size("diffusers", "fp16"):
+        size, what = spec.size("diffusers", "fp16"), "diffusers folder, fp16"
+    else:   # the image-decoder variants exist only as one sgm file in fp32
+        size, what = spec.size("sgm"), "sgm single file, fp32"
+    print(f"{spec.name:<22}{spec.num_frames or '-':>7}  {gigabytes(size):>9}  {what:<24}{'yes' if spec.gated else 'no':>5}"
           f"  {spec.licence}")
 # %% [markdown]
 # Which of them are on this machine (a checkpoint is *usable* when every file is present and complete):

@@ -84,7 +84,8 @@ for t, ax in enumerate(axes):
         ax.axvline(k - 0.5, color="tab:orange", lw=0.8)
     ax.set_title(f"frame {t}\ntoken slab {t // config.patch_t}", fontsize=8)
     ax.axis("off")
-fig.suptitle(f"spacetime patches: {config.patch_t} frames x {pixel_patch}x{pixel_patch} pixels per token")
+frames_per_token = f"{config.patch_t} frame" + ("s" if config.patch_t != 1 else "")
+fig.suptitle(f"spacetime patches: {frames_per_token} x {pixel_patch}x{pixel_patch} pixels per token")
 fig.tight_layout(rect=(0, 0, 1, 0.9))
 plt.show()
 # %%
@@ -93,7 +94,7 @@ with torch.no_grad():
 tokens = patchify(latents, config.patch_t, config.patch)                        # (1, N, pt * p * p * C)
 round_trip = unpatchify(tokens, config.grid, config.patch_t, config.patch)
 print(f"latent video {tuple(latents.shape)} -> {tokens.shape[1]} tokens of {tokens.shape[2]} values: a grid of "
-      f"{config.grid[0]} x {config.grid[1]} x {config.grid[2]} patches of {config.patch_t} frames x "
+      f"{config.grid[0]} x {config.grid[1]} x {config.grid[2]} patches of {frames_per_token} x "
       f"{config.patch} x {config.patch} latent pixels x {config.in_channels} channels")
 print(f"unpatchify gives the latent video back exactly: {torch.equal(round_trip, latents)}")
 # %% [markdown]

@@ -5,21 +5,21 @@
 # usually want a GIF, and in a notebook you want to *see* it, frame by frame. This notebook does all of that and
 # checks the files: how many frames each really holds, how long it plays, how big it is.
 #
-# On a CPU the video comes from the tiny profile (random weights: structured noise, but a real video file with
-# real frames); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
+# On a CPU the video comes from the mini profile (the tiny SVD this project trained: the rocket photo panning, at
+# 64x64); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
 # example one written by notebook 03.
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
 # %% tags=["parameters"]
-profile = "auto"          # "auto", "tiny" or "full": where the video comes from when video_path is None
+profile = "auto"          # "auto", "mini", "tiny" or "full": where the video comes from when video_path is None
 version = "svd"
 device = "auto"
 seed = 23
 num_frames = 14           # 14 frames at 7 fps: the case where a popular GIF recipe loses a frame
-num_steps = None          # None: 3 on tiny, the version's default on full
-height = None             # None: 64 on tiny, 576 on full
-width = None              # None: 64 on tiny, 1024 on full
+num_steps = None          # None: 3 on tiny, the version's default otherwise
+height = None             # None: 64 on mini and tiny, 576 on full
+width = None              # None: 64 on mini and tiny, 1024 on full
 video_path = None         # an existing mp4 to convert instead of sampling one
 output_dir = None         # None: outputs/notebooks/04_gif_display
 # %%
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from svd_lab import display, paths
 from svd_lab.record import record, reproducible
-from svd_lab.video import Video, count_frames, read_frames, save_numbered
+from svd_lab.video import Video, count_frames, read_frames, read_video, save_numbered
 
 reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "04_gif_display"
@@ -46,7 +46,8 @@ if video_path is None:
 else:
     resolved_profile = "file"
     mp4_path = Path(video_path)
-    video = Video(read_frames(mp4_path), fps=7)
+    file_frames, file_fps = read_video(mp4_path)          # the frame rate is the file's, not assumed
+    video = Video(file_frames, fps=file_fps)
 print(f"{mp4_path}: {video}")
 # %% [markdown]
 # ## 1. mp4 → GIF with moviepy
@@ -76,6 +77,24 @@ sequence.write_gif(str(gif_sequence), fps=video.fps, logger=None)
 sequence.close()
 sequence_frames = count_frames(gif_sequence)
 print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_frames}")
+# %% [markdown]
+# Which frame went missing? On a bouncing ball it is plain to see: 14 frames of a ball crossing the picture at 7
+# fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
+# second-to-last position instead of the last one.
+# %%
+from svd_lab.mini import data as ball_data
+
+ball = ball_data.generate(1, seed=3, frames=14)
+ball_frames = (ball.frames[0, :, 0, :, :, None].repeat(1, 1, 1, 3).numpy() * 255).round().astype("uint8")
+gif_ball = out_dir / "ball.sequence.gif"
+ball_clip = ImageSequenceClip(list(ball_frames), fps=7)
+ball_clip.write_gif(str(gif_ball), fps=7, logger=None)
+ball_clip.close()
+ball_written, _ = read_video(gif_ball)
+print(f"{gif_ball.name}: {len(ball_written)} of {len(ball_frames)} frames written")
+display.compare([ball_frames, ball_written], ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
+                fps=7, title="the ball's last position never appears in the short GIF")
+display.frame_grid(Video(ball_frames[-3:], fps=7), columns=3, title="the last three frames: the GIF stops at the second")
 # %% [markdown]
 # The library's writer (`Video.save_gif`, ffmpeg with one palette computed from all frames) writes every frame;
 # that is what `svd-lab sample --gif` uses.
@@ -134,6 +153,7 @@ record("profile", resolved_profile)
 record("video_shape", [video.num_frames, video.height, video.width, 3])
 record("fps", video.fps)
 record("frame_counts", counts)
+record("ball_gif_frames", len(ball_written))
 record("mp4_bytes", mp4_path.stat().st_size)
 record("gif_moviepy_bytes", gif_moviepy.stat().st_size)
 record("gif_library_bytes", gif_library.stat().st_size)
