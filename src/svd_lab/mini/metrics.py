@@ -138,18 +138,43 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
     return 0.0 if denom == 0 else float((x * y).sum() / denom)
 
 
-def score_videos(videos: torch.Tensor, first_frames: torch.Tensor, speed_buckets: torch.Tensor,
-                 radius: float = data.RADIUS) -> Scores:
-    """Score generated videos against physics (see the module docstring).
+@dataclass
+class VideoFits:
+    """Per-video measurements behind :class:`Scores` (B videos of T frames).
+
+    Attributes:
+        centroids: (B, T, 2) detected ball positions (row, column), NaN where nothing was found.
+        present: (B, T) frames that show one ball of the right size.
+        start: (B, 2) the ball in the conditioning frame.
+        velocity: (B, 2) fitted px/frame; residual: (B,) RMS px of the fit; speed: (B,) |velocity| (0 when fewer
+        than two frames have the ball); first_error: (B,) px; track_pass: (B,) bool.
+    """
+
+    centroids: torch.Tensor
+    present: torch.Tensor
+    start: torch.Tensor
+    velocity: torch.Tensor
+    residual: torch.Tensor
+    speed: torch.Tensor
+    first_error: torch.Tensor
+    track_pass: torch.Tensor
+
+    def fitted_track(self, size: int = data.SIZE, radius: float = data.RADIUS) -> torch.Tensor:
+        """(B, T, 2): the fitted bouncing trajectory at every frame."""
+        t = torch.arange(self.centroids.shape[1], dtype=torch.float32)
+        return data.reflect_into(self.start[:, None] + self.velocity[:, None] * t[None, :, None], radius,
+                                 size - radius)
+
+
+def fit_videos(videos: torch.Tensor, first_frames: torch.Tensor, radius: float = data.RADIUS) -> VideoFits:
+    """Detect the ball in every frame and fit each video's trajectory (see the module docstring).
 
     Args:
-        videos: (B, T, 1, H, W) or (B, T, H, W) in [0, 1]; first_frames: (B, H, W) (or with singleton dims) the
-        conditioning frames; speed_buckets: (B,) the requested buckets.
+        videos: (B, T, 1, H, W) or (B, T, H, W) in [0, 1]; first_frames: (B, H, W) (or with singleton dims).
     """
     if videos.ndim == 5:
         videos = videos[:, :, 0]
     first_frames = first_frames.reshape(videos.shape[0], *videos.shape[-2:])
-    speed_buckets = torch.as_tensor(speed_buckets).reshape(-1)
     b = videos.shape[0]
     cents, areas, ref_cent, ref_area = detect(videos, first_frames)
     present = (areas >= 0.5 * ref_area[:, None]) & (areas <= 2.0 * ref_area[:, None]) & (areas > 0)
@@ -161,17 +186,31 @@ def score_videos(videos: torch.Tensor, first_frames: torch.Tensor, speed_buckets
     n_present = present.sum(dim=1)
     track_pass = (n_present >= MIN_PRESENT_FRAMES) & (residual <= TRACK_TOLERANCE_PX)
     speed = torch.where(n_present >= 2, velocity.norm(dim=-1), torch.zeros(b))
-    fitted_bucket = torch.floor((speed - data.MIN_SPEED) / data.BUCKET_WIDTH)
+    return VideoFits(centroids=cents, present=present, start=ref_cent, velocity=velocity, residual=residual,
+                     speed=speed, first_error=first_err, track_pass=track_pass)
+
+
+def score_videos(videos: torch.Tensor, first_frames: torch.Tensor, speed_buckets: torch.Tensor,
+                 radius: float = data.RADIUS) -> Scores:
+    """Score generated videos against physics (see the module docstring).
+
+    Args:
+        videos: (B, T, 1, H, W) or (B, T, H, W) in [0, 1]; first_frames: (B, H, W) (or with singleton dims) the
+        conditioning frames; speed_buckets: (B,) the requested buckets.
+    """
+    fits = fit_videos(videos, first_frames, radius)
+    speed_buckets = torch.as_tensor(speed_buckets).reshape(-1)
+    fitted_bucket = torch.floor((fits.speed - data.MIN_SPEED) / data.BUCKET_WIDTH)
     in_bucket = (fitted_bucket - speed_buckets.float()).abs() <= 1
-    usable = residual[n_present >= 2]
+    usable = fits.residual[fits.present.sum(dim=1) >= 2]
     return Scores(
-        first_frame_error_px=float(first_err.mean()),
-        presence=float(present.float().mean()),
-        track_ok=float(track_pass.float().mean()),
+        first_frame_error_px=float(fits.first_error.mean()),
+        presence=float(fits.present.float().mean()),
+        track_ok=float(fits.track_pass.float().mean()),
         track_residual_px=float(usable.median()) if usable.numel() else float("nan"),
-        speed_correlation=pearson(speed_buckets.float(), speed),
+        speed_correlation=pearson(speed_buckets.float(), fits.speed),
         speed_in_bucket=float(in_bucket.float().mean()),
-        videos=b,
+        videos=fits.present.shape[0],
     )
 
 
