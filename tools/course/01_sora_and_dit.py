@@ -293,8 +293,10 @@ print(f"\n(on {num_videos} videos; the shipped model's full evaluation uses {met
 # ### What could go wrong: look at every sample, not only the table
 #
 # A table can hide one bad video. Below, for every sample: the detected ball (dots; hollow where no ball of the
-# right size was found), the trajectory fitted to it (line) and the real trajectory of the test video the first
-# frame came from (dashed). Then the speed each video was asked for against the speed it shows.
+# right size was found), the trajectory fitted to it (line) and the path of the test video the first frame came
+# from (dashed). The dashed path is only *one* possible future: a single frame does not say which way the ball
+# is going (only how fast, through the bucket), so a sample may rightly take another direction. What must hold
+# is that the dots lie on *some* physical line. Then the speed each video was asked for against the speed it shows.
 # %%
 fits = metrics.fit_videos(videos, reference.frames[:, 0])
 fitted_tracks = fits.fitted_track()
@@ -317,7 +319,7 @@ for i, ax in enumerate(axes.flat[:num_videos]):
     ax.set_yticks([])
 for ax in axes.flat[num_videos:]:
     ax.axis("off")
-fig.suptitle("detected ball (dots), fitted trajectory (line), the real test video (dashed)", fontsize=9)
+fig.suptitle("detected ball (dots), fitted trajectory (line), the test video's own path (dashed)", fontsize=9)
 fig.tight_layout()
 plt.show()
 # %%
