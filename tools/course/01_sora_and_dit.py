@@ -74,8 +74,6 @@ print(f"mini world model from {weights}: autoencoder {sum(p.numel() for p in mod
 #
 # down to sigma = 0, in a few Euler steps on a schedule that spends most steps at small sigma (Karras' rho = 7).
 # %%
-import math
-
 means, spread = torch.tensor([-1.0, 1.0]), 0.1   # the two clusters of the data
 
 
