@@ -32,13 +32,14 @@ num_videos = 8        # videos sampled for the physics check: one per speed buck
 live_steps = 300      # steps of the live training in section 7 (about a minute here; 1000 is about 3 minutes)
 mini_dir = None       # None: the shipped weights in checkpoints/mini
 output_dir = None     # None: outputs/notebooks/01_sora_and_dit
+solutions = False     # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, paths
+from svd_lab import display, exercises, paths
 from svd_lab.mini import data, flops, metrics
 from svd_lab.mini.dit import DiTBlock, patchify, unpatchify
 from svd_lab.mini.model import SamplingSettings, load_model
@@ -142,6 +143,22 @@ for s in (0.0, 1.0, 2.0, 4.0):
     guidance_share[s] = float((guided > 0).float().mean())
     print(f"guidance {s:>3}: {guidance_share[s]:6.1%} of samples in the requested +1 cluster")
 # %% [markdown]
+# ### Exercise 1 · Noise it yourself
+#
+# Make `my_noisy`: the toy `data_points` seen through noise of standard deviation sigma = 2 (one fresh Gaussian
+# draw per point). Its spread should then be sqrt(var(data) + sigma^2).
+# %%
+my_noisy = None   # your answer: a tensor shaped like data_points
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_noisy = data_points + 2.0 * torch.randn(data_points.shape, generator=toy_gen)
+# %%
+exercises.check("noise_it", my_noisy,
+                lambda a: a.shape == data_points.shape and abs(float(a.std()) - float((data_points.var() + 4) ** 0.5)) < 0.1
+                and not torch.equal(a, data_points),
+                hint="x = x0 + sigma * n with n = torch.randn(...) of the same shape")
+# %% [markdown]
 # SVD and the mini world model below are exactly this, with a network for `D`, videos for `x`, and an image and
 # a speed as the condition.
 # %% [markdown]
@@ -187,6 +204,21 @@ print(f"latent video {tuple(latents.shape)} -> {tokens.shape[1]} tokens of {toke
       f"{config.patch} x {config.patch} latent pixels x {config.in_channels} channels")
 print(f"unpatchify gives the latent video back exactly: {torch.equal(round_trip, latents)}")
 # %% [markdown]
+# ### Exercise 2 · Tokens with two frames per patch
+#
+# Sora's patches span time too. How many tokens does the latent video above give with `patch_t = 2` (two frames per
+# token) and the same spatial patch? Work it out from the grid, then check with `patchify`.
+# %%
+my_token_count = None   # your answer: an integer
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_token_count = (latents.shape[1] // 2) * (latents.shape[3] // config.patch) * (latents.shape[4] // config.patch)
+# %%
+exercises.check("tokens_patch_t2", my_token_count,
+                lambda a: int(a) == patchify(latents, 2, config.patch).shape[1],
+                hint="tokens = (frames / patch_t) x (height / patch) x (width / patch)")
+# %% [markdown]
 # ## 3. DiT and the adaLN-Zero block
 #
 # DiT is a plain vision transformer over these tokens, plus two things: fixed sine-cosine position embeddings (in
@@ -208,6 +240,23 @@ identity_at_init = torch.equal(block(x, c), x)
 print("fresh adaLN-Zero block is the identity:", identity_at_init)
 trained_gates = model.dit.blocks[0].adaLN_modulation[-1].weight.abs().mean().item()
 print(f"in the trained mini model, block 0's modulation weights are no longer zero (mean |w| = {trained_gates:.4f})")
+# %% [markdown]
+# ### Exercise 3 · Break adaLN-Zero
+#
+# Build a `DiTBlock(hidden=64, heads=4)` whose modulation layer does *not* start at zero (e.g. draw its last
+# layer's weights from a normal distribution with std 0.02), so that the gates are non-zero at initialisation.
+# The check verifies that your block is no longer the identity on `x, c` -- which is exactly what adaLN-Zero avoids.
+# %%
+my_block = None   # your answer: a DiTBlock
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_block = DiTBlock(hidden=64, heads=4)
+    torch.nn.init.normal_(my_block.adaLN_modulation[-1].weight, std=0.02)
+# %%
+exercises.check("adaln_not_zero", my_block,
+                lambda b: isinstance(b, DiTBlock) and not torch.allclose(b(x, c), x),
+                hint="the gates come from block.adaLN_modulation[-1]; its weight is zero after construction")
 # %% [markdown]
 # ## 4. Scaling: compute per forward pass
 #

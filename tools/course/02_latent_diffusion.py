@@ -28,13 +28,14 @@ max_guidance = 2.0      # ... rising linearly to this one at the last frame
 guidance_sweep_scales = [0.0, 1.0, 2.0, 4.0]   # the measured guidance sweep (section 7)
 mini_dir = None         # None: the shipped weights in checkpoints/mini
 output_dir = None       # None: outputs/notebooks/02_latent_diffusion
+solutions = False       # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, paths
+from svd_lab import display, exercises, paths
 from svd_lab.mini import data
 from svd_lab.mini.autoencoder import psnr
 from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, load_model
@@ -146,6 +147,23 @@ plt.show()
 print("SVD, 25 steps:", [round(v, 4) for v in svd_sigmas.tolist()[:4]], "...",
       [round(v, 4) for v in svd_sigmas.tolist()[-4:]])
 # %% [markdown]
+# ### Exercise 1 · The schedule from its formula
+#
+# Write the Karras schedule yourself: the `num_steps` noise levels (without the final 0) for the mini sampler,
+# from `settings.sigma_max` down to `settings.sigma_min` with rho = 7. Then try rho = 1 and see where the steps go.
+# %%
+my_sigmas = None   # your answer: a tensor of num_steps noise levels
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    rho, i = 7.0, torch.arange(num_steps, dtype=torch.float64)
+    hi, lo = settings.sigma_max ** (1 / rho), settings.sigma_min ** (1 / rho)
+    my_sigmas = (hi + i / (num_steps - 1) * (lo - hi)) ** rho
+# %%
+exercises.check("karras_formula", my_sigmas,
+                lambda a: torch.allclose(torch.as_tensor(a, dtype=torch.float64), mini_sigmas[:-1].double(), rtol=1e-4),
+                hint="sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i = 0..N-1")
+# %% [markdown]
 # ## 4. Forward noising
 #
 # Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
@@ -220,6 +238,22 @@ ax.set_ylabel("coefficient")
 ax.set_title("how much of D(x) comes from x (c_skip) and from the network (c_out)")
 ax.legend(fontsize=8)
 plt.show()
+# %% [markdown]
+# ### Exercise 2 · Preconditioning by hand
+#
+# At sigma equal to the data's spread (sigma = sigma_d = 0.5), what are EDM's `c_skip`, `c_out` and `c_in`? Work
+# them out from the table, as three numbers.
+# %%
+my_scalars = None   # your answer: (c_skip, c_out, c_in)
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    sd = 0.5
+    my_scalars = (sd**2 / (2 * sd**2), sd * sd / (2 * sd**2) ** 0.5, 1 / (2 * sd**2) ** 0.5)   # 0.5, 0.354, 1.414
+# %%
+exercises.check("edm_scalars", my_scalars,
+                lambda a: all(abs(float(u) - float(v)) < 1e-3 for u, v in zip(a, mini_precondition(0.5)[:3], strict=True)),
+                hint="with sigma = sigma_d every sigma^2 + sigma_d^2 is 2 sigma_d^2")
 # %% [markdown]
 # ## 6. Sampling: one Euler step by hand, then a whole run
 #

@@ -22,10 +22,11 @@ height = None             # None: 64 on mini and tiny, 576 on full
 width = None              # None: 64 on mini and tiny, 1024 on full
 video_path = None         # an existing mp4 to convert instead of sampling one
 output_dir = None         # None: outputs/notebooks/04_gif_display
+solutions = False         # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
-from svd_lab import display, paths
+from svd_lab import display, exercises, paths
 from svd_lab.record import record, reproducible
 from svd_lab.video import Video, count_frames, read_frames, read_video, save_numbered
 
@@ -95,6 +96,52 @@ print(f"{gif_ball.name}: {len(ball_written)} of {len(ball_frames)} frames writte
 display.compare([ball_frames, ball_written], ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
                 fps=7, title="the ball's last position never appears in the short GIF")
 display.frame_grid(Video(ball_frames[-3:], fps=7), columns=3, title="the last three frames: the GIF stops at the second")
+# %% [markdown]
+# ### Exercise 1 · Predict the loss
+#
+# A clip of `n` frames at `fps` frames per second lasts `n / fps` seconds in exact arithmetic. `ImageSequenceClip`
+# adds up the `n` frame durations `1 / fps` in floating point, and the GIF writer then writes
+# `int(duration * fps)` frames. For 21 frames at 7 fps, how many frames does it write? Reason with Python's floats,
+# then let the check write the GIF and count.
+# %%
+my_frames_written = None   # your answer: an integer
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    duration = sum([1 / 7] * 21)                              # 2.999999999999999, not 3
+    my_frames_written = int(duration * 7)                     # int(20.999999999999993) = 20
+# %%
+def _written(n: int) -> int:
+    """Frames in the GIF moviepy writes for n distinct frames at 7 fps (identical frames would be merged)."""
+    frames_n = ball_data.generate(1, seed=3, frames=n).frames[0, :, 0, :, :, None].repeat(1, 1, 1, 3)
+    clip21 = ImageSequenceClip(list((frames_n.numpy() * 255).round().astype("uint8")), fps=7)
+    path = out_dir / "exercise.gif"
+    clip21.write_gif(str(path), fps=7, logger=None)
+    clip21.close()
+    count = count_frames(path)
+    path.unlink()
+    return count
+
+
+exercises.check("frames_written", my_frames_written, lambda a: int(a) == _written(21),
+                hint="print(repr(sum([1 / 7] * 21))): is it 3?")
+# %% [markdown]
+# ### Exercise 2 · Write the ball GIF with every frame
+#
+# Write `ball_frames` (14 frames, 7 fps) to `out_dir / "ball.full.gif"` so that the file holds all 14 frames, and
+# set `my_gif` to its path. Any way that works is fine.
+# %%
+my_gif = None   # your answer: the path of the GIF you wrote
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_gif = out_dir / "ball.full.gif"
+    if my_gif.exists():
+        my_gif.unlink()
+    Video(ball_frames, fps=7).save_gif(my_gif)               # ffmpeg, one palette, every frame
+# %%
+exercises.check("full_ball_gif", my_gif, lambda a: count_frames(Path(a)) == len(ball_frames),
+                hint="the library's Video(frames, fps=7).save_gif(path) writes every frame; moviepy's writer stops early")
 # %% [markdown]
 # The library's writer (`Video.save_gif`, ffmpeg with one palette computed from all frames) writes every frame;
 # that is what `svd-lab sample --gif` uses.
