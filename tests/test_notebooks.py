@@ -103,6 +103,11 @@ def test_notebook_executes(name):
     assert "svd_lab.record" not in shown
     # progress bars were off: no tqdm bar, as text or as a widget's text/plain, in any output
     assert "it/s]" not in shown and "s/it]" not in shown, f"{name}: a progress bar reached the executed notebook"
+    # the scaffolding is collapsed: bootstrap, papermill's injected parameters, the regression records
+    for cell in executed_nb.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if tags & {"injected-parameters", "record"} or "Cloud bootstrap" in cell.source:
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (name, cell.source[:60])
 
 
 def _exercises(run) -> dict[str, bool]:

@@ -219,6 +219,9 @@ def execute_notebook(
         nb = nbformat.read(running, as_version=4)
         nb.metadata.setdefault("svd_lab", {})["records"] = records
         nb.metadata["svd_lab"]["status"] = status
+        for cell in nb.cells:   # papermill's injected parameters are scaffolding: shown collapsed, like the bootstrap
+            if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
         nbformat.write(nb, running)
         os.replace(running, final)
     artifacts = sorted(p for p in artifacts_dir.rglob("*") if p.is_file())
