@@ -1,5 +1,6 @@
-"""The tiny SVD's data and metrics (issue 15, in progress): clips are deterministic with known ground truth, and the
-motion measurements tell a real pan from a static copy. Training and shipped weights are not there yet."""
+"""The tiny SVD that has learned: deterministic clips with known ground truth, motion measurements that tell a real
+pan from a static copy, a training run that lowers the loss, and shipped weights that load through
+``load_pipeline`` and meet the bar (the static copy and the untrained model do not)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 pytest.importorskip("skimage", reason="the training photos come from scikit-image (pip install 'svd-lab[train]')")
 
 from svd_lab.svdmini import data, metrics
+from svd_lab.svdmini.model import is_present, shipped_folder
 
 
 def test_clips_are_deterministic_and_follow_the_speed_rule():
@@ -45,3 +47,79 @@ def test_spearman_with_ties():
     assert metrics.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert metrics.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert metrics.spearman([1, 2, 3, 3], [1, 2, 2, 5]) == pytest.approx(0.8333, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- shipped weights
+
+shipped = pytest.mark.skipif(not is_present(), reason="no shipped tiny SVD in checkpoints/svdmini")
+
+
+@shipped
+def test_shipped_weights_are_small_fp16_safetensors_from_the_recipe():
+    import json
+
+    from svd_lab.svdmini.train import TrainSettings
+
+    folder = shipped_folder()
+    weights = sorted(folder.rglob("*.safetensors"))
+    assert {w.parent.name for w in weights} == {"unet", "vae", "image_encoder"}
+    assert all(".fp16." in w.name for w in weights)
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 20 * 2**20
+    log = json.loads((folder / "training.json").read_text())
+    assert log["settings"] == {**TrainSettings().__dict__, "seed": 0}, "shipped weights must come from the recipe"
+    assert log["total_seconds"] <= 3600, "the recipe must train within 60 minutes on this CPU"
+    assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.ckpt")) and not list(folder.rglob("*.pt"))
+
+
+@shipped
+def test_load_pipeline_picks_the_mini_profile_on_a_cpu_and_the_rocket_moves_as_asked():
+    from svd_lab import paths
+    from svd_lab.svd.pipeline import load_pipeline
+
+    pipe, choice = load_pipeline("svd", profile="auto", device="cpu", progress=False)
+    assert choice.profile == "mini", choice.reason
+    rocket = str(paths.project_root() / "assets" / "rocket.png")
+    steps = {}
+    for bucket in (0, 255):
+        generation = pipe.run(rocket, motion_bucket_id=bucket, seed=23, progress=False)
+        assert generation.frames.shape == (data.FRAMES, 3, data.SIZE, data.SIZE)
+        steps[bucket] = metrics.per_frame_displacement(generation.frames)
+    expected = float(data.speed_to_step(255, 6))
+    assert abs(steps[0]) < 0.3 * expected, steps
+    assert steps[255] > 0.6 * expected, steps
+
+
+@shipped
+@pytest.mark.slow
+def test_shipped_model_meets_the_bar_and_the_baselines_do_not():
+    rows = {r.name: r for r in metrics.evaluate(log=lambda m: None)}
+    model = rows["shipped"]
+    assert model.meets_bar(), (model.passes(), model.to_dict())
+    static = rows["static copy"].passes()
+    assert not static["motion_spearman"] and not static["fps_share"]
+    assert not rows["untrained"].meets_bar()
+    real = rows["real clips"]
+    assert real.motion_spearman >= 0.99 and real.fps_share == 1.0
+
+
+@pytest.mark.slow
+def test_a_short_training_run_lowers_the_loss(tmp_path):
+    from svd_lab.svdmini.model import load_mini
+    from svd_lab.svdmini.train import TrainSettings, train
+
+    settings = TrainSettings(vae_steps=20, pool_clips=32, steps=60, warmup=10)
+    _, log = train(settings, out=tmp_path / "run", progress=False, log=lambda m: None)
+    losses = [loss for _, _, loss in log["loss"]]
+    assert sum(losses[-15:]) / 15 < 0.8 * sum(losses[:15]) / 15, (losses[:15], losses[-15:])
+    vae_losses = [loss for _, loss in log["vae"]["loss"]]
+    assert sum(vae_losses[-5:]) < sum(vae_losses[:5])
+    reloaded = load_mini(tmp_path / "run")          # the saved folder loads like any diffusers checkpoint
+    assert reloaded.profile == "mini" and (tmp_path / "run" / "loss.png").is_file()
+
+
+def test_every_training_photo_is_named_with_its_licence_in_assets():
+    from svd_lab import paths
+
+    text = (paths.project_root() / "assets" / "LICENSES.md").read_text()
+    for name, (what, author, licence) in data.PHOTOS.items():
+        assert f"| `{name}()` | {what} | {author} | {licence} |" in text, name
