@@ -6,10 +6,12 @@
 # | notebook | what you learn |
 # |---|---|
 # | **00 setup** (this one) | check the machine, the Jupyter kernel and the model checkpoints |
-# | 01 Sora and DiT | what OpenAI's Sora report claims, the Diffusion Transformer, and a mini world model you can sample on a laptop |
-# | 02 latent diffusion | why diffusion runs on compressed latents, the EDM noise schedule, preconditioning, guidance |
-# | 03 SVD sampling | Stable Video Diffusion: one image in, a short video out, and what each knob does |
+# | 01 Sora and DiT | diffusion from scratch on 1-D data, what OpenAI's Sora report claims, the Diffusion Transformer, a mini world model you sample, measure and train live |
+# | 02 latent diffusion | why diffusion runs on compressed latents, the EDM noise schedule, noising, preconditioning, guidance measured |
+# | 03 SVD sampling | Stable Video Diffusion unrolled step by step, checked against the library, and what each knob does (measured) |
 # | 04 GIF and display | turning the video into an mp4/GIF, showing it inline, checking frames and file sizes |
+#
+# Each notebook has exercises: a task, a check that says "correct" or "not yet", and a collapsed solution.
 #
 # Every notebook is a thin driver over the `svd_lab` library: the code you read here calls tested functions
 # instead of re-implementing models. Each one runs top to bottom on a CPU (small "tiny"/"mini" models, seconds)
@@ -25,11 +27,12 @@ profile = "auto"          # "auto" picks "full" on a CUDA GPU with a checkpoint,
 device = "auto"           # "auto", "cpu" or "cuda"
 checkpoints_dir = None    # None: checkpoints/ in the course folder, or $SVD_LAB_CHECKPOINTS
 output_dir = None         # None: outputs/notebooks/00_setup
+solutions = False         # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
 import svd_lab
-from svd_lab import paths
+from svd_lab import exercises, paths
 from svd_lab.record import record
 
 ckpt_dir = Path(checkpoints_dir) if checkpoints_dir else paths.checkpoints_dir()
@@ -54,8 +57,9 @@ display(report)
 #
 # - **profile**: `full` needs a CUDA GPU *and* a downloaded checkpoint. Without them the notebooks use the CPU
 #   profiles: `tiny` (SVD's real architecture shrunk to ~2.6 M parameters with *untrained* weights: the pipeline
-#   runs end to end in seconds, but its videos are structured noise, not pictures) and `mini` (the course's own
-#   small world model, trained on simple moving shapes and shipped with the course, used in notebook 01).
+#   runs end to end in seconds, but its videos are structured noise, not pictures) and `mini` (SVD's same three
+#   network classes, sized for a CPU and *trained* by this project on camera pans over photos: the default of
+#   notebooks 03 and 04 on a CPU). Notebooks 01 and 02 use the mini world model (a small DiT on bouncing balls).
 # - **dtype**: float16 on a GPU halves memory; a CPU computes in float32.
 # - **decoding_t**: how many frames the video VAE decodes at once. It is the usual cause of out-of-memory
 #   errors with real SVD; notebook 03 comes back to it.
@@ -128,6 +132,51 @@ if not found:
 # A download is verified file by file (sizes and checksums) and either completes or says exactly what went wrong;
 # running it again resumes. `svd_xt_1_1` is *gated*: accept its licence on the Hugging Face model page, then log in
 # (`hf auth login`, or set `HF_TOKEN`). From mainland China set `HF_ENDPOINT=https://hf-mirror.com` first.
+# %% [markdown]
+# ### Exercise 1 · Plan the disk
+#
+# You want to try both SVD (14 frames) and SVD-XT (25 frames) in the diffusers layout. How many bytes will the two
+# fp16 downloads take together? Use the registry (`REGISTRY[name].size("diffusers", "fp16")`), not the rounded
+# table.
+# %%
+my_bytes = None   # your answer: an integer number of bytes
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_bytes = REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16")
+# %%
+exercises.check("disk_plan", my_bytes,
+                lambda a: int(a) == REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16"),
+                hint="add the two versions' fp16 sizes: about 2 x 4.5 GB")
+# %% [markdown]
+# ### Exercise 2 · Which one needs a login?
+#
+# One release is *gated*: Hugging Face serves it only after you accept its licence and log in. Name it (the
+# registry knows: `spec.gated`).
+# %%
+my_gated = None   # your answer: a version name such as "svd"
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    my_gated = next(name for name, spec in REGISTRY.items() if spec.gated)
+# %%
+exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated,
+                hint="look at the 'gated' column of the table above")
+# %% [markdown]
+# ## What you learned
+#
+# - How to check a machine for the course (`svd-lab doctor`), and what each line of its advice means.
+# - Which SVD releases exist, how big they are, which one is gated, and how to download and verify one.
+# - The three profiles: `full` (the real checkpoints, a GPU), `mini` (trained small models, any CPU), `tiny`
+#   (random weights, the tests).
+#
+# ## References
+#
+# - Stability AI, [generative-models](https://github.com/Stability-AI/generative-models) (the reference SVD code)
+#   and the model cards on Hugging Face: [stable-video-diffusion-img2vid](https://huggingface.co/stabilityai/stable-video-diffusion-img2vid),
+#   [-xt](https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt),
+#   [-xt-1-1](https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1).
+# - [huggingface_hub download guide](https://huggingface.co/docs/huggingface_hub/guides/download) (mirrors, tokens, resume).
 # %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 record("profile", resolved_profile)

@@ -194,6 +194,20 @@ display.scrubber(video, caption="frame scrubber")
 display.compare([read_frames(mp4_path), read_frames(gif_moviepy), read_frames(gif_sequence)],
                 ["mp4", f"moviepy from mp4 ({counts['GIF (moviepy, from the mp4)']} frames)",
                  f"ImageSequenceClip ({sequence_frames} frames)"], fps=video.fps, title="decoded files")
+# %% [markdown]
+# ## What you learned
+#
+# - Convert an mp4 to a GIF with moviepy 2 (the new imports), and why frames go missing when a clip is built from
+#   frames at 7 fps (a floating-point duration); how to count what a file really holds.
+# - Show videos inline as HTML5 or GIF, as a frame grid, with a scrubber, and side by side.
+#
+# ## References
+#
+# - [moviepy 2 documentation](https://zulko.github.io/moviepy/) and its
+#   [v1 -> v2 migration guide](https://zulko.github.io/moviepy/getting_started/updating_to_v2.html).
+# - [FFmpeg's palettegen/paletteuse filters](https://ffmpeg.org/ffmpeg-filters.html#palettegen) (how `Video.save_gif`
+#   makes one palette for all frames).
+# - Stability AI's `scripts/sampling/simple_video_sample.py`, which writes the mp4 this notebook starts from.
 # %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
 record("profile", resolved_profile)
