@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "svd_lab.commands.mini",
     "svd_lab.commands.svdmini",
     "svd_lab.commands.sample",
+    "svd_lab.commands.batch",
 ]
 
 
