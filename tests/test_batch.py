@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from svd_lab import batch
+from svd_lab import batches as batch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_frames": 2, "num_steps": 2}

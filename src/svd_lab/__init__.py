@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "doctor"]
+__all__ = ["__version__", "batch", "doctor"]
 
 
 def doctor(checkpoints_dir=None):
@@ -16,3 +16,16 @@ def doctor(checkpoints_dir=None):
     from svd_lab.diagnostics import run_doctor
 
     return run_doctor(checkpoints_dir=checkpoints_dir)
+
+
+def batch(images, out, *, seeds=None, motion_bucket_ids=None, pipe=None, show=True, **options):
+    """Generate one video per (image, seed, motion bucket) into ``out``, resumably; returns the manifest as a
+    :class:`svd_lab.batches.BatchResult` (a table in a notebook) and, with ``show``, the videos side by side.
+
+    ``images``: a folder, a glob pattern, a file or a list of them. ``pipe``: a loaded pipeline to reuse (else
+    one is loaded: ``version=``, ``profile=``). Other keywords: ``SVDPipeline.run``'s (``num_frames``, ``fps_id``,
+    ...). See :mod:`svd_lab.batches` and ``svd-lab batch`` for many processes or GPUs.
+    """
+    from svd_lab.batches import batch as run
+
+    return run(images, out, seeds=seeds, motion_bucket_ids=motion_bucket_ids, pipe=pipe, show=show, **options)

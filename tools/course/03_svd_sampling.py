@@ -351,6 +351,28 @@ decoding_t_change = (frames_chunked - generation.frames).abs().max().item()
 print(f"decoding_t {generation.params['decoding_t']} vs 1: largest pixel difference {decoding_t_change:.4f} "
       f"({'the temporal decoder mixes frames' if comps.decoder == 'temporal' else 'per-frame decoder'})")
 # %% [markdown]
+# ### Many videos at once: `svd_lab.batch`
+#
+# Liked one video and want fifty? `svd_lab.batch` makes one video per (image, seed, motion bucket) into a folder
+# with a manifest (`manifest.jsonl`: every job's parameters, status and output). It is **resumable**: run it again
+# and finished jobs are skipped, failed ones retried, nothing is overwritten; a bad image fails only its own jobs.
+# Here: the three course images at two motion buckets, with the pipeline already loaded.
+# %%
+import svd_lab
+
+course_images = [paths.project_root() / "assets" / f"{name}.png" for name in ("rocket", "astronaut", "coffee")]
+batch_result = svd_lab.batch(course_images, out_dir / "batch", motion_bucket_ids=[0, 255], seeds=[seed], pipe=pipe,
+                             num_frames=num_frames, num_steps=num_steps, width=width, height=height)
+batch_result
+# %% [markdown]
+# In a shell the same runs on every GPU of a machine (or several CPU processes), the jobs split between
+# processes by Hugging Face `accelerate`:
+#
+# ```bash
+# svd-lab batch my_photos/ --out outputs/batch --seeds 1,2,3 --motion-bucket-ids 64,127,255 --processes 4
+# accelerate launch --multi_gpu --num_processes 4 -m svd_lab batch my_photos/ --out outputs/batch   # the same
+# ```
+# %% [markdown]
 # ## 4. Memory: what fits on which GPU, and what happens when it does not
 #
 # In float16 the three networks take about 4.5 GB; sampling adds the UNet's activations for 2 x frames images
@@ -439,5 +461,6 @@ record("decoding_t_1_max_change", decoding_t_change)
 record("sweep_motion", {str(b): m for b, m in motion.items()})
 record("fps_motion", {str(f): m for f, m in fps_motion.items()})
 record("by_hand_vs_pipeline", by_hand_vs_pipeline)
+record("batch_counts", batch_result.counts)
 record("mp4_frames", mp4_frames)
 record("mp4_bytes", mp4_path.stat().st_size)

@@ -3,7 +3,7 @@
 ``--processes N`` starts ``accelerate launch --multi_gpu --num_processes N`` on this same command (CPU processes
 joined with gloo where there is no CUDA); ``accelerate launch -m svd_lab batch ...`` works too, with any
 accelerate configuration (GPUs, machines).
-See :mod:`svd_lab.batch` for the manifest, resuming and how jobs are claimed.
+See :mod:`svd_lab.batches` for the manifest, resuming and how jobs are claimed.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _launch(args, argv: list[str]) -> int:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(args.processes),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     if args.processes > 1:
-        # torchrun-style launcher; without CUDA the processes run on the CPU (see svd_lab.batch.process_state)
+        # torchrun-style launcher; without CUDA the processes run on the CPU (see svd_lab.batches.process_state)
         command.append("--multi_gpu")
     elif not torch.cuda.is_available():
         command.append("--cpu")
@@ -82,14 +82,14 @@ def _launch(args, argv: list[str]) -> int:
     rc = subprocess.call(command, env={**os.environ, "SVD_LAB_BATCH_CHILD": "1"})
     if rc != 0:
         return rc
-    from svd_lab.batch import job_states
+    from svd_lab.batches import job_states
 
     states = job_states(args.out)
     return 1 if any(states.get(job.id, {}).get("status") != "done" for job in _jobs(args)) else 0
 
 
 def _jobs(args):
-    from svd_lab.batch import find_images, plan_jobs
+    from svd_lab.batches import find_images, plan_jobs
 
     options = {k: getattr(args, k) for k in ("num_frames", "num_steps", "fps_id", "cond_aug", "min_guidance",
                                              "max_guidance", "width", "height", "decoding_t")}
@@ -97,14 +97,14 @@ def _jobs(args):
 
 
 def run(args) -> int:
-    from svd_lab.batch import run_batch
+    from svd_lab.batches import run_batch
 
     if args.processes is not None and not os.environ.get("SVD_LAB_BATCH_CHILD"):
         return _launch(args, sys.argv[sys.argv.index("batch"):])
     jobs = _jobs(args)
     result = run_batch(jobs, args.out, version=args.version, profile=args.profile, checkpoint=args.checkpoint,
                        device=args.device, dtype=args.dtype, memory=args.memory, progress=not args.no_progress)
-    from svd_lab.batch import process_state
+    from svd_lab.batches import process_state
 
     if process_state().is_main_process:
         print(result.table())
