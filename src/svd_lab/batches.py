@@ -250,6 +250,9 @@ class BatchResult:
                      f"{'es' if self.processes != 1 else ''}) in {self.out}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return self.table()
+
     def _repr_html_(self) -> str:
         import html
 

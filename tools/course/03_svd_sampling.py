@@ -358,12 +358,14 @@ print(f"decoding_t {generation.params['decoding_t']} vs 1: largest pixel differe
 # and finished jobs are skipped, failed ones retried, nothing is overwritten; a bad image fails only its own jobs.
 # Here: the three course images at two motion buckets, with the pipeline already loaded.
 # %%
+import IPython.display
+
 import svd_lab
 
 course_images = [paths.project_root() / "assets" / f"{name}.png" for name in ("rocket", "astronaut", "coffee")]
 batch_result = svd_lab.batch(course_images, out_dir / "batch", motion_bucket_ids=[0, 255], seeds=[seed], pipe=pipe,
                              num_frames=num_frames, num_steps=num_steps, width=width, height=height)
-batch_result
+IPython.display.display(batch_result)      # the manifest as a table (plain text outside a notebook)
 # %% [markdown]
 # In a shell the same runs on every GPU of a machine (or several CPU processes), the jobs split between
 # processes by Hugging Face `accelerate`:
