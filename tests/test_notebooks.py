@@ -227,6 +227,21 @@ def test_bootstrap_installs_svd_lab_in_a_fresh_venv(tmp_path):
     assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
 
 
+@pytest.mark.slow
+def test_bootstrap_failure_names_the_mirror_variables(tmp_path):
+    """Where the source or the index cannot be reached, the cell says which variables to set (no bare traceback)."""
+    python = _fresh_venv_without_svd_lab(tmp_path)
+    env = {**os.environ, "SVD_LAB_SOURCE": str(tmp_path / "no-checkout-here"), "PIP_NO_INDEX": "1",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    run = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         check=False)
+    assert run.returncode != 0
+    assert "with packages from http://127.0.0.1:9/simple" in run.stdout
+    assert "RuntimeError: bootstrap failed" in run.stderr
+    assert "SVD_LAB_SOURCE" in run.stderr and "PIP_INDEX_URL" in run.stderr
+
+
 def test_bootstrap_does_nothing_where_svd_lab_is_installed(tmp_path):
     env = {**os.environ, "SVD_LAB_SOURCE": str(tmp_path / "does-not-exist")}
     run = subprocess.run([sys.executable, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, check=False)

@@ -71,17 +71,31 @@ def bootstrap_source(repo_url: str) -> str:
     """
     return f'''# Cloud bootstrap (Colab, ModelArts, a fresh Binder): set up svd-lab if this kernel lacks it.
 # Where svd_lab is already installed (make setup, the svd-lab kernel) this cell does nothing.
+# GitHub slow or blocked? Set SVD_LAB_SOURCE to a mirror's git URL or a local checkout, and PIP_INDEX_URL to a
+# pip mirror (e.g. https://repo.huaweicloud.com/repository/pypi/simple) before running it.
 import importlib.util, os, subprocess, sys
 
 if importlib.util.find_spec("svd_lab") is None:
     _source = os.environ.get("{SOURCE_ENV}", "{repo_url}")  # a git URL or a local checkout
-    print(f"svd_lab is not installed in this kernel: installing it from {{_source}} (a minute or two) ...")
+    _index = os.environ.get("PIP_INDEX_URL")  # pip reads it itself; shown so you know which index is used
+    print(f"svd_lab is not installed in this kernel: installing it from {{_source}}"
+          f"{{' with packages from ' + _index if _index else ''}} (a minute or two) ...")
+
+    def _run(command):
+        try:
+            subprocess.run(command, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise RuntimeError(
+                f"bootstrap failed: {{' '.join(command[:4])}} ... ({{exc}}). If GitHub or PyPI is slow or blocked "
+                "here, set {SOURCE_ENV} to a mirror of the repository (or a local checkout) and PIP_INDEX_URL to "
+                "a reachable pip index, then run this cell again") from None
+
     if "://" in _source:  # clone: the course needs the repository's images and shipped model weights too
         _checkout = os.path.abspath("svd-lab")
         if not os.path.isdir(_checkout):
-            subprocess.run(["git", "clone", "--quiet", "--depth", "1", _source, _checkout], check=True)
+            _run(["git", "clone", "--quiet", "--depth", "1", _source, _checkout])
         _source = _checkout
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", _source], check=True)
+    _run([sys.executable, "-m", "pip", "install", "--quiet", "-e", _source])
     sys.path.insert(0, os.path.join(_source, "src"))  # an editable install is seen by new kernels only
     importlib.invalidate_caches()
     os.chdir(os.path.join(_source, "notebooks"))  # relative paths as in a local checkout
