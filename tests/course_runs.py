@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from svd_lab.notebook_runs import COURSE, KERNEL_NAME, NotebookRun, execute_notebook
+from svd_lab.processes import pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -30,21 +31,11 @@ CELL_TIMEOUT = 300
 _runs: dict[tuple[str, str], NotebookRun] = {}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_finished_runs() -> None:
     if not OUTPUT_ROOT.is_dir():
         return
     for folder in OUTPUT_ROOT.iterdir():
-        if folder.is_dir() and folder.name.isdigit() and int(folder.name) != os.getpid() and not _alive(int(folder.name)):
+        if folder.is_dir() and folder.name.isdigit() and int(folder.name) != os.getpid() and not pid_alive(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

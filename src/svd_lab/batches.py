@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from svd_lab.errors import InputError
+from svd_lab.processes import pid_alive
 
 MANIFEST = "manifest.jsonl"
 CLAIMS = ".claims"
@@ -140,16 +141,6 @@ def job_states(out: str | os.PathLike) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------- claims
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _claim(out: Path, job: Job) -> bool:
     """Create the job's claim exclusively; take over a claim whose process (on this host) is gone."""
     claims = out / CLAIMS
@@ -164,7 +155,7 @@ def _claim(out: Path, job: Job) -> bool:
                 holder = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 return False  # being written right now: someone else has it
-            if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
+            if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()  # a dead process's claim: try again
                 continue

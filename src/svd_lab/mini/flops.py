@@ -1,15 +1,6 @@
 r"""The DiT paper's Table 4 from code: forward cost and parameters of its twelve models (see :mod:`svd_lab.flops`).
 
-Units, because papers mix them:
-
-* **multiply-adds (MACs)**: one per ``a * b + c``. The DiT paper's "Gflops" are these (it counts with fvcore,
-  which counts one per multiply-add).
-* **FLOPs**: two per multiply-add (PyTorch's ``FlopCounterMode`` and most hardware spec sheets).
-
-We count with :class:`torch.utils.flop_counter.FlopCounterMode` (matrix multiplications, convolutions and the
-attention matmuls ``Q K^T`` and ``A V``; element-wise work such as softmax, norms and activations is not counted,
-like fvcore) and divide by two for multiply-adds. Models are built on the ``meta`` device: no memory, no
-arithmetic, only shapes -- counting the 1.5 B-parameter SVD UNet takes seconds.
+Units (multiply-adds vs FLOPs) and how the counting works: :mod:`svd_lab.flops`.
 
 Per DiT block with N tokens of width d, the cost is about ``12 N d^2`` (qkv 3, projection 1, MLP 8) plus
 ``2 N^2 d`` for attention: patch size p quarters N for each doubling, which is Table 4's ~4x per patch halving.
