@@ -302,3 +302,25 @@ def test_binder_installs_cpu_torch_the_package_and_the_kernel():
     assert os.access(REPO / "binder" / "postBuild", os.X_OK)
     assert "download.pytorch.org/whl/cpu" in post and "-e ." in post and "svd-lab kernel install" in post
     assert "python=" in (REPO / "binder" / "environment.yml").read_text()
+
+
+def test_no_display_result_is_thrown_away():
+    """svd_lab.display's functions return what to show; only a cell's last expression is shown by Jupyter, so a
+    call anywhere else must be wrapped in IPython.display.display (found by the browser test, 01/03/04)."""
+    import ast
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from build_notebooks import SOURCES, parse_source
+
+    lost = []
+    for source in sorted(SOURCES.glob("[0-9][0-9]_*.py")):
+        for cell in parse_source(source):
+            if cell["kind"] != "code":
+                continue
+            body = ast.parse(cell["source"]).body
+            for node in ast.walk(ast.Module(body=body[:-1], type_ignores=[])):
+                if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                        and isinstance(node.value.func, ast.Attribute)
+                        and isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == "display"):
+                    lost.append(f"{source.name}:{cell['line']} display.{node.value.func.attr}")
+    assert not lost, lost

@@ -354,7 +354,9 @@ def batch(images: str | os.PathLike | list, out: str | os.PathLike, *, seeds: li
 
         labels = [f"{Path(j['image']).stem} s{j['seed']} m{j['motion_bucket_id']}" for j in result.jobs
                   if j["status"] == "done"]
-        display.compare([str(v) for v in result.videos()], labels, title=f"batch: {len(labels)} videos")
+        from IPython.display import display as show
+
+        show(display.compare([str(v) for v in result.videos()], labels, title=f"batch: {len(labels)} videos"))
     return result
 
 

@@ -36,6 +36,7 @@ solutions = False     # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
+import IPython.display
 import matplotlib.pyplot as plt
 import torch
 
@@ -445,8 +446,9 @@ compared = {"untrained (step 0)": untrained, f"live ({live_steps} steps)": live_
             "shipped (16,000 steps)": model}
 compared_videos = {name: m.generate(reference.frames[:, 0], reference.speed_bucket, seed=seed, settings=settings)
                    for name, m in compared.items()}
-display.compare([v[-1, :, 0] for v in compared_videos.values()], list(compared_videos), fps=8, width=96,
-                title=f"the same first frame and speed bucket {int(reference.speed_bucket[-1])}")
+IPython.display.display(display.compare([v[-1, :, 0] for v in compared_videos.values()], list(compared_videos),
+                                        fps=8, width=96,
+                                        title=f"the same first frame and speed bucket {int(reference.speed_bucket[-1])}"))
 live_rows = {name: metrics.score_videos(v, reference.frames[:, 0], reference.speed_bucket)
              for name, v in compared_videos.items()}
 print(metrics.format_table(live_rows))

@@ -36,6 +36,7 @@ solutions = False         # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
+import IPython.display
 import torch
 
 from svd_lab import display, exercises, paths
@@ -287,8 +288,8 @@ sweep = {}
 for bucket in motion_buckets:
     sweep[bucket] = pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
                              seed=seed, motion_bucket_id=bucket, progress=False)
-display.compare([g.video for g in sweep.values()], [f"motion_bucket_id {b}" for b in sweep],
-                title=f"motion_bucket_id sweep ({resolved_profile} profile, seed {seed})")
+IPython.display.display(display.compare([g.video for g in sweep.values()], [f"motion_bucket_id {b}" for b in sweep],
+                                        title=f"motion_bucket_id sweep ({resolved_profile} profile, seed {seed})"))
 motion = {b: measured_step(g) for b, g in sweep.items()}
 for b, m in motion.items():
     expected = f", training rule {requested_step(b, fps_id):.2f}" if resolved_profile == "mini" else ""
@@ -358,8 +359,6 @@ print(f"decoding_t {generation.params['decoding_t']} vs 1: largest pixel differe
 # and finished jobs are skipped, failed ones retried, nothing is overwritten; a bad image fails only its own jobs.
 # Here: the three course images at two motion buckets, with the pipeline already loaded.
 # %%
-import IPython.display
-
 import svd_lab
 
 course_images = [paths.project_root() / "assets" / f"{name}.png" for name in ("rocket", "astronaut", "coffee")]

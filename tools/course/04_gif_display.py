@@ -26,6 +26,8 @@ solutions = False         # True: the exercises' solutions are filled in
 # %%
 from pathlib import Path
 
+import IPython.display
+
 from svd_lab import display, exercises, paths
 from svd_lab.record import record, reproducible
 from svd_lab.video import Video, count_frames, read_frames, read_video, save_numbered
@@ -93,8 +95,9 @@ ball_clip.write_gif(str(gif_ball), fps=7, logger=None)
 ball_clip.close()
 ball_written, _ = read_video(gif_ball)
 print(f"{gif_ball.name}: {len(ball_written)} of {len(ball_frames)} frames written")
-display.compare([ball_frames, ball_written], ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
-                fps=7, title="the ball's last position never appears in the short GIF")
+IPython.display.display(display.compare([ball_frames, ball_written],
+                                        ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
+                                        fps=7, title="the ball's last position never appears in the short GIF"))
 display.frame_grid(Video(ball_frames[-3:], fps=7), columns=3, title="the last three frames: the GIF stops at the second")
 # %% [markdown]
 # ### Exercise 1 · Predict the loss
