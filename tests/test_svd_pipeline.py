@@ -203,8 +203,13 @@ def test_bfloat16_on_cpu_runs(tiny, image):
 def test_profile_choice(monkeypatch, tmp_path):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(svd_pipeline, "_find_local", lambda version: None)
+    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: False)
     auto = choose_profile("auto", "svd", None, cpu)
     assert auto.profile == "tiny" and "no local svd checkpoint" in auto.reason and "svd-lab download svd" in auto.reason
+    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: True)   # the trained tiny SVD is shipped
+    assert choose_profile("auto", "svd", None, cpu).profile == "mini"
+    assert choose_profile("auto", "svd_image_decoder", None, cpu).profile == "tiny"   # mini has a temporal decoder
+    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: False)
     with pytest.raises(ValueError, match="no usable svd_xt checkpoint"):
         choose_profile("full", "svd_xt", None, cuda)
     with pytest.raises(ValueError, match=r"--checkpoint svd_image_decoder\.safetensors"):

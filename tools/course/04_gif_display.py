@@ -94,11 +94,12 @@ ball_clip = ImageSequenceClip(list(ball_frames), fps=7)
 ball_clip.write_gif(str(gif_ball), fps=7, logger=None)
 ball_clip.close()
 ball_written, _ = read_video(gif_ball)
+ball_video = Video(ball_frames, fps=7)
 print(f"{gif_ball.name}: {len(ball_written)} of {len(ball_frames)} frames written")
 IPython.display.display(display.compare([ball_frames, ball_written],
                                         ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
                                         fps=7, title="the ball's last position never appears in the short GIF"))
-display.frame_grid(Video(ball_frames[-3:], fps=7), columns=3, title="the last three frames: the GIF stops at the second")
+display.frame_grid(ball_frames[-3:], fps=7, columns=3, title="the last three frames: the GIF stops at the second")
 # %% [markdown]
 # ### Exercise 1 · Predict the loss
 #
@@ -141,10 +142,10 @@ if solutions:
     my_gif = out_dir / "ball.full.gif"
     if my_gif.exists():
         my_gif.unlink()
-    Video(ball_frames, fps=7).save_gif(my_gif)               # ffmpeg, one palette, every frame
+    ball_video.save_gif(my_gif)                              # ffmpeg, one palette, every frame
 # %%
 exercises.check("full_ball_gif", my_gif, lambda a: count_frames(Path(a)) == len(ball_frames),
-                hint="the library's Video(frames, fps=7).save_gif(path) writes every frame; moviepy's writer stops early")
+                hint="the library's Video.save_gif (e.g. ball_video.save_gif(path)) writes every frame; moviepy's stops early")
 # %% [markdown]
 # The library's writer (`Video.save_gif`, ffmpeg with one palette computed from all frames) writes every frame;
 # that is what `svd-lab sample --gif` uses.
