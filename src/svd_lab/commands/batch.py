@@ -89,10 +89,9 @@ def _launch(args, argv: list[str]) -> int:
 
 
 def _jobs(args):
-    from svd_lab.batches import find_images, plan_jobs
+    from svd_lab.batches import OPTIONS, find_images, plan_jobs
 
-    options = {k: getattr(args, k) for k in ("num_frames", "num_steps", "fps_id", "cond_aug", "min_guidance",
-                                             "max_guidance", "width", "height", "decoding_t")}
+    options = {k: getattr(args, k) for k in OPTIONS}   # the CLI's dest names are the job options' names
     return plan_jobs(find_images(args.images), args.seeds, args.motion_bucket_ids or [None], **options)
 
 
