@@ -28,7 +28,9 @@ outages, then corruptions):
 
 - ``cut[path] = [n1, n2, ...]``: the next content GETs of ``path`` send n bytes of the body, then close the socket;
 - ``outage[path] = k``: the next k content GETs of ``path`` answer 503;
-- ``corrupt[path] = k``: the next k content GETs of ``path`` send a body with one byte flipped (same length).
+- ``corrupt[path] = k``: the next k content GETs of ``path`` send a body with one byte flipped (same length);
+- ``stall[path] = n``: the next content GET of ``path`` sends n bytes, then hangs until ``faults.released`` is set
+  (a transfer stuck mid-file: the test kills the downloading process meanwhile), then closes the socket.
 
 Every request is logged in ``server.requests`` (method, host 'hub'|'lfs', path, Range header, whether an
 Authorization header came, the status).
@@ -117,6 +119,8 @@ class Faults:
     cut: dict[str, list[int]] = field(default_factory=dict)
     outage: dict[str, int] = field(default_factory=dict)
     corrupt: dict[str, int] = field(default_factory=dict)
+    stall: dict[str, int] = field(default_factory=dict)
+    released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, path: str) -> tuple[str, int | None] | None:
@@ -124,6 +128,8 @@ class Faults:
         with self.lock:
             if self.cut.get(path):
                 return ("cut", self.cut[path].pop(0))
+            if path in self.stall:
+                return ("stall", self.stall.pop(path))
             if self.outage.get(path, 0) > 0:
                 self.outage[path] -= 1
                 return ("outage", None)
@@ -217,8 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        if fault and fault[0] == "cut":
+        if fault and fault[0] in ("cut", "stall"):
             self.wfile.write(body[:fault[1]])
+            if fault[0] == "stall":  # hold the connection open, as a stuck transfer does, until the test goes on
+                self.wfile.flush()
+                self.hub.faults.released.wait(timeout=60)
             self.wfile.flush()
             self.close_connection = True
             try:  # a hard close mid-body: the client sees the peer go away before Content-Length bytes
@@ -384,8 +393,10 @@ class HubServer:
         with self.log_lock:
             return [r for r in self.requests if r.method == method and path_fragment in r.path]
 
+    handler_class: type = _Handler  # what answers the requests (tests/modelscopeserver.py has another protocol)
+
     def _serve(self, role: str) -> str:
-        handler = type(f"{role.title()}Handler", (_Handler,), {"hub": self, "role": role})
+        handler = type(f"{role.title()}Handler", (self.handler_class,), {"hub": self, "role": role})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -48,6 +48,7 @@ from svd_lab.checkpoints.registry import (
     DIFFUSERS,
     HF_MIRROR,
     HUB_WEB,
+    MODELSCOPE_REPOS,
     SGM,
     CheckpointSpec,
     downloadable_spec,
@@ -180,6 +181,7 @@ class DownloadPlan:
     files: list[PlannedFile] = field(default_factory=list)
     free: int | None = None
     offline: bool = False
+    repo_id: str | None = None  # where the files come from when not the spec's hub repository (ModelScope)
 
     @property
     def total_bytes(self) -> int:
@@ -199,7 +201,7 @@ class DownloadPlan:
 
     def summary(self) -> str:
         lines = [f"{self.spec.name} ({self.format}{', ' + self.variant if self.variant else ''}) from "
-                 f"{self.endpoint or 'local files'} {self.spec.repo_id}"
+                 f"{self.endpoint or 'local files'} {self.repo_id or self.spec.repo_id}"
                  + (f" @ {self.commit[:10]}" if self.commit else "") + f" -> {self.target}"]
         for f in self.files:
             extra = f" (resume after {_fmt_bytes(f.partial_bytes)})" if f.partial_bytes else ""
@@ -375,11 +377,20 @@ def _short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
+def modelscope_hint(name: str) -> str:
+    """How to get ``name`` from ModelScope, or which release ModelScope has when it lacks this one."""
+    if name in MODELSCOPE_REPOS:
+        return f"or download it from ModelScope: svd-lab download {name} --source modelscope"
+    have = list(MODELSCOPE_REPOS)
+    return (f"ModelScope has a copy of {', '.join(have)} only (svd-lab download {have[0]} --source modelscope)"
+            if have else "")
+
+
 def _network_message(endpoint: str, exc: BaseException, partial_note: str = "", name: str = "NAME") -> str:
     return (f"could not download from {endpoint} ({_short_reason(exc)}).{partial_note}\n"
             f"  Check your connection or proxy (HTTPS_PROXY), then run the same command again: it resumes.\n"
             f"  In mainland China the hub is blocked: use the mirror with --endpoint {HF_MIRROR} "
-            f"(or export HF_ENDPOINT={HF_MIRROR}).\n"
+            f"(or export HF_ENDPOINT={HF_MIRROR}); {modelscope_hint(name)}.\n"
             f"  On Huawei ModelArts, copy the files from OBS instead: svd-lab download {name} --from obs://bucket/path")
 
 

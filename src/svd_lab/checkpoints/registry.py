@@ -35,6 +35,21 @@ FORMATS = (DIFFUSERS, SGM, MINI)
 
 HUB_WEB = "https://huggingface.co"
 HF_MIRROR = "https://hf-mirror.com"  # community mirror reachable from mainland China
+MODELSCOPE_WEB = "https://www.modelscope.cn"
+
+# ModelScope copies of the hub repositories (``svd-lab download NAME --source modelscope``), only where one was
+# confirmed from public sources: AI-ModelScope/stable-video-diffusion-img2vid-xt serves svd_xt.safetensors (its
+# direct link https://www.modelscope.cn/api/v1/models/AI-ModelScope/stable-video-diffusion-img2vid-xt/repo?
+# Revision=master&FilePath=svd_xt.safetensors is given by DiffSynth-Studio's ExVideo instructions and used by its
+# model manager) and the diffusers fp16 files (OmniRT's deployment notes download image_encoder/, unet/ and vae/
+# model.fp16 files from it and validated the layout on hardware). Left out on purpose: svd (the only ModelScope
+# copy seen, AI-ModelScope/stable-video-diffusion-img2vid-fp16, mirrors a community fp16 repository, not
+# stabilityai's) and svd_xt_1_1 (no copy confirmed). A download checks every file against ModelScope's listing, so
+# a file a copy lacks is reported, never guessed. svd_xt_image_decoder (same hub repository as svd_xt) is left out
+# too: no source shows its file svd_xt_image_decoder.safetensors on ModelScope. Keyed by release name.
+MODELSCOPE_REPOS = {
+    "svd_xt": "AI-ModelScope/stable-video-diffusion-img2vid-xt",
+}
 
 # Values in Stability's whole sgm DiffusionEngine state dicts (fp32 on disk): a registry fact, since only the
 # sizes of the single files need them. The two decoders differ, the UNet and the image embedder do not.
@@ -54,6 +69,7 @@ class CheckpointSpec:
     description: str
     formats: tuple[str, ...]
     repo_id: str | None = None
+    modelscope_repo: str | None = None  # its copy on ModelScope, where one was confirmed (MODELSCOPE_REPOS)
     sgm_file: str | None = None  # file name of the sgm single file in the repo (also its hand-placed name)
     num_frames: int | None = None
     licence: str = ""
@@ -100,7 +116,7 @@ def _spec_of_version(version: VersionSpec) -> CheckpointSpec:
     return CheckpointSpec(
         name=version.name, version=version.name, description=version.description,
         formats=(DIFFUSERS, SGM) if version.diffusers_format else (SGM,),
-        repo_id=version.hub_repo, sgm_file=version.sgm_file, num_frames=version.num_frames,
+        repo_id=version.hub_repo, modelscope_repo=MODELSCOPE_REPOS.get(version.name), sgm_file=version.sgm_file, num_frames=version.num_frames,
         licence=version.licence, licence_note=version.licence_note, gated=version.gated,
         sizes=_sizes(version),
     )

@@ -1,4 +1,4 @@
-"""``svd-lab download NAME``: fetch a checkpoint from the hub, a mirror, or OBS, verified, resumable."""
+"""``svd-lab download NAME``: fetch a checkpoint from the hub, a mirror, ModelScope or OBS, verified, resumable."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ hub blocked (mainland China): use the mirror https://hf-mirror.com
   svd-lab download svd --endpoint https://hf-mirror.com
   or once for the shell:  export HF_ENDPOINT=https://hf-mirror.com
 
+ModelScope (https://www.modelscope.cn, fast from mainland China), for the releases it holds (svd_xt):
+  svd-lab download svd_xt --source modelscope
+  same verification and resume; --endpoint overrides MODELSCOPE_ENDPOINT, --revision defaults to master; a token
+  (MODELSCOPE_API_TOKEN or `modelscope login`) only for private repositories; files already in the ModelScope cache
+  (~/.cache/modelscope, or MODELSCOPE_CACHE) are copied from there
+
 gated repositories (svd_xt_1_1):
   1. open the model page on https://huggingface.co, log in and accept the licence
   2. create a read token at https://huggingface.co/settings/tokens
@@ -48,7 +54,7 @@ def register(sub) -> None:
     from svd_lab.svd.layout import FP16
 
     downloadable = ", ".join(name for name, spec in REGISTRY.items() if spec.downloadable)
-    p = sub.add_parser("download", help="download a checkpoint (hub, mirror or OBS), verified and resumable",
+    p = sub.add_parser("download", help="download a checkpoint (hub, mirror, ModelScope or OBS), verified, resumable",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", metavar="NAME", help=f"checkpoint name: {downloadable} (see `svd-lab models`)")
     p.add_argument("--format", choices=(DIFFUSERS, SGM), default=DIFFUSERS,
@@ -57,11 +63,15 @@ def register(sub) -> None:
                    help="diffusers weights: fp16 (default, half the size) or fp32 (full precision)")
     p.add_argument("--dir", metavar="DIR",
                    help="checkpoints folder (default: checkpoints/ of the project, or $SVD_LAB_CHECKPOINTS)")
+    p.add_argument("--source", choices=("hub", "modelscope"), default="hub",
+                   help="hub: the Hugging Face hub or a mirror (default); modelscope: www.modelscope.cn")
     p.add_argument("--endpoint", metavar="URL",
                    help="hub or mirror URL, e.g. https://hf-mirror.com (default: $HF_ENDPOINT, else "
-                        "https://huggingface.co)")
-    p.add_argument("--revision", default="main", help="branch, tag or commit of the hub repository (default: main)")
-    p.add_argument("--from", dest="source", metavar="obs://BUCKET/PATH",
+                        "https://huggingface.co); with --source modelscope: $MODELSCOPE_ENDPOINT, else "
+                        "https://modelscope.cn")
+    p.add_argument("--revision", default=None,
+                   help="branch, tag or commit of the repository (default: main on the hub, master on ModelScope)")
+    p.add_argument("--from", dest="obs_source", metavar="obs://BUCKET/PATH",
                    help="copy from Huawei OBS with MoXing instead (only inside ModelArts)")
     p.add_argument("--verify", action="store_true",
                    help="re-hash files already present instead of trusting their recorded verification")
@@ -74,23 +84,29 @@ def run(args) -> int:
     from svd_lab.checkpoints import hub, obs
 
     log = (lambda *a, **k: None) if args.quiet else print
-    if args.source:
-        result = obs.copy_from_obs(args.name, args.source, format=args.format, variant=args.variant, dir=args.dir,
-                                   log=log)
-        print(f"{result.checkpoint.name} ({result.checkpoint.format}) copied from {args.source} to "
+    if args.obs_source:
+        result = obs.copy_from_obs(args.name, args.obs_source, format=args.format, variant=args.variant,
+                                   dir=args.dir, log=log)
+        print(f"{result.checkpoint.name} ({result.checkpoint.format}) copied from {args.obs_source} to "
               f"{result.checkpoint.path}")
         return 0
+    if args.source == "modelscope":
+        from svd_lab.checkpoints import modelscope as source
+    else:
+        source = hub
+    options = {"revision": args.revision} if args.revision else {}
     if args.dry_run:
-        plan = hub.plan_download(args.name, format=args.format, variant=args.variant, dir=args.dir,
-                                 endpoint=args.endpoint, revision=args.revision, verify=args.verify)
+        plan = source.plan_download(args.name, format=args.format, variant=args.variant, dir=args.dir,
+                                    endpoint=args.endpoint, verify=args.verify, **options)
         print(plan.summary())
         if plan.free is not None and plan.bytes_to_write + hub.DISK_MARGIN > plan.free:
             print("NOT enough free disk space for this download.")
             return 1
         return 0
-    result = hub.download(args.name, format=args.format, variant=args.variant, dir=args.dir,
-                          endpoint=args.endpoint, revision=args.revision, progress=not args.quiet,
-                          verify=args.verify, log=log)
+    if source is hub:
+        options["progress"] = not args.quiet
+    result = source.download(args.name, format=args.format, variant=args.variant, dir=args.dir,
+                             endpoint=args.endpoint, verify=args.verify, log=log, **options)
     print(result)
     if result.refetched_corrupt:
         print(f"note: {', '.join(result.refetched_corrupt)} arrived corrupted and was fetched again")
