@@ -200,3 +200,49 @@ def test_doctor_names_an_unusable_checkpoint_and_why(tmp_path):
     gpu = {"cuda": True, "mps": False, "gpus": [{"name": "Fake", "free": 40 * 2**30, "total": 80 * 2**30,
                                                   "bf16": True}]}
     assert doctor_mod.advise(gpu, found)["profile"].startswith("tiny")
+
+
+def test_doctor_download_sources_name_mirror_modelscope_and_obs_when_the_hub_is_unreachable(monkeypatch):
+    import http.server
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hubserver import closed_port_endpoint
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    dead = doctor_mod.check_sources(closed_port_endpoint(), closed_port_endpoint())
+    assert dead.status == "warn" and "NOT reachable" in dead.value and "not reachable either" in dead.value
+    assert "HF_ENDPOINT=https://hf-mirror.com" in dead.fix and "svd-lab download svd_xt --source modelscope" in dead.fix
+    assert "--from obs://" in dead.fix
+
+    class Answer404(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer404)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alive = f"http://127.0.0.1:{server.server_address[1]}"
+        assert doctor_mod.check_sources(alive, closed_port_endpoint()).status == "ok"  # any answer: reachable
+        only_ms = doctor_mod.check_sources(closed_port_endpoint(), alive)
+        assert only_ms.status == "warn" and f"ModelScope {alive} reachable" in only_ms.value
+    finally:
+        server.shutdown()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert doctor_mod.check_sources().status == "info"
+
+
+def test_doctor_says_an_ascend_npu_is_not_supported(monkeypatch, tmp_path):
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path))
+    check = doctor_mod.check_ascend()
+    assert check.status == "warn" and "not supported" in check.value and "CUDA GPU" in check.value
+    assert "GPU flavour" in check.fix
+    report = doctor_mod.run_doctor(checkpoints_dir=tmp_path / "checkpoints", check_network=False)
+    assert "ascend npu" in [c.name for c in report.checks] and report.ok  # the CPU profiles still run
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path / "absent"))
+    if not Path("/usr/local/Ascend").is_dir():
+        assert doctor_mod.check_ascend() is None

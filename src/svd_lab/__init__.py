@@ -11,11 +11,13 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "batch", "doctor"]
 
 
-def doctor(checkpoints_dir=None):
-    """Inspect this machine and return a :class:`svd_lab.diagnostics.DoctorReport` (HTML in Jupyter, text in a shell)."""
+def doctor(checkpoints_dir=None, check_network=True):
+    """Inspect this machine and return a :class:`svd_lab.diagnostics.DoctorReport` (HTML in Jupyter, text in a shell).
+
+    ``check_network=False`` skips probing the download sources (the hub, its mirror, ModelScope)."""
     from svd_lab.diagnostics import run_doctor
 
-    return run_doctor(checkpoints_dir=checkpoints_dir)
+    return run_doctor(checkpoints_dir=checkpoints_dir, check_network=check_network)
 
 
 def batch(images, out, *, seeds=None, motion_bucket_ids=None, pipe=None, show=True, **options):

@@ -154,6 +154,69 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def check_ascend() -> Check | None:
+    """An Ascend NPU (Huawei's 昇腾: torch_npu, or the CANN toolkit in /usr/local/Ascend): not supported; None when
+    absent. ModelArts offers Ascend flavours beside the GPU ones, and the course looks like it runs there."""
+    import importlib.util
+    import os
+
+    found = []
+    if importlib.util.find_spec("torch_npu") is not None:
+        found.append("torch_npu")
+    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or "/usr/local/Ascend"
+    if Path(home).is_dir():
+        found.append(home)
+    if not found:
+        return None
+    return Check("ascend npu", f"found ({', '.join(found)}): not supported. Full-size SVD needs a CUDA GPU; the "
+                 "CPU profiles (tiny, mini) run here", WARN,
+                 "on ModelArts pick a GPU flavour (V100, T4, A100) with a CUDA image: docs/modelarts.md")
+
+
+# Where the checkpoints come from, probed by the doctor with a short timeout (seconds each, in parallel).
+REACH_TIMEOUT = 3.0
+
+
+def _reachable(url: str, timeout: float = REACH_TIMEOUT) -> str | None:
+    """None when an HTTP server answers at ``url`` (any status: it is there), else the reason it does not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # an answer, even 401/404, means the host is reachable
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{type(reason).__name__}: {reason}"[:120]
+
+
+def check_sources(hub_endpoint: str | None = None, modelscope_endpoint: str | None = None) -> Check:
+    """Whether the Hugging Face hub (or HF_ENDPOINT's mirror) answers, and when it does not, ModelScope too and
+    the options that work without it (mirror, ModelScope, OBS)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from svd_lab.checkpoints.registry import HF_MIRROR, MODELSCOPE_REPOS
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+        return Check("download sources", "not checked: offline mode (HF_HUB_OFFLINE=1)", INFO)
+    hub = (hub_endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    ms = (modelscope_endpoint or os.environ.get("MODELSCOPE_ENDPOINT") or "https://modelscope.cn").rstrip("/")
+    with ThreadPoolExecutor(2) as pool:
+        hub_problem, ms_problem = pool.map(_reachable, (f"{hub}/api/models", f"{ms}/api/v1/models"))
+    if hub_problem is None:
+        return Check("download sources", f"{hub} reachable")
+    ms_state = "reachable" if ms_problem is None else f"not reachable either ({ms_problem})"
+    names = ", ".join(MODELSCOPE_REPOS)
+    return Check("download sources", f"{hub} NOT reachable ({hub_problem}); ModelScope {ms} {ms_state}", WARN,
+                 f"the mirror: export HF_ENDPOINT={HF_MIRROR} (or svd-lab download NAME --endpoint {HF_MIRROR}); "
+                 f"ModelScope: svd-lab download {names} --source modelscope; on ModelArts, from your OBS bucket: "
+                 f"svd-lab download NAME --from obs://bucket/path (docs/modelarts.md). Needed only to download "
+                 f"real checkpoints: the course runs without them")
+
+
 def check_disk(checkpoints_dir: Path) -> Check:
     probe = checkpoints_dir
     while not probe.exists() and probe != probe.parent:
@@ -253,7 +316,8 @@ def advise(facts: dict, checkpoints: list) -> dict[str, str]:
     return advice
 
 
-def run_doctor(checkpoints_dir: Path | str | None = None) -> DoctorReport:
+def run_doctor(checkpoints_dir: Path | str | None = None, check_network: bool = True) -> DoctorReport:
+    """The report; ``check_network=False`` skips probing the download sources (a few seconds when offline)."""
     from svd_lab.paths import checkpoints_dir as default_checkpoints
 
     ckpt_dir = Path(checkpoints_dir) if checkpoints_dir else default_checkpoints()
@@ -262,12 +326,17 @@ def run_doctor(checkpoints_dir: Path | str | None = None) -> DoctorReport:
     torch_check, facts = check_torch()
     report.checks.append(torch_check)
     report.checks.append(check_devices(facts))
+    ascend = check_ascend()
+    if ascend is not None:
+        report.checks.append(ascend)
     report.checks.append(check_disk(ckpt_dir))
     report.checks.append(check_ffmpeg())
     report.checks += check_libraries()
     report.checks.append(check_kernel())
     ckpt_check, found = check_checkpoints(ckpt_dir)
     report.checks.append(ckpt_check)
+    if check_network:
+        report.checks.append(check_sources())
     if torch_check.status != ERROR:
         report.advice = advise(facts, found)
     return report
