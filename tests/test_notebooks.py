@@ -297,6 +297,17 @@ def test_badges_write_and_check_a_readme(tmp_path):
     assert mb.main(["--check", str(readme)]) == 0
 
 
+@pytest.mark.parametrize(("readme", "folder"), [("README.md", ""), ("README.zh-CN.md", "zh-CN")])
+def test_readme_launch_badges_are_current(readme, folder):
+    """Both READMEs carry a badge row per notebook of their edition (python tools/make_badges.py writes them)."""
+    mb = _badges_module()
+    argv = ["--check", str(REPO / readme)] + (["--folder", folder] if folder else [])
+    assert mb.main(argv) == 0, f"run: python tools/make_badges.py {' '.join(argv[2:])} --write {readme}"
+    text = (REPO / readme).read_text()
+    for nb in COURSE:
+        assert f"notebooks/{folder + '/' if folder else ''}{nb}" in text
+
+
 def test_binder_installs_cpu_torch_the_package_and_the_kernel():
     post = (REPO / "binder" / "postBuild").read_text()
     assert os.access(REPO / "binder" / "postBuild", os.X_OK)

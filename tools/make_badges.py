@@ -13,6 +13,7 @@ links are built from it for:
     python tools/make_badges.py                 # print the Markdown table
     python tools/make_badges.py --write README.md   # replace the text between the badge markers in README.md
     python tools/make_badges.py --check README.md   # exit 1 when README.md's badges are out of date
+    python tools/make_badges.py --folder zh-CN --write README.zh-CN.md   # the Simplified Chinese notebooks
 
 Markers in the README: ``<!-- badges:start -->`` and ``<!-- badges:end -->``.
 """
@@ -100,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--write", metavar="README", help="replace the badge block in this file")
     group.add_argument("--check", metavar="README", help="exit 1 when this file's badge block is out of date")
     parser.add_argument("--branch", default="main")
+    parser.add_argument("--folder", default="", help="a folder under notebooks/ (zh-CN: the Chinese edition)")
     args = parser.parse_args(argv)
-    table = badge_table(repository_url(), notebooks(), args.branch)
+    folder = args.folder.strip("/")
+    names = [f"{folder}/{nb}" if folder else nb for nb in notebooks(ROOT / "notebooks" / folder)]
+    table = badge_table(repository_url(), names, args.branch)
     target = args.write or args.check
     if not target:
         print(table)
