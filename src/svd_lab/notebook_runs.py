@@ -58,17 +58,25 @@ def checkout_root() -> Path:
     return root
 
 
-def notebooks_dir() -> Path:
-    return checkout_root() / "notebooks"
+#: the course's editions: English in notebooks/, Simplified Chinese in notebooks/zh-CN/ (same code, text translated)
+EDITIONS = ("en", "zh-CN")
+
+
+def notebooks_dir(edition: str = "en") -> Path:
+    if edition not in EDITIONS:
+        raise CourseError(f"no {edition!r} edition of the course; choose from: {', '.join(EDITIONS)}")
+    root = checkout_root() / "notebooks"
+    return root if edition == "en" else root / edition
 
 
 def baselines_dir() -> Path:
     return checkout_root() / "tests" / "baselines"
 
 
-def course_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The course's notebooks in order; ``only`` selects by file name, stem or numeric prefix ("02")."""
-    folder = notebooks_dir()
+def course_notebooks(only: list[str] | None = None, edition: str = "en") -> list[Path]:
+    """The course's notebooks in order; ``only`` selects by file name, stem or numeric prefix ("02"); ``edition``
+    "zh-CN" gives the Simplified Chinese ones."""
+    folder = notebooks_dir(edition)
     paths = [folder / name for name in COURSE]
     if only:
         chosen = []
@@ -235,11 +243,12 @@ def run_course(
     *,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     on_result=None,
+    edition: str = "en",
 ) -> list[NotebookRun]:
     """Execute the course (or the notebooks in ``only``) in order; ``on_result(run)`` is called after each."""
     from svd_lab.paths import outputs_dir
 
-    paths = course_notebooks(only)
+    paths = course_notebooks(only, edition)
     require_kernel()
     out = Path(output_dir) if output_dir else outputs_dir() / "course"
     results = []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 
+EDITIONS = ("en", "zh-CN")  # svd_lab.notebook_runs.EDITIONS (not imported: `svd-lab --help` stays fast)
+
 
 def register(sub) -> None:
     p = sub.add_parser("course", help="run the course notebooks with papermill; compare their records with baselines")
     cs = p.add_subparsers(dest="course_command", metavar="ACTION", required=True)
 
     ls = cs.add_parser("list", help="the course's notebooks, in order")
+    ls.add_argument("--edition", choices=EDITIONS, default="en", help="en (default) or zh-CN (简体中文)")
     ls.set_defaults(func=list_notebooks)
 
     for name, helptext in (
@@ -25,6 +28,8 @@ def register(sub) -> None:
         r.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                        help="extra notebook parameter; VALUE is read as JSON when it parses (e.g. -p steps=5)")
         r.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
+        r.add_argument("--edition", choices=EDITIONS, default="en",
+                       help="en (default) or zh-CN: the Simplified Chinese notebooks (same code, same records)")
         if name == "regress":
             r.add_argument("--update", action="store_true",
                            help="rewrite the baselines from this run (review the diff before committing)")
@@ -53,7 +58,7 @@ def list_notebooks(args) -> int:
     from svd_lab.notebook_runs import CourseError, course_notebooks
 
     try:
-        for path in course_notebooks():
+        for path in course_notebooks(edition=args.edition):
             print(path)
     except CourseError as exc:
         raise UserError(str(exc)) from None
@@ -70,7 +75,8 @@ def _execute(args):
     print("executing the course with papermill ...", file=sys.stderr, flush=True)
     try:
         return run_course(args.output, args.notebooks or None, _parameters(args),
-                          cell_timeout=args.timeout or DEFAULT_CELL_TIMEOUT, on_result=progress)
+                          cell_timeout=args.timeout or DEFAULT_CELL_TIMEOUT, on_result=progress,
+                          edition=args.edition)
     except CourseError as exc:
         raise UserError(str(exc)) from None
 
