@@ -29,9 +29,11 @@ kernel: $(STAMP)
 	$(BIN)/svd-lab kernel install --sys-prefix
 
 # The main job: check the machine, then execute the whole course (tiny/mini profiles on a CPU).
+# `make run EDITION=zh-CN` executes the Simplified Chinese notebooks instead (the same code).
+EDITION ?= en
 run: $(STAMP)
 	$(BIN)/svd-lab doctor
-	$(BIN)/svd-lab course run
+	$(BIN)/svd-lab course run --edition $(EDITION)
 
 # Regression runs: execute the course, compare what the notebooks record with tests/baselines/ and print a table.
 # `make regress UPDATE=1` rewrites the baselines from this run instead (review the diff of tests/baselines/).
