@@ -64,3 +64,11 @@ def max_abs_diff(a, b) -> float:
     """max |a - b| in float32, after checking the shapes agree."""
     assert a.shape == b.shape, (a.shape, b.shape)
     return (a.float() - b.float()).abs().max().item()
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path) -> Path:
+    """An empty checkpoints folder of the test's own (the download tests fill it)."""
+    d = tmp_path / "checkpoints"
+    d.mkdir()
+    return d

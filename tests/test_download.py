@@ -86,13 +86,6 @@ def hub(tiny_source):
         yield server
 
 
-@pytest.fixture
-def ckpt_dir(tmp_path) -> Path:
-    d = tmp_path / "checkpoints"
-    d.mkdir()
-    return d
-
-
 def _download(hub, ckpt_dir, name="svd", **kw):
     kw.setdefault("progress", False)
     kw.setdefault("log", None)

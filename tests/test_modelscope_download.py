@@ -66,13 +66,6 @@ def ms(tiny_source):
         yield server
 
 
-@pytest.fixture
-def ckpt_dir(tmp_path) -> Path:
-    d = tmp_path / "checkpoints"
-    d.mkdir()
-    return d
-
-
 def _download(ms, ckpt_dir, name="svd_xt", **kw):
     kw.setdefault("log", None)
     return msmod.download(name, dir=ckpt_dir, endpoint=ms.endpoint, **kw)
