@@ -25,17 +25,34 @@ browser test and the zh-CN translations key on stable ids, and ``--check`` must 
 byte for byte on a clean clone. What is left here beyond what jupytext would do is small: deterministic ids, the
 bootstrap cell and the kernel spec.
 
-    python tools/build_notebooks.py           # rewrite notebooks/*.ipynb
-    python tools/build_notebooks.py --check   # exit 1 when a committed notebook differs from its source
+The Simplified Chinese edition, ``notebooks/zh-CN/*.ipynb``, is built from the same sources: code cells
+identical, each markdown cell replaced by its translation from ``tools/course/zh-CN/<stem>.md``. That file holds one
+block per markdown cell, headed by the cell's id and a hash of the English text it translates::
+
+    <!-- 00-00 en:3f2a9c1b5d7e -->
+    # 00 · 环境准备 ...
+
+When an English cell changes, its hash no longer matches and the translation is *stale*; a cell without a block is
+*missing*; a block for no markdown cell is an *orphan*. Any of the three stops the zh-CN build (the English one is
+still written) and fails ``--check`` and the tests, naming the cells. ``--sync-translations`` does the mechanical part
+of an update: blocks whose English text moved to another id (a cell inserted above them) are re-keyed, and each
+missing cell gets a block headed ``en:MISSING`` holding the English text to translate; the file is then edited by
+hand, replacing the English and putting the cell's current hash (printed by the build) in the header.
+
+    python tools/build_notebooks.py                      # rewrite notebooks/*.ipynb and notebooks/zh-CN/*.ipynb
+    python tools/build_notebooks.py --check              # exit 1 when a committed notebook differs from its source
+    python tools/build_notebooks.py --sync-translations  # re-key moved blocks, add blocks for missing cells
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
@@ -43,6 +60,10 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tools" / "course"
 NOTEBOOKS = ROOT / "notebooks"
+ZH = "zh-CN"
+TRANSLATIONS = SOURCES / ZH
+ZH_NOTEBOOKS = NOTEBOOKS / ZH
+BLOCK = re.compile(r"^<!-- (?P<id>\d\d-\d\d) en:(?P<hash>[0-9a-f]{12}|MISSING) -->$")
 sys.path.insert(0, str(ROOT / "src"))
 from svd_lab.kernel import DISPLAY_NAME, KERNEL_NAME
 
@@ -149,29 +170,117 @@ def parse_source(path: Path) -> list[dict]:
     return cells
 
 
-def build_notebook(path: Path, repo_url: str) -> dict:
-    """The notebook (as a JSON-ready dict, nbformat 4.5) for one source file."""
+def cell_id(stem: str, index: int) -> str:
+    """The id of cell ``index`` of notebook ``stem``: the same in every build and in both languages."""
+    return f"{stem[:2]}-{index:02d}"
+
+
+def english_hash(text: str) -> str:
+    """What a translation block records of the English text it translates (12 hex digits of its sha256)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Translation:
+    """The blocks of one translation file: cell id -> (hash of the English text, translated markdown)."""
+
+    path: Path
+    blocks: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def read_translation(path: Path) -> Translation:
+    """Parse ``tools/course/zh-CN/<stem>.md`` (text before the first block header is a comment for translators)."""
+    found = Translation(path)
+    if not path.is_file():
+        return found
+    current: list[str] | None = None
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        m = BLOCK.match(line)
+        if m:
+            if m.group("id") in found.blocks:
+                raise SystemExit(f"{path}:{lineno}: a second block for cell {m.group('id')}")
+            current = []
+            found.blocks[m.group("id")] = (m.group("hash"), current)  # type: ignore[assignment]
+        elif current is not None:
+            current.append(line)
+    found.blocks = {k: (h, "\n".join(lines).strip("\n")) for k, (h, lines) in found.blocks.items()}
+    return found
+
+
+def markdown_cells(path: Path) -> dict[str, str]:
+    """The English markdown cells of a source: cell id -> text."""
+    return {cell_id(path.stem, i): c["source"] for i, c in enumerate(parse_source(path)) if c["kind"] == "markdown"}
+
+
+def translation_problems(source: Path, translation: Translation) -> list[str]:
+    """Why ``translation`` cannot be used for ``source`` (empty when every markdown cell has a current translation)."""
+    english = markdown_cells(source)
+    problems = []
+    for cid, text in english.items():
+        if cid not in translation.blocks:
+            problems.append(f"{cid}: missing (no block; --sync-translations adds one)")
+            continue
+        recorded, body = translation.blocks[cid]
+        if recorded != english_hash(text):
+            problems.append(f"{cid}: stale (the English text changed: translate it again and set "
+                            f"en:{english_hash(text)}); it now begins {text[:60]!r}")
+        elif not body.strip():
+            problems.append(f"{cid}: empty translation")
+    for cid in translation.blocks:
+        if cid not in english:
+            problems.append(f"{cid}: orphan (no markdown cell has this id: remove the block or re-key it)")
+    return [f"{translation.path.relative_to(ROOT) if translation.path.is_relative_to(ROOT) else translation.path}: "
+            f"{p}" for p in problems]
+
+
+def sync_translation(source: Path, translation: Translation) -> str:
+    """The translation file with moved blocks re-keyed and a block (English text, en:MISSING) per missing cell."""
+    english = markdown_cells(source)
+    by_hash = {h: (cid, body) for cid, (h, body) in translation.blocks.items()}
+    head = translation.path.read_text().split("<!-- ", 1)[0] if translation.path.is_file() else ""
+    out = [head.rstrip("\n") + "\n\n"] if head.strip() else []
+    current_hashes = {english_hash(text) for text in english.values()}
+    for cid, text in english.items():
+        h = english_hash(text)
+        block = translation.blocks.get(cid)
+        if block is not None and block[0] == h:
+            recorded, body = block  # current
+        elif h in by_hash:
+            recorded, body = h, by_hash[h][1]  # the same English text under another id: moved
+        elif block is not None and block[0] not in current_hashes:
+            recorded, body = block  # this cell's English was edited: stale, to be translated again by hand
+        else:
+            recorded, body = "MISSING", text  # a new cell (or one whose old block moved away)
+        out.append(f"<!-- {cid} en:{recorded} -->\n{body}\n\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def build_notebook(path: Path, repo_url: str, translation: Translation | None = None) -> dict:
+    """The notebook (as a JSON-ready dict, nbformat 4.5) for one source file; with ``translation``, its zh-CN
+    edition (every markdown cell replaced by its translated block; the caller checked they are all current)."""
     stem = path.stem
     cells = []
     for i, cell in enumerate(parse_source(path)):
         source = bootstrap_source(repo_url) if cell["kind"] == "bootstrap" else cell["source"]
+        if translation is not None and cell["kind"] == "markdown":
+            source = translation.blocks[cell_id(stem, i)][1]
         meta: dict = {}
         if cell["tags"]:
             meta["tags"] = cell["tags"]
         if cell["kind"] == "bootstrap" or HIDDEN_TAGS & set(cell["tags"]):
             meta["jupyter"] = {"source_hidden": True}  # JupyterLab shows the cell collapsed; a click opens it
-        entry = {"cell_type": "markdown" if cell["kind"] == "markdown" else "code", "id": f"{stem[:2]}-{i:02d}",
+        entry = {"cell_type": "markdown" if cell["kind"] == "markdown" else "code", "id": cell_id(stem, i),
                  "metadata": meta, "source": source}
         if entry["cell_type"] == "code":
             entry["execution_count"] = None
             entry["outputs"] = []
         cells.append(entry)
+    metadata: dict = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    if translation is not None:
+        metadata["svd_lab"] = {"language": ZH, "english": f"../{stem}.ipynb"}
     return {
         "cells": cells,
-        "metadata": {
-            "kernelspec": KERNELSPEC,
-            "language_info": {"name": "python"},
-        },
+        "metadata": metadata,
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -185,33 +294,54 @@ def render(nb: dict) -> str:
     return nbformat.writes(node) + "\n"
 
 
+def _write(target: Path, text: str, check: bool, stale: list[str]) -> None:
+    """Write ``text`` to ``target`` (atomically) unless it is already there; with ``check``, note it instead."""
+    current = target.read_text() if target.is_file() else None
+    if current == text:
+        return
+    if check:
+        stale.append(str(target.relative_to(NOTEBOOKS)))
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    print(f"wrote {target.relative_to(ROOT)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    parser.add_argument("--sync-translations", action="store_true",
+                        help="re-key moved zh-CN blocks and add en:MISSING blocks for untranslated cells; stop")
     args = parser.parse_args(argv)
     url = repository_url()
     sources = sorted(SOURCES.glob("[0-9][0-9]_*.py"))
     if not sources:
         raise SystemExit(f"no notebook sources in {SOURCES}")
-    stale = []
+    if args.sync_translations:
+        for src in sources:
+            translation = read_translation(TRANSLATIONS / f"{src.stem}.md")
+            translation.path.parent.mkdir(parents=True, exist_ok=True)
+            translation.path.write_text(sync_translation(src, translation))
+            print(f"synced {translation.path.relative_to(ROOT)}")
+        return 0
+    stale: list[str] = []
+    untranslated: list[str] = []
     for src in sources:
-        target = NOTEBOOKS / f"{src.stem}.ipynb"
-        text = render(build_notebook(src, url))
-        current = target.read_text() if target.is_file() else None
-        if current == text:
+        _write(NOTEBOOKS / f"{src.stem}.ipynb", render(build_notebook(src, url)), args.check, stale)
+        translation = read_translation(TRANSLATIONS / f"{src.stem}.md")
+        problems = translation_problems(src, translation)
+        if problems:
+            untranslated += problems  # the English notebook is written all the same; this one waits
             continue
-        if args.check:
-            stale.append(target.name)
-            continue
-        NOTEBOOKS.mkdir(exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
-        print(f"wrote {target.relative_to(ROOT)}")
+        _write(ZH_NOTEBOOKS / f"{src.stem}.ipynb", render(build_notebook(src, url, translation)), args.check, stale)
+    if untranslated:
+        print(f"the {ZH} edition is not up to date with the English sources (its notebooks were not rewritten):\n  "
+              + "\n  ".join(untranslated), file=sys.stderr)
     if stale:
         print("out of date (run python tools/build_notebooks.py): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return 1 if (stale or untranslated) else 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@
 # Every notebook is a thin driver over the `svd_lab` library: the code you read here calls tested functions
 # instead of re-implementing models. Each one runs top to bottom on a CPU (small "tiny"/"mini" models, seconds)
 # and on a CUDA GPU with the real checkpoints (the "full" profile).
+#
+# Running on Huawei ModelArts CodeLab, or where GitHub and the Hugging Face hub are slow or blocked? The
+# [ModelArts guide](../docs/modelarts.md) says which GPU flavour to pick, where files persist, which mirrors to set
+# (`SVD_LAB_SOURCE`, `PIP_INDEX_URL`, `HF_ENDPOINT`) and how to get the weights from ModelScope or OBS. This course
+# also exists in Simplified Chinese: [notebooks/zh-CN/](zh-CN/) (简体中文版).
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
@@ -131,7 +136,9 @@ if not found:
 #
 # A download is verified file by file (sizes and checksums) and either completes or says exactly what went wrong;
 # running it again resumes. `svd_xt_1_1` is *gated*: accept its licence on the Hugging Face model page, then log in
-# (`hf auth login`, or set `HF_TOKEN`). From mainland China set `HF_ENDPOINT=https://hf-mirror.com` first.
+# (`hf auth login`, or set `HF_TOKEN`). From mainland China set `HF_ENDPOINT=https://hf-mirror.com` first, or
+# download SVD-XT from ModelScope: `svd-lab download svd_xt --source modelscope`. Inside ModelArts, copy from your
+# OBS bucket: `svd-lab download svd --from obs://bucket/path` (see the [ModelArts guide](../docs/modelarts.md)).
 # %% [markdown]
 # ### Exercise 1 · Plan the disk
 #

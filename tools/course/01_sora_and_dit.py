@@ -396,7 +396,8 @@ print(f"{len(failed)} of {num_videos} samples fail the physics check" + ("" if f
 # The shipped model trained for 16,000 steps (45 minutes here, `tools/train_mini.sh`). Here you train the same DiT
 # from scratch for `live_steps` steps on fresh bouncing-ball videos, reusing the shipped autoencoder. Each step:
 #
-# 1. draw a batch of clean latent videos `z0` (here: their change from the first frame, see section 5);
+# 1. draw a batch of clean latent videos `z0` (here: their change from the first frame, `k (z - z_first)`; notebook
+#    02, section 4, says why);
 # 2. draw one noise level per video, **log-normally**: `ln sigma ~ N(P_mean, P_std^2)` (the shipped recipe: 0.0,
 #    1.2), and noise it: `x = z0 + sigma n`;
 # 3. the network sees `c_in x` and `c_noise = ln(sigma) / 4`, and the denoiser is `D = c_skip x + c_out F`;

@@ -167,10 +167,10 @@ exercises.check("karras_formula", my_sigmas,
 # ## 4. Forward noising
 #
 # Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
-# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max} = 80$: the noisy latents
-# themselves (channel 0 of every frame) and what the decoder makes of them. Once $\sigma$ is well above the
-# latents' own spread (their standard deviation, printed in section 2) the ball is gone; at 80 the latent is
-# pure noise 100x larger than the signal. Sampling runs this film backwards.
+# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max} = 80$: the noisy latent
+# itself (left: channel 0 of the first frame) and what the decoder makes of the noisy video. Once $\sigma$ is well
+# above the latents' own spread (their standard deviation, about 0.5, printed in section 2) the ball is gone; at 80
+# the latent is pure noise about 160x larger than the signal. Sampling runs this film backwards.
 #
 # One subtlety of the mini model: it does **not** diffuse the latents themselves but their **change from the
 # first frame** (`MiniWorldModel.to_diffusion_space`: `y = k (z - z_first)`), so frame 0 of what it diffuses is

@@ -7,8 +7,8 @@
 # decode. You write that whole algorithm out below, cell by cell, and check that it equals the library's
 # `pipe.run` exactly.
 #
-# **Which model runs here.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`), `profile =
-# "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **mini**: SVD's own three network classes,
+# **Which model runs here.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`),
+# `profile = "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **mini**: SVD's own three network classes,
 # narrow enough for a CPU, *trained by this project* on camera pans over photos (`svd-lab svdmini train`,
 # weights in `checkpoints/svdmini/`), at 64x64 and 8 frames. It has learned what SVD's micro-conditioning means:
 # `motion_bucket_id` sets how fast the camera pans, `fps_id` how far it moves between frames. It only knows one
