@@ -319,8 +319,8 @@ display.frame_grid(videos[-1, :, 0], title=f"sample for speed bucket {int(refere
 #
 # - **(a) first px**: distance between the generated first frame's ball and the input's (pixels);
 # - **(b) present**: share of frames that show one ball of the right size (half to twice the input's area);
-# - **(c) track ok**: share of videos whose ball follows a physical trajectory (constant velocity, bouncing off the
-#   walls) within 1.5 px RMS, in at least 6 of the 8 frames;
+# - **(c) track ok**: share of videos whose ball is found in at least 6 of the 8 frames and follows a physical
+#   trajectory (constant velocity, bouncing off the walls) within 1.5 px RMS;
 # - **median resid px**: the median of those RMS distances between the detected ball and its fitted trajectory;
 # - **(d) speed r** and **(e) in bucket**: does the fitted speed follow the requested bucket? (Pearson correlation
 #   between bucket and speed; share of videos whose speed lands in the requested bucket, +-1.)

@@ -5,8 +5,8 @@
 # usually want a GIF, and in a notebook you want to *see* it, frame by frame. This notebook does all of that and
 # checks the files: how many frames each really holds, how long it plays, how big it is.
 #
-# On a CPU the video comes from the mini profile (the tiny SVD this project trained: the rocket photo panning, at
-# 64x64); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
+# On a CPU the video comes from the `mini` profile (the small SVD this project trained, not the untrained `tiny`
+# one: the rocket photo panning, at 64x64); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
 # example one written by notebook 03.
 # %% [bootstrap]
 # %% [markdown]
@@ -55,7 +55,7 @@ print(f"{mp4_path}: {video}")
 # %% [markdown]
 # ## 1. mp4 → GIF with moviepy
 #
-# The seed recipe converts with moviepy. moviepy 2 changed its API: `from moviepy.editor import *` is gone, import
+# Most SVD tutorials (the article this course grew from among them) convert with moviepy. moviepy 2 changed its API: `from moviepy.editor import *` is gone, import
 # the classes from `moviepy` directly, and `set_*`/`subclip`/`resize` became `with_*`/`subclipped`/`resized`.
 # %%
 from moviepy import ImageSequenceClip, VideoFileClip
