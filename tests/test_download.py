@@ -529,7 +529,12 @@ def test_hand_placed_file_that_differs_from_the_hub_is_reported(hub, ckpt_dir, t
 
 def test_obs_outside_modelarts_says_so(ckpt_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "moxing", None)  # `import moxing` raises ImportError
+    monkeypatch.setattr(obsmod, "MODELARTS_HOME", str(ckpt_dir / "no-such-home"))
     with pytest.raises(ObsUnavailableError, match="only inside Huawei ModelArts"):
+        obsmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None)
+    # inside ModelArts, in an environment of one's own: the image's Python has moxing
+    monkeypatch.setattr(obsmod, "MODELARTS_HOME", str(ckpt_dir))
+    with pytest.raises(ObsUnavailableError, match="preinstalled only in the image's own environments"):
         obsmod.copy_from_obs("svd", "obs://bucket/svd", dir=ckpt_dir, log=None)
 
 

@@ -143,6 +143,26 @@ def _run(records, profile="tiny", status="ok"):
     return NotebookRun("02_latent_diffusion.ipynb", status, 1.0, None, [], records, None if status == "ok" else "x")
 
 
+def test_float_tolerances_hold_on_the_machine_kind_they_were_recorded_on(tmp_path):
+    """A baseline carries its machine signature. On another kind of machine (CPU instruction set, native bf16,
+    torch) a moved relative-tolerance float is reported, not failed; exact values are compared everywhere."""
+    from svd_lab.notebook_runs import machine_signature
+
+    recorded = _run({"mean": {"value": 0.5, "tolerance": "rel:1e-4"}, "steps": {"value": 3, "tolerance": "exact"}})
+    path = write_baseline(recorded, tmp_path)
+    assert json.loads(path.read_text())["machine"] == machine_signature()
+    moved_float = _run({"mean": {"value": 0.501, "tolerance": "rel:1e-4"}, "steps": {"value": 3, "tolerance": "exact"}})
+    assert [r.name for r in regression_rows(moved_float, tmp_path) if r.failed] == ["mean"]  # same machine: fails
+
+    payload = json.loads(path.read_text())
+    payload["machine"] = dict(payload["machine"], cpu_capability="AVX512", native_bf16=True)
+    path.write_text(json.dumps(payload))
+    rows = {r.name: r for r in regression_rows(moved_float, tmp_path)}
+    assert rows["mean"].verdict == "other machine" and not rows["mean"].failed and "AVX512" in rows["mean"].detail
+    moved_exact = _run({"mean": {"value": 0.5, "tolerance": "rel:1e-4"}, "steps": {"value": 4, "tolerance": "exact"}})
+    assert [r.name for r in regression_rows(moved_exact, tmp_path) if r.failed] == ["steps"]
+
+
 def test_baseline_round_trip_and_profiles(tmp_path):
     run = _run({"steps": {"value": 3, "tolerance": "exact"}})
     path = write_baseline(run, tmp_path)
@@ -236,7 +256,7 @@ def test_cli_run_and_regress_with_update(tmp_path, monkeypatch, capsys):
     from svd_lab import notebook_runs as course
     from svd_lab.cli import main
 
-    monkeypatch.setattr(course, "notebooks_dir", lambda: tmp_path / "notebooks")
+    monkeypatch.setattr(course, "notebooks_dir", lambda edition="en": tmp_path / "notebooks")
     monkeypatch.setattr(course, "baselines_dir", lambda: tmp_path / "baselines")
     _stand_in_course(tmp_path / "notebooks", 0.5)
     out = str(tmp_path / "out")

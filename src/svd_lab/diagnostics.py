@@ -133,8 +133,18 @@ def check_torch() -> tuple[Check, dict]:
         for i in range(torch.cuda.device_count()):
             free, total = torch.cuda.mem_get_info(i)
             facts["gpus"].append({"name": torch.cuda.get_device_name(i), "free": free, "total": total,
-                                  "bf16": torch.cuda.is_bf16_supported()})
+                                  "bf16": _native_cuda_bf16()})
     return Check("torch", f"{torch.__version__} ({build})", required=True), facts
+
+
+def _native_cuda_bf16() -> bool:
+    """bf16 in hardware (Ampere and newer); torch's default answer also counts the emulation V100 and T4 get."""
+    import torch
+
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no including_emulation and counts native support only
+        return bool(torch.cuda.is_bf16_supported())
 
 
 def check_devices(facts: dict) -> Check:

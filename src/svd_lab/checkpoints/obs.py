@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from svd_lab.svd.layout import FP16
 
 # What an OBS copy's hashes were compared with: OBS publishes no hub hash, so only the structure was checked.
 OBS_SOURCE = "obs copy (structure checked; not compared with the hub)"
+MODELARTS_HOME = "/home/ma-user"  # the home folder of every ModelArts notebook instance
 
 
 def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str | None = FP16,
@@ -89,6 +91,13 @@ def _import_moxing(name: str):
     try:
         import moxing  # only installed inside Huawei ModelArts images
     except ImportError:
+        if Path(MODELARTS_HOME).is_dir():  # ModelArts, but an environment of one's own, without the image's moxing
+            raise ObsUnavailableError(
+                f"this is ModelArts ({MODELARTS_HOME}), but this Python ({sys.executable}) has no `moxing`: it is "
+                f"preinstalled only in the image's own environments (under {MODELARTS_HOME}/anaconda3). Install "
+                f"svd-lab into that Python (pip install -e . with its pip) and run the command there, or copy with "
+                f"that Python's MoXing into checkpoints/{name}/ and check the copy with `svd-lab models`. See "
+                f"docs/modelarts.md.") from None
         raise ObsUnavailableError(
             "--from obs://... works only inside Huawei ModelArts (CodeLab / Notebook), where the `moxing` package "
             "is preinstalled. Elsewhere download from the hub (`svd-lab download NAME`, with --endpoint "
