@@ -23,7 +23,8 @@ SAFETY = 1.0 * GIB
 REFERENCE_PIXELS = 576 * 1024
 # With model CPU offload only one network is on the GPU at a time; the UNet is the largest.
 UNET_WEIGHTS_FP16 = 3.05 * GIB
-# unet.enable_forward_chunking() runs the feed-forward layers in pieces (output-identical); planning figure for
+# unet.enable_forward_chunking() runs the feed-forward layers in pieces (not output-identical: smaller matrix
+# products round differently, ~1e-4 on the latents; see SVDPipeline._set_forward_chunking); planning figure for
 # the share of UNet activations it saves.
 FORWARD_CHUNKING_SAVING = 0.3
 

@@ -297,10 +297,13 @@ class SVDPipeline:
         generator = self._generator(generator, params)
         start_state = generator.get_state()
         timings: dict[str, float] = {}
+        sampled_with_chunking = False
 
         def sample_stage() -> torch.Tensor:
+            nonlocal sampled_with_chunking
             generator.set_state(start_state)  # a retry draws the same noise again
             self._apply_plan(retry.plan)
+            sampled_with_chunking = retry.plan.forward_chunking
             with _timed(timings, "sampling_seconds"):
                 # 3. conditioning: CLIP embedding, latent of the noise-augmented image, time ids (first draw)
                 cond = self.encode(image_tensor, n, params["fps_id"], params["motion_bucket_id"],
@@ -315,18 +318,21 @@ class SVDPipeline:
             with _timed(timings, "decoding_seconds"):
                 return self.decode(latents, retry.plan.decoding_t)
 
+        # The plan decides forward chunking during the run; the UNet leaves the run as it came in (a retry's
+        # chunking must not leak into the next run, whose record would then say it ran without).
+        chunking_before = _feed_forward_chunk_sizes(self.components.unet)
         try:
             latents = retry.attempt("sampling", sample_stage)
             frames = retry.attempt("decoding", decode_stage)
         finally:
-            self._set_forward_chunking(False)
+            _set_feed_forward_chunk_sizes(self.components.unet, chunking_before)
 
         # 6. the record of what was done
         plan = retry.plan
         params.update(
             version=spec.name, profile=self.components.profile, weights=self.components.source,
             decoder=self.components.decoder, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
-            decoding_t=min(plan.decoding_t, n), cpu_offload=self._offload, forward_chunking=plan.forward_chunking,
+            decoding_t=min(plan.decoding_t, n), cpu_offload=self._offload, forward_chunking=sampled_with_chunking,
             memory=self.memory, memory_plan=plan.reason, oom_fallback=retry.fallback,
             sigmas={"schedule": "karras", "sigma_min": spec.sigma_min, "sigma_max": spec.sigma_max, "rho": spec.rho},
             **timings, **_library_versions(),
@@ -356,11 +362,17 @@ class SVDPipeline:
         self._set_forward_chunking(plan.forward_chunking)
 
     def _set_forward_chunking(self, on: bool) -> None:
+        """Feed-forward layers one batch element at a time (on: what ``unet.enable_forward_chunking()`` sets) or
+        whole (off). Set block by block: diffusers' UNetSpatioTemporalConditionModel has
+        ``enable_forward_chunking`` but no ``disable_forward_chunking`` (0.42), so asking the UNet to turn it off
+        silently did nothing.
+
+        Not output-identical: each piece is a smaller matrix product, which BLAS blocks and sums in another order
+        (tiny profile, 3 frames, 2 steps: latents of scale 1.4 move by 1e-4 to 5e-4, on AVX-512 and AVX2 kernels
+        alike). A run records whether it sampled with chunking (``forward_chunking``).
+        """
         unet = self.components.unet
-        if on and hasattr(unet, "enable_forward_chunking"):
-            unet.enable_forward_chunking()  # output-identical: the feed-forward runs in pieces
-        elif hasattr(unet, "disable_forward_chunking"):
-            unet.disable_forward_chunking()
+        _set_feed_forward_chunk_sizes(unet, {name: 1 if on else None for name in _feed_forward_chunk_sizes(unet)})
 
     def _oom_error(self, message, stage, plan, n, h, w) -> SVDOutOfMemoryError:
         free = free_vram(self.device)
@@ -375,6 +387,20 @@ class SVDPipeline:
             f"out of memory while {stage} on {self.device} even after retrying with decoding_t {plan.decoding_t}, "
             f"cpu offload {'on' if plan.cpu_offload else 'off'} and forward chunking ({message}); settings that "
             f"should fit: {advice}")
+
+
+def _feed_forward_chunk_sizes(unet: torch.nn.Module) -> dict[str, tuple[int | None, int]]:
+    """Each transformer block's feed-forward chunking, by module name: (chunk size or None for whole, chunk dim)."""
+    return {name: (getattr(block, "_chunk_size", None), getattr(block, "_chunk_dim", None) or 0)
+            for name, block in unet.named_modules() if hasattr(block, "set_chunk_feed_forward")}
+
+
+def _set_feed_forward_chunk_sizes(unet: torch.nn.Module, sizes: dict) -> None:
+    """Set the blocks' chunking from :func:`_feed_forward_chunk_sizes`' form; a bare size means dim 0."""
+    blocks = dict(unet.named_modules())
+    for name, value in sizes.items():
+        size, dim = value if isinstance(value, tuple) else (value, 0)
+        blocks[name].set_chunk_feed_forward(chunk_size=size, dim=dim)
 
 
 def _plan_dict(plan: memory_planning.MemoryPlan) -> dict:
