@@ -371,8 +371,8 @@ class SVDPipeline:
         (tiny profile, 3 frames, 2 steps: latents of scale 1.4 move by 1e-4 to 5e-4, on AVX-512 and AVX2 kernels
         alike). A run records whether it sampled with chunking (``forward_chunking``).
         """
-        unet = self.components.unet
-        _set_feed_forward_chunk_sizes(unet, {name: 1 if on else None for name in _feed_forward_chunk_sizes(unet)})
+        for block in _feed_forward_blocks(self.components.unet).values():
+            block.set_chunk_feed_forward(chunk_size=1 if on else None, dim=0)
 
     def _oom_error(self, message, stage, plan, n, h, w) -> SVDOutOfMemoryError:
         free = free_vram(self.device)
@@ -389,17 +389,21 @@ class SVDPipeline:
             f"should fit: {advice}")
 
 
+def _feed_forward_blocks(unet: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The UNet's transformer blocks whose feed-forward can be chunked, by module name."""
+    return {name: block for name, block in unet.named_modules() if hasattr(block, "set_chunk_feed_forward")}
+
+
 def _feed_forward_chunk_sizes(unet: torch.nn.Module) -> dict[str, tuple[int | None, int]]:
-    """Each transformer block's feed-forward chunking, by module name: (chunk size or None for whole, chunk dim)."""
+    """Each block's feed-forward chunking, by module name: (chunk size or None for whole, chunk dim)."""
     return {name: (getattr(block, "_chunk_size", None), getattr(block, "_chunk_dim", None) or 0)
-            for name, block in unet.named_modules() if hasattr(block, "set_chunk_feed_forward")}
+            for name, block in _feed_forward_blocks(unet).items()}
 
 
-def _set_feed_forward_chunk_sizes(unet: torch.nn.Module, sizes: dict) -> None:
-    """Set the blocks' chunking from :func:`_feed_forward_chunk_sizes`' form; a bare size means dim 0."""
-    blocks = dict(unet.named_modules())
-    for name, value in sizes.items():
-        size, dim = value if isinstance(value, tuple) else (value, 0)
+def _set_feed_forward_chunk_sizes(unet: torch.nn.Module, sizes: dict[str, tuple[int | None, int]]) -> None:
+    """Give the blocks back the chunking :func:`_feed_forward_chunk_sizes` read."""
+    blocks = _feed_forward_blocks(unet)
+    for name, (size, dim) in sizes.items():
         blocks[name].set_chunk_feed_forward(chunk_size=size, dim=dim)
 
 
