@@ -11,6 +11,7 @@ import os
 import pytest
 import torch
 
+from svd_lab.alignment import unaligned_tensors
 from svd_lab.cli import main as cli_main
 from svd_lab.convert import sgm
 
@@ -125,6 +126,7 @@ def test_memory_mapped_fallback_reopens_and_reads_the_same(monkeypatch, tiny_fil
     for name in ("unet", "vae", "image_encoder"):
         mine, ref = getattr(loaded, name).state_dict(), getattr(tiny, name).state_dict()
         assert all(torch.equal(mine[k], ref[k]) for k in ref), name
+        assert unaligned_tensors(getattr(loaded, name)) == [], name  # nothing left in the file's memory map
 
 
 # ------------------------------------------------------------------------------------------- diffusers folder

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from svd_lab.alignment import align_module
 from svd_lab.errors import CheckpointLoadError
 from svd_lab.svd.components import ClipImagePreprocessing, SVDComponents
 from svd_lab.svd.layout import FP16, WEIGHT_STEMS, weight_file
@@ -137,7 +138,12 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
         source=f"{folder} (diffusers{', ' + variant if variant else ''})",
         clip_preprocessing=_clip_preprocessing(folder),
     )
-    return components.to(device=device, dtype=dtype).eval()
+    components.to(device=device, dtype=dtype)
+    for module in components.modules().values():
+        # from_pretrained leaves CPU weights in the file's memory map, at unaligned addresses where CPU kernels take
+        # another path (svd_lab.alignment): aligned copies compute exactly what the saved networks computed
+        align_module(module)
+    return components.eval()
 
 
 def profile_of_unet_config(config: dict) -> str:
