@@ -1,7 +1,7 @@
 """svd-lab batch throughput: jobs per minute with 1 and 2 processes (accelerate), on this machine's CPU or GPUs.
 
-Each run starts from an empty folder: 12 jobs (the three course images x 4 seeds) on the mini profile (tiny when
-the mini weights are absent), wall time including each process's pipeline load. Standalone:
+Each run starts from an empty folder: 12 jobs (the three course images x 4 seeds) on the small profile (tiny when
+the small weights are absent), wall time including each process's pipeline load. Standalone:
 ``python benchmarks/bench_batch.py [--jobs-per-image 4] [--processes 1,2]``.
 """
 
@@ -22,13 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from svd_lab.batches import job_states
-    from svd_lab.svdmini.model import is_present
+    from svd_lab.small.model import is_present
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs-per-image", type=int, default=4)
     parser.add_argument("--processes", default="1,2")
     args = parser.parse_args(argv)
-    profile = "mini" if is_present() else "tiny"
+    profile = "small" if is_present() else "tiny"
     images = [str(REPO / "assets" / f"{n}.png") for n in ("rocket", "astronaut", "coffee")]
     seeds = ",".join(str(s) for s in range(1, args.jobs_per_image + 1))
     device = f"{torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"

@@ -23,7 +23,7 @@ TINY = {"num_frames": 2, "num_steps": 2}
 
 @pytest.fixture(scope="module")
 def tiny_pipe():
-    from svd_lab.svd.pipeline import load_pipeline
+    from svd_lab.svd.profiles import load_pipeline
 
     pipe, _ = load_pipeline("svd", profile="tiny", device="cpu", progress=False)
     return pipe
@@ -79,7 +79,7 @@ def test_a_bad_image_fails_its_own_jobs_and_the_run_goes_on(images, tmp_path, ti
 def test_resume_skips_finished_jobs_retries_failed_ones_and_overwrites_nothing(images, tmp_path, tiny_pipe):
     out = tmp_path / "out"
     jobs = batch.plan_jobs(batch.find_images(images), [1], None, **TINY)
-    batch.run_batch(jobs, out, pipe=tiny_pipe, progress=False, log=lambda m: None)
+    first = batch.run_batch(jobs, out, pipe=tiny_pipe, progress=False, log=lambda m: None)
     videos = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
     failed_before = sum(e["status"] == "failed" for e in batch.read_manifest(out))
     again = batch.run_batch(jobs, out, pipe=tiny_pipe, progress=False, log=lambda m: None)
@@ -88,11 +88,11 @@ def test_resume_skips_finished_jobs_retries_failed_ones_and_overwrites_nothing(i
     assert again.counts == {"done": 2, "failed": 1}
     assert all(n == 1 for n in _done_events(out).values())
     # a damaged video of a done job is moved aside, not overwritten, and made again
-    rocket = next(j for j in jobs if "rocket" in j.image)
-    (out / rocket.output_name).write_bytes(b"truncated")
+    rocket = next(j["output"] for j in first.jobs if "rocket" in j["image"])
+    (out / rocket).write_bytes(b"truncated")
     batch.run_batch(jobs, out, pipe=tiny_pipe, progress=False, log=lambda m: None)
-    assert (out / f"{rocket.output_name}.incomplete-1").read_bytes() == b"truncated"
-    assert batch.video_is_complete(out / rocket.output_name, 2)
+    assert (out / f"{rocket}.incomplete-1").read_bytes() == b"truncated"
+    assert batch.video_is_complete(out / rocket, 2)
 
 
 def test_a_claimed_job_is_not_taken_while_its_process_lives_and_is_taken_over_when_it_died(tmp_path):
@@ -155,8 +155,82 @@ def test_a_run_killed_midway_resumes_and_finishes_every_job_once(images, tmp_pat
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     done = _done_events(out)
     assert len(done) == 16 and all(n == 1 for n in done.values()), done
-    jobs = batch.plan_jobs([images / "rocket.png", images / "coffee.png"], list(range(1, 9)), None, **TINY)
-    for job in jobs:
-        assert batch.video_is_complete(out / job.output_name, 2)
+    outputs = [j["output"] for j in batch.last_result(out)["jobs"]]
+    assert len(outputs) == 16
+    for output in outputs:
+        assert batch.video_is_complete(out / output, 2)
     # a video cut off by the kill was moved aside (never overwritten); no claim is left behind
     assert not list((out / batch.CLAIMS).iterdir())
+
+
+# ------------------------------------------------------------------------------------------- issue 25: bad input
+def test_manifest_lines_that_are_not_events_are_skipped_with_a_warning(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    good = json.dumps({"job": "abc", "status": "planned"})
+    (out / batch.MANIFEST).write_bytes(b"42\n" + good.encode() + b"\n\xff\xfe not utf-8\n[1, 2]\n{\"no\": \"job\"}\n")
+    warned = []
+    events = batch.read_manifest(out, warn=warned.append)
+    assert events == [{"job": "abc", "status": "planned"}]
+    assert len(warned) == 1 and "line 1, 3, 4, 5" in warned[0]
+    with pytest.warns(UserWarning, match="not batch events"):
+        assert batch.job_states(out) == {"abc": {"job": "abc", "status": "planned"}}
+
+
+def test_an_event_after_a_torn_line_starts_a_line_of_its_own(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / batch.MANIFEST).write_text(json.dumps({"job": "a", "status": "done"}) + "\n" + '{"job": "b", "sta')
+    batch._append(out, {"job": "c", "status": "planned"})
+    with pytest.warns(UserWarning):
+        events = batch.read_manifest(out)
+    assert [e["job"] for e in events] == ["a", "c"]          # the torn line is lost, the new event is not
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_refused_before_any_work(images, tmp_path, tiny_pipe):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match="cannot write into"):
+            batch.run_batch(batch.plan_jobs([images / "rocket.png"], [1], None, **TINY), out, pipe=tiny_pipe,
+                            progress=False, log=lambda m: None)
+    finally:
+        out.chmod(0o755)
+
+
+def test_a_read_only_manifest_is_a_clear_error(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / batch.MANIFEST).write_text("")
+    (out / batch.MANIFEST).chmod(0o444)
+    if os.access(out / batch.MANIFEST, os.W_OK):
+        pytest.skip("this user can write read-only files (root)")
+    with pytest.raises(ValueError, match=r"cannot write .*manifest\.jsonl"):
+        batch._append(out, {"job": "a", "status": "planned"})
+
+
+def test_jobs_of_other_weights_or_another_image_content_are_not_taken_as_done(images, tmp_path, tiny_pipe):
+    from svd_lab.svd.components import build_components
+    from svd_lab.svd.pipeline import SVDPipeline
+
+    out = tmp_path / "out"
+    rocket = images / "rocket.png"
+    first = batch.run_batch(batch.plan_jobs([rocket], [1], None, **TINY), out, pipe=tiny_pipe, progress=False,
+                            log=lambda m: None)
+    assert first.counts == {"done": 1}
+    # the same command with other weights (another seed of the tiny networks): a new job, and it says why
+    other = SVDPipeline(build_components("tiny", "svd", seed=1), device="cpu")
+    said = []
+    second = batch.run_batch(batch.plan_jobs([rocket], [1], None, **TINY), out, pipe=other, progress=False,
+                             log=said.append)
+    assert second.counts == {"done": 1} and second.jobs[0]["id"] != first.jobs[0]["id"]
+    assert any("made with other settings" in m for m in said), said
+    assert len(list(out.glob("*.mp4"))) == 2                     # both videos kept, nothing overwritten
+    # an image replaced under the same name is another job too
+    shutil.copy(images / "coffee.png", rocket)
+    third = batch.run_batch(batch.plan_jobs([rocket], [1], None, **TINY), out, pipe=tiny_pipe, progress=False,
+                            log=lambda m: None)
+    assert third.jobs[0]["id"] not in (first.jobs[0]["id"], second.jobs[0]["id"])
+    assert len(list(out.glob("*.mp4"))) == 3

@@ -122,7 +122,7 @@ def test_download_diffusers_then_load_and_sample(hub, ckpt_dir, tiny_source):
     from PIL import Image
 
     from svd_lab.svd.loading import load_checkpoint
-    from svd_lab.svd.pipeline import load_pipeline
+    from svd_lab.svd.profiles import load_pipeline
 
     comps = load_checkpoint(ckpt.path, dtype=torch.float32, device="cpu", progress=False)
     assert comps.unet.config.num_frames == 3 and comps.unet.dtype == torch.float32
@@ -164,7 +164,7 @@ def test_sgm_download_loads_through_the_converter(ckpt_dir):
 def test_pipeline_auto_profile_finds_downloads_through_the_registry(hub, ckpt_dir, monkeypatch):
     import torch
 
-    from svd_lab.svd.pipeline import choose_profile
+    from svd_lab.svd.profiles import choose_profile
 
     monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(ckpt_dir))
     gpu = torch.device("cuda")  # only the device type is consulted: the choice is testable without a GPU

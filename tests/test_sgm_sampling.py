@@ -113,7 +113,7 @@ def test_pipeline_loader_picks_up_sgm_files_and_their_version(tmp_path, sgm_tiny
     is used, and the version (frames, steps, guidance defaults) follows the release the file is."""
     import shutil
 
-    from svd_lab.svd.pipeline import load_pipeline
+    from svd_lab.svd.profiles import load_pipeline
     from svd_lab.svd.versions import get_version
 
     placed = tmp_path / file_name  # as a user places the seed's file (a temporary copy, outside the repository)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,12 +63,17 @@ def _ffmpeg():
     return ffmpeg_executable()
 
 
-def test_cpu_without_checkpoint_runs_tiny_and_says_so(png, tmp_path, no_checkpoints, capsys):
+def test_cpu_without_checkpoint_runs_a_small_profile_and_says_so(png, tmp_path, no_checkpoints, capsys):
+    """No svd checkpoint: the small SVD shipped in the checkout (found whatever SVD_LAB_CHECKPOINTS says), or the
+    tiny random networks where it is absent."""
+    from svd_lab.small.model import is_present
+
     out = tmp_path / "o"
     assert main(["sample", str(png), "--frames", "2", "--steps", "1", "--out", str(out), "--gif",
                  "--no-progress", "--seed", "7", "--motion-bucket-id", "40"]) == 0
     captured = capsys.readouterr()
-    assert "no local svd checkpoint: running the tiny profile" in captured.err
+    expected = "small" if is_present() else "tiny"
+    assert f"no local svd checkpoint: running the {expected} profile" in captured.err
     assert "2 frames, 64x64, 7 fps" in captured.out
     assert count_frames(out / "000000.mp4") == 2 and count_frames(out / "000000.gif") == 2
     params = json.loads((out / "000000.json").read_text())
@@ -202,3 +208,61 @@ def test_the_tiny_profile_message_does_not_claim_a_size(png, tmp_path, no_checkp
                  "--steps", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert "64x64" not in captured.err and "128x128" in captured.out
+
+
+# ------------------------------------------------------------------ bad input of issue 25
+@pytest.mark.parametrize("option", ["--max-guidance", "--min-guidance", "--cond-aug"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_float_options_are_refused(png, tmp_path, no_checkpoints, capsys, option, value):
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(png), "--profile", "tiny", f"{option}={value}", "--out", str(out), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "not a finite number" in capsys.readouterr().err
+    assert not out.exists()                              # nothing written, not even an all-black video
+
+
+def test_the_library_refuses_non_finite_guidance_too():
+    from svd_lab.svd.components import build_components
+    from svd_lab.svd.pipeline import SVDPipeline
+
+    pipe = SVDPipeline(build_components("tiny", seed=0), device="cpu")
+    for key in ("max_guidance", "min_guidance", "cond_aug"):
+        with pytest.raises(ValueError, match=f"{key} must be a finite number"):
+            pipe.resolve_params(**{key: float("nan")})
+
+
+def test_a_safetensors_file_that_is_not_svd_is_refused_before_asking_for_yes(png, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "svd.safetensors"
+    save_file({"model.layer.weight": torch.zeros(4, 4), "lm_head.weight": torch.zeros(2, 4)}, str(other))
+    assert main(["sample", str(png), "--checkpoint", str(other), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--yes" not in err and "hours" not in err, err
+    assert "not an SVD checkpoint" in err and str(other) in err
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_an_output_that_cannot_be_written_is_refused_before_sampling(png, tmp_path, no_checkpoints, capsys, kind,
+                                                                     monkeypatch):
+    import svd_lab.svd.pipeline as svd_pipeline
+
+    out = tmp_path / "o"
+    if kind == "file":
+        out.write_text("a file, not a folder")
+    else:
+        out.mkdir()
+        out.chmod(0o555)
+        if os.access(out, os.W_OK):
+            pytest.skip("this user writes into read-only folders (root)")
+    sampled = []
+    monkeypatch.setattr(svd_pipeline.SVDPipeline, "run", lambda *a, **k: sampled.append(1))
+    try:
+        assert main(["sample", str(png), "--profile", "tiny", "--out", str(out), "--no-progress"]) == 2
+    finally:
+        if kind != "file":
+            out.chmod(0o755)
+    err = capsys.readouterr().err
+    assert ("is a file, not a folder" if kind == "file" else "cannot write into") in err
+    assert not sampled

@@ -15,15 +15,16 @@ from PIL import Image
 from svd_lab import memory
 from svd_lab.alignment import unaligned_tensors
 from svd_lab.svd import pipeline as svd_pipeline
+from svd_lab.svd import profiles as svd_profiles
 from svd_lab.svd.components import build_components
 from svd_lab.svd.loading import CheckpointLoadError, load_diffusers_folder, save_diffusers_folder
 from svd_lab.svd.pipeline import (
     SVDOutOfMemoryError,
     SVDPipeline,
-    choose_profile,
     resolve_device,
     resolve_dtype,
 )
+from svd_lab.svd.profiles import choose_profile
 
 GIB = 2**30
 
@@ -248,14 +249,17 @@ def test_bfloat16_on_cpu_runs(tiny, image):
 # ------------------------------------------------------------------ profile choice
 def test_profile_choice(monkeypatch, tmp_path):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(svd_pipeline, "_find_local", lambda version: None)
-    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: False)
+    monkeypatch.setattr(svd_profiles, "_find_local", lambda version: None)
+    monkeypatch.setattr(svd_profiles, "_small_present", lambda: False)
     auto = choose_profile("auto", "svd", None, cpu)
     assert auto.profile == "tiny" and "no local svd checkpoint" in auto.reason and "svd-lab download svd" in auto.reason
-    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: True)   # the trained tiny SVD is shipped
-    assert choose_profile("auto", "svd", None, cpu).profile == "mini"
-    assert choose_profile("auto", "svd_image_decoder", None, cpu).profile == "tiny"   # mini has a temporal decoder
-    monkeypatch.setattr(svd_pipeline, "_mini_present", lambda: False)
+    monkeypatch.setattr(svd_profiles, "_small_present", lambda: True)   # the small SVD is shipped
+    assert choose_profile("auto", "svd", None, cpu).profile == "small"
+    assert choose_profile("auto", "svd_image_decoder", None, cpu).profile == "tiny"   # small: a temporal decoder
+    notices = []
+    assert svd_profiles.canonical_profile("mini", notices.append) == "small"          # the old name, with a notice
+    assert len(notices) == 1 and "now called 'small'" in notices[0]
+    monkeypatch.setattr(svd_profiles, "_small_present", lambda: False)
     with pytest.raises(ValueError, match="no usable svd_xt checkpoint"):
         choose_profile("full", "svd_xt", None, cuda)
     with pytest.raises(ValueError, match=r"--checkpoint svd_image_decoder\.safetensors"):
@@ -264,7 +268,7 @@ def test_profile_choice(monkeypatch, tmp_path):
         choose_profile("tiny", "svd", str(tmp_path), cpu)
     assert choose_profile("auto", "svd", str(tmp_path), cpu).profile == "full"  # an explicit checkpoint wins
 
-    monkeypatch.setattr(svd_pipeline, "_find_local", lambda version: "/ckpt/svd")
+    monkeypatch.setattr(svd_profiles, "_find_local", lambda version: "/ckpt/svd")
     assert choose_profile("auto", "svd", None, cuda).checkpoint == "/ckpt/svd"
     on_cpu = choose_profile("auto", "svd", None, cpu)
     assert on_cpu.profile == "tiny" and "takes hours" in on_cpu.reason
@@ -272,7 +276,7 @@ def test_profile_choice(monkeypatch, tmp_path):
 
 def test_profile_auto_asks_the_checkpoints_module(monkeypatch, tmp_path):
     monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(tmp_path / "empty"))
-    assert svd_pipeline._find_local("svd") is None
+    assert svd_profiles._find_local("svd") is None
 
 
 def test_cpu_time_estimate_is_hours():
@@ -346,11 +350,11 @@ def test_bad_folders_are_explained(tmp_path, tiny_folder):
 def test_load_pipeline_tiny_and_from_a_folder(tiny_folder, image):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe, choice = svd_pipeline.load_pipeline(profile="tiny", device="cpu")
+        pipe, choice = svd_profiles.load_pipeline(profile="tiny", device="cpu")
     assert choice.profile == "tiny" and pipe.components.profile == "tiny"
-    pipe, choice = svd_pipeline.load_pipeline(checkpoint=str(tiny_folder), device="cpu", progress=False)
+    pipe, choice = svd_profiles.load_pipeline(checkpoint=str(tiny_folder), device="cpu", progress=False)
     assert choice.profile == "full" and pipe.components.version == "svd"
     assert str(tiny_folder) in pipe.components.source
-    labelled, _ = svd_pipeline.load_pipeline(version="svd_xt_1_1", checkpoint=str(tiny_folder), device="cpu",
+    labelled, _ = svd_profiles.load_pipeline(version="svd_xt_1_1", checkpoint=str(tiny_folder), device="cpu",
                                              progress=False)
     assert labelled.components.version == "svd_xt_1_1"

@@ -33,7 +33,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from svd_lab.processes import pid_alive
 
 MANIFEST = "manifest.jsonl"
 CLAIMS = ".claims"
+LAST_RESULT = ".last-run.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 #: sampling options a job may carry besides image, seed and motion bucket (SVDPipeline.run's keywords)
 OPTIONS = ("num_frames", "num_steps", "fps_id", "cond_aug", "min_guidance", "max_guidance", "width", "height",
@@ -50,16 +51,25 @@ OPTIONS = ("num_frames", "num_steps", "fps_id", "cond_aug", "min_guidance", "max
 
 @dataclass(frozen=True)
 class Job:
-    """One video to make. ``options``: the other keywords of ``SVDPipeline.run`` (None = the default)."""
+    """One video to make. ``options``: the other keywords of ``SVDPipeline.run`` (None = the default).
+
+    Its id covers everything that changes the video: the image's *content* (sha256 of the file, not its name),
+    the seed, the motion bucket, the options, and ``model`` -- the weights and how they run (profile, version,
+    weights fingerprint, dtype, device type; :func:`model_identity`). A folder made with other weights, or with an
+    image replaced under the same name, is never taken for this run's.
+    """
 
     image: str
     seed: int
     motion_bucket_id: int | None
     options: tuple[tuple[str, Any], ...] = ()
+    image_sha256: str = ""
+    model: str = ""
 
     @property
     def id(self) -> str:
-        text = json.dumps([self.image, self.seed, self.motion_bucket_id, list(self.options)], sort_keys=True)
+        text = json.dumps([self.image_sha256 or self.image, self.seed, self.motion_bucket_id, list(self.options),
+                           self.model], sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     @property
@@ -70,9 +80,32 @@ class Job:
     def run_kwargs(self) -> dict:
         return {**dict(self.options), "seed": self.seed, "motion_bucket_id": self.motion_bucket_id}
 
+    def for_model(self, model: str) -> Job:
+        return replace(self, model=model)
+
     def to_dict(self) -> dict:
-        return {"id": self.id, "image": self.image, "seed": self.seed, "motion_bucket_id": self.motion_bucket_id,
-                "options": dict(self.options), "output": self.output_name}
+        return {"id": self.id, "image": self.image, "image_sha256": self.image_sha256, "seed": self.seed,
+                "motion_bucket_id": self.motion_bucket_id, "options": dict(self.options), "model": self.model,
+                "output": self.output_name}
+
+
+def model_identity(pipe) -> str:
+    """What identifies the weights a pipeline samples with and how: profile, version, the weights' fingerprint
+    (:attr:`svd_lab.svd.components.SVDComponents.fingerprint`), dtype and device type."""
+    c = pipe.components
+    return f"{c.profile} {c.version} [{c.fingerprint or c.source}] {str(pipe.dtype).removeprefix('torch.')} " \
+           f"{pipe.device.type}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""          # unreadable: the job fails with the reason when it runs
+    return digest.hexdigest()
 
 
 def find_images(source: str | os.PathLike | list) -> list[Path]:
@@ -102,33 +135,63 @@ def plan_jobs(images: list[Path], seeds: list[int] | None = None, motion_bucket_
     if unknown:
         raise InputError(f"unknown sampling option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(OPTIONS)}")
     fixed = tuple(sorted((k, v) for k, v in options.items() if v is not None))
-    return [Job(str(image), int(seed), None if bucket is None else int(bucket), fixed)
+    hashes = {image: _sha256(Path(image)) for image in images}
+    return [Job(str(image), int(seed), None if bucket is None else int(bucket), fixed, hashes[image])
             for image in images for seed in (seeds or [23]) for bucket in (motion_bucket_ids or [None])]
 
 
 # ------------------------------------------------------------------------------------------- the manifest
 def _append(out: Path, event: dict) -> None:
-    """Append one event line; an exclusive lock keeps lines of concurrent processes whole."""
+    """Append one event line; an exclusive lock keeps lines of concurrent processes whole. A torn last line (a
+    process killed while writing) is ended first, so the new event starts a line of its own."""
     line = json.dumps({"time": round(time.time(), 3), **event}, sort_keys=True) + "\n"
-    with open(out / MANIFEST, "a", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        with open(out / MANIFEST, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = "\n" + line
+                f.write(line.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError as exc:
+        raise InputError(f"cannot write {out / MANIFEST}: {exc.strerror or exc}; choose a folder you can write "
+                         "to (--out)") from None
 
 
-def read_manifest(out: str | os.PathLike) -> list[dict]:
-    """Every event of the manifest, in order (a torn last line of a killed process is ignored)."""
+def read_manifest(out: str | os.PathLike, warn=None) -> list[dict]:
+    """Every event of the manifest, in order. Lines that are not events -- a torn last line of a killed process,
+    a line that is not UTF-8, JSON that is not an object with a job id -- are skipped, and ``warn`` (default:
+    :func:`warnings.warn`) is told which line numbers were."""
     path = Path(out) / MANIFEST
     if not path.is_file():
         return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            events.append(json.loads(line))
+    events, bad = [], []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            event = None
+        if isinstance(event, dict) and isinstance(event.get("job"), str):
+            events.append(event)
+        else:
+            bad.append(number)
+    if bad:
+        message = (f"{path}: {len(bad)} line(s) are not batch events and were skipped (line "
+                   f"{', '.join(map(str, bad[:10]))}{', ...' if len(bad) > 10 else ''})")
+        if warn is None:
+            import warnings
+
+            warnings.warn(message, stacklevel=2)
+        else:
+            warn(message)
     return events
 
 
@@ -277,25 +340,35 @@ def run_batch(jobs: list[Job], out: str | os.PathLike, *, version: str | None = 
 
     start = time.time()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
     state = process_state()
+    if pipe is None:
+        # loaded before planning: a job's identity includes the weights (a finished folder costs one load)
+        from svd_lab.svd.profiles import load_pipeline
+
+        pipe, choice = load_pipeline(version, profile=profile, checkpoint=checkpoint,
+                                     device=device or ("cpu" if state.device.type == "cpu" else str(state.device)),
+                                     dtype=dtype, memory=memory, progress=False)
+        reason = f"; profile {choice.profile} ({choice.reason})"
+    else:
+        reason = f"; profile {pipe.components.profile} (the pipeline given)"
+    model = model_identity(pipe)
+    jobs = [job.for_model(model) for job in jobs]
     states = job_states(out)
     if state.is_main_process:
         for job in jobs:
             if job.id not in states:
                 _append(out, {"job": job.id, "status": "planned", "params": job.to_dict()})
+        other = _done_with_other_settings(out, jobs)
+        if other:
+            log(f"{other} video(s) in {out} were made with other settings (another model, weights, dtype, device "
+                "or image content): kept, and not counted as done for this run")
     state.wait_for_everyone()
     states = job_states(out)
     pending = [j for j in jobs if not (states.get(j.id, {}).get("status") == "done"
                                        and video_is_complete(out / j.output_name, states[j.id].get("frames")))]
-    if pending and pipe is None:
-        from svd_lab.svd.pipeline import load_pipeline
-
-        pipe, choice = load_pipeline(version, profile=profile, checkpoint=checkpoint,
-                                     device=device or ("cpu" if state.device.type == "cpu" else str(state.device)), dtype=dtype, memory=memory, progress=False)
-        if state.is_main_process:
-            log(f"{len(pending)} of {len(jobs)} jobs to do on {state.num_processes} process(es); "
-                f"profile {choice.profile} ({choice.reason})")
+    if state.is_main_process:
+        log(f"{len(pending)} of {len(jobs)} jobs to do on {state.num_processes} process(es){reason}")
     with state.split_between_processes(pending) as mine:
         mine = list(mine)
     # after its own share, a process also takes what others left unclaimed (a killed or slow process)
@@ -323,7 +396,51 @@ def run_batch(jobs: list[Job], out: str | os.PathLike, *, version: str | None = 
     for job in jobs:
         event = final.get(job.id, {})
         rows.append({**job.to_dict(), "status": event.get("status", "planned"), "error": event.get("error")})
-    return BatchResult(out, rows, round(time.time() - start, 1), state.num_processes)
+    result = BatchResult(out, rows, round(time.time() - start, 1), state.num_processes)
+    if state.is_main_process:
+        from svd_lab.atomic import write_text_atomic
+
+        write_text_atomic(out / LAST_RESULT, json.dumps({"jobs": rows, "seconds": result.seconds}), overwrite=True)
+    return result
+
+
+def last_result(out: str | os.PathLike) -> dict | None:
+    """The job table the last run into ``out`` left (``.last-run.json``), or None."""
+    path = Path(out) / LAST_RESULT
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _check_writable(out: Path) -> None:
+    """Before any work: ``out`` is (or can be made) a folder this process can write to."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder: choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write into {out}: {exc.strerror or exc}; choose a folder you can write to "
+                         "(--out)") from None
+
+
+def _done_with_other_settings(out: Path, jobs: list[Job]) -> int:
+    """Done jobs of the manifest for the same (image path, seed, bucket, options) whose id differs from this run's."""
+    mine = {(j.image, j.seed, j.motion_bucket_id, json.dumps(dict(j.options), sort_keys=True)): j.id for j in jobs}
+    planned = {e["job"]: e.get("params", {}) for e in read_manifest(out) if e.get("status") == "planned"}
+    count = 0
+    for job_id, event in job_states(out).items():
+        p = planned.get(job_id)
+        if event.get("status") != "done" or not p:
+            continue
+        key = (p.get("image"), p.get("seed"), p.get("motion_bucket_id"), json.dumps(p.get("options", {}),
+                                                                                    sort_keys=True))
+        if key in mine and mine[key] != job_id:
+            count += 1
+    return count
 
 
 def _run_one(pipe, job: Job, out: Path) -> None:
@@ -343,7 +460,7 @@ def _run_one(pipe, job: Job, out: Path) -> None:
 
 def batch(images: str | os.PathLike | list, out: str | os.PathLike, *, seeds: list[int] | None = None,
           motion_bucket_ids: list[int] | None = None, pipe=None, version: str | None = None, profile: str = "auto",
-          progress: bool = False, show: bool = False, **options: Any) -> BatchResult:
+          progress: bool = False, show: bool = True, **options: Any) -> BatchResult:
     """Notebook entry point: plan and run the jobs in this process; returns the :class:`BatchResult` (a table in
     a notebook). ``show=True`` also displays the finished videos side by side."""
     jobs = plan_jobs(find_images(images), seeds, motion_bucket_ids, **options)
@@ -354,9 +471,9 @@ def batch(images: str | os.PathLike | list, out: str | os.PathLike, *, seeds: li
 
         labels = [f"{Path(j['image']).stem} s{j['seed']} m{j['motion_bucket_id']}" for j in result.jobs
                   if j["status"] == "done"]
-        from IPython.display import display as show
+        from IPython.display import display as ipython_display
 
-        show(display.compare([str(v) for v in result.videos()], labels, title=f"batch: {len(labels)} videos"))
+        ipython_display(display.compare([str(v) for v in result.videos()], labels, title=f"batch: {len(labels)} videos"))
     return result
 
 

@@ -27,7 +27,7 @@ COMMAND_MODULES = [
     "svd_lab.commands.download",
     "svd_lab.commands.convert",
     "svd_lab.commands.mini",
-    "svd_lab.commands.svdmini",
+    "svd_lab.commands.small",
     "svd_lab.commands.sample",
     "svd_lab.commands.batch",
 ]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svd_lab.atomic import write_text_atomic
 from svd_lab.errors import CourseError  # a UserError: the CLI shows it as one line
 from svd_lab.kernel import KERNEL_NAME
 from svd_lab.record import RECORD_FILE_ENV, parse_tolerance, read_records
@@ -402,7 +403,7 @@ def machine_signature() -> dict[str, Any]:
 
 
 def write_baseline(run: NotebookRun, folder: Path | None = None) -> Path:
-    """Write ``run``'s records as the notebook's baseline (through a temporary file)."""
+    """Write ``run``'s records as the notebook's baseline (atomically)."""
     if run.status != "ok":
         raise CourseError(f"{run.notebook} failed ({run.error}): fix it before updating its baseline")
     if run.profile not in BASELINE_PROFILES:
@@ -411,9 +412,7 @@ def write_baseline(run: NotebookRun, folder: Path | None = None) -> Path:
     path = baseline_path(run.notebook, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"notebook": run.notebook, "profile": run.profile, "machine": machine_signature(), "records": run.records}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n", overwrite=True)
     return path
 
 

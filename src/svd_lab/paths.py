@@ -30,6 +30,13 @@ def checkpoints_dir() -> Path:
     return Path(env).expanduser() if env else project_root() / "checkpoints"
 
 
+def shipped_checkpoints_dir() -> Path:
+    """``<checkout>/checkpoints``: where the course's own trained weights ship (the small SVD, the mini world
+    model). Always this folder, whatever ``SVD_LAB_CHECKPOINTS`` says: a user's own weights folder adds to the
+    shipped weights, it does not hide them."""
+    return project_root() / "checkpoints"
+
+
 def outputs_dir() -> Path:
     env = os.environ.get("SVD_LAB_OUTPUTS")
     return Path(env).expanduser() if env else project_root() / "outputs"

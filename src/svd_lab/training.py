@@ -43,3 +43,67 @@ def lr_factor(progress: float, step: int, warmup: int) -> float:
     warm = min(1.0, (step + 1) / max(1, warmup))
     progress = min(max(progress, 0.0), 1.0)
     return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def smooth(values: list[float], rate: float = 0.02) -> list[float]:
+    """The exponential moving average every trainer shows beside its raw loss: ``s = (1 - rate) s + rate v``."""
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else (1 - rate) * acc + rate * v
+        out.append(acc)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- resumable state
+def save_state(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None = None,
+               meta: dict | None = None) -> Path:
+    """Write networks, the optimiser's state and ``meta`` (JSON) to one safetensors file, atomically (replacing).
+
+    Everything needed to continue a run exactly: the weights, Adam's moments and step counts, and whatever the
+    caller keeps in ``meta`` (the step reached, its losses, seconds spent). No pickle: tensors are safetensors,
+    the rest JSON in the file's metadata.
+    """
+    import json
+
+    from safetensors.torch import save
+
+    from svd_lab.atomic import write_bytes_atomic
+
+    tensors = {f"{name}/{key}": value.detach().contiguous()
+               for name, module in modules.items() for key, value in module.state_dict().items()}
+    groups = []
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, entries in state["state"].items():
+            for key, value in entries.items():
+                tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(value).detach().contiguous()
+        groups = state["param_groups"]
+    metadata = {"meta": json.dumps(meta or {}), "param_groups": json.dumps(groups)}
+    return write_bytes_atomic(path, save(tensors, metadata=metadata), overwrite=True)
+
+
+def load_state(path: Path, modules: dict[str, torch.nn.Module],
+               optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Restore what :func:`save_state` wrote into ``modules`` (and ``optimizer``); return its ``meta``.
+
+    Values are copied into the modules' own tensors (``load_state_dict``), which sit at aligned addresses: a
+    resumed run computes exactly what an uninterrupted one does (see :mod:`svd_lab.alignment`).
+    """
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    for name, module in modules.items():
+        prefix = f"{name}/"
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    if optimizer is not None:
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer/"):
+                _, index, entry = key.split("/", 2)
+                state.setdefault(int(index), {})[entry] = value.clone()
+        optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+    return json.loads(metadata.get("meta", "{}"))

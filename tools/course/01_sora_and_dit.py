@@ -55,7 +55,7 @@ if device != "cpu":
 reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "01_sora_and_dit"
 out_dir.mkdir(parents=True, exist_ok=True)
-weights = Path(mini_dir) if mini_dir else paths.checkpoints_dir() / "mini"
+weights = Path(mini_dir) if mini_dir else paths.shipped_checkpoints_dir() / "mini"
 model = load_model(weights)
 config = model.dit.config
 print(f"mini world model from {weights}: autoencoder {sum(p.numel() for p in model.autoencoder.parameters()):,} "

@@ -37,7 +37,7 @@ import torch
 
 from svd_lab import display, exercises, paths
 from svd_lab.mini import data
-from svd_lab.mini.autoencoder import psnr
+from svd_lab.pixels import psnr
 from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, load_model
 from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
@@ -51,7 +51,7 @@ if device != "cpu":
 reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "02_latent_diffusion"
 out_dir.mkdir(parents=True, exist_ok=True)
-model = load_model(Path(mini_dir) if mini_dir else paths.checkpoints_dir() / "mini")
+model = load_model(Path(mini_dir) if mini_dir else paths.shipped_checkpoints_dir() / "mini")
 frames_per_video = model.frames
 
 

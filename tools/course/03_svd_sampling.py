@@ -44,10 +44,10 @@ from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
 from svd_lab.svd import conditioning
 from svd_lab.svd.images import image_to_tensor
-from svd_lab.svd.pipeline import load_pipeline
+from svd_lab.svd.profiles import load_pipeline
 from svd_lab.svd.versions import VERSIONS, get_version
-from svd_lab.svdmini import data as pan_data
-from svd_lab.svdmini.metrics import per_frame_displacement
+from svd_lab.small import data as pan_data
+from svd_lab.small.metrics import per_frame_displacement
 from svd_lab.video import count_frames, save_numbered
 
 reproducible(seed)

@@ -36,7 +36,7 @@ reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "04_gif_display"
 out_dir.mkdir(parents=True, exist_ok=True)
 if video_path is None:
-    from svd_lab.svd.pipeline import load_pipeline
+    from svd_lab.svd.profiles import load_pipeline
 
     pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
     resolved_profile = choice.profile

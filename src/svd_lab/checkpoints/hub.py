@@ -56,9 +56,9 @@ from svd_lab.checkpoints.registry import (
 )
 from svd_lab.checkpoints.staging import (
     FolderLock,
+    move_into_place,
     partial_path,
     partial_prefix,
-    place,
     remove_if_empty,
     staging_dir,
 )
@@ -449,7 +449,9 @@ def _call_hub(fn, spec: CheckpointSpec, endpoint: str, token, revision: str, par
 
 def _progress_class(progress: bool):
     """None (huggingface_hub's own bars, which honour HF_HUB_DISABLE_PROGRESS_BARS) or a silent bar."""
-    if progress and not _env_true("TQDM_DISABLE"):
+    from svd_lab.progress import progress_enabled
+
+    if progress_enabled(progress):
         return None
     from tqdm.auto import tqdm
 
@@ -554,7 +556,7 @@ def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir
     # 5. bring each file to its final name, verified, one writer per folder at a time
     result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]  (filled in by _finish)
     with FolderLock(plan.target):
-        job = _Job(plan, VerificationRecord(plan.target), token, progress, log, result)
+        job = _Download(plan, VerificationRecord(plan.target), token, progress, log, result)
         for pf in plan.files:
             _FILE_STEPS[pf.action](pf, job)
 
@@ -609,7 +611,7 @@ def _finish(result: DownloadResult, started: float, must_be_usable: bool = False
 
 
 @dataclass
-class _Job:
+class _Download:
     """What the per-file steps of one download share."""
 
     plan: DownloadPlan
@@ -625,12 +627,12 @@ class _Job:
         self.record.save()
 
 
-def _reuse_present(pf: PlannedFile, job: _Job) -> None:
+def _reuse_present(pf: PlannedFile, job: _Download) -> None:
     """PRESENT: verified by an earlier run against the same hash."""
     job.result.reused.append(pf.repo_path)
 
 
-def _verify_hand_placed(pf: PlannedFile, job: _Job) -> None:
+def _verify_hand_placed(pf: PlannedFile, job: _Download) -> None:
     """HAND: hash the file placed by hand where it lies; it is the user's, so a mismatch is reported, not replaced."""
     root = job.plan.target.parent
     hand = root / pf.repo_path
@@ -647,7 +649,7 @@ def _verify_hand_placed(pf: PlannedFile, job: _Job) -> None:
     job.log(f"verified   {hand} (placed by hand): matches {job.plan.spec.repo_id}")
 
 
-def _check_present(pf: PlannedFile, job: _Job) -> None:
+def _check_present(pf: PlannedFile, job: _Download) -> None:
     """CHECK: hash the unverified file under its final name; fetch it again when it differs from the hub's."""
     ok, sha, source = _digest_matches(pf.final, pf)
     if ok:
@@ -663,7 +665,7 @@ def _check_present(pf: PlannedFile, job: _Job) -> None:
     _fetch_verify_place(pf, job)
 
 
-def _fetch_verify_place(pf: PlannedFile, job: _Job) -> None:
+def _fetch_verify_place(pf: PlannedFile, job: _Download) -> None:
     """CACHE and FETCH: fill the staging file, verify it, give it its final name. A corrupted copy is discarded
     and fetched from the hub again, up to MAX_FETCH_ATTEMPTS in all."""
     for attempt in range(1, MAX_FETCH_ATTEMPTS + 1):
@@ -676,7 +678,7 @@ def _fetch_verify_place(pf: PlannedFile, job: _Job) -> None:
         problem, sha, source = _staged_problem(pf)
         # c. verified: under its final name in one rename, and recorded
         if problem is None:
-            place(pf.partial, pf.final)
+            move_into_place(pf.partial, pf.final)
             job.verified(pf.final, sha, source)
             job.result.fetched.append(pf.repo_path)
             return
@@ -692,14 +694,14 @@ def _fetch_verify_place(pf: PlannedFile, job: _Job) -> None:
         f"(--endpoint {HUB_WEB} or {HF_MIRROR}).")
 
 
-def _copy_from_hf_cache(pf: PlannedFile, job: _Job) -> None:
+def _copy_from_hf_cache(pf: PlannedFile, job: _Download) -> None:
     """The same commit's file from the Hugging Face cache into staging (the cache itself is left as it is)."""
     job.log(f"copying    {pf.repo_path} from the Hugging Face cache ({pf.cache_path})")
     pf.partial.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pf.cache_path, pf.partial)  # a new file: the umask's mode, not the cache file's
 
 
-def _fetch(pf: PlannedFile, job: _Job) -> None:
+def _fetch(pf: PlannedFile, job: _Download) -> None:
     """Download the bytes staging lacks, counting them in the result."""
     before = pf.partial.stat().st_size if pf.partial.is_file() else 0
     resume = f", resuming after {_fmt_bytes(before)}" if before else ""
@@ -718,7 +720,7 @@ def _staged_problem(pf: PlannedFile) -> tuple[str | None, str, str]:
 
 
 # Which step handles a file, by what the plan decided for it.
-_FILE_STEPS: dict[Action, Callable[[PlannedFile, _Job], None]] = {
+_FILE_STEPS: dict[Action, Callable[[PlannedFile, _Download], None]] = {
     Action.PRESENT: _reuse_present,
     Action.HAND: _verify_hand_placed,
     Action.CHECK: _check_present,

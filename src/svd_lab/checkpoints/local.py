@@ -8,6 +8,10 @@ Layout (see checkpoints/README.md)::
         .svd-lab/verified.json  <- sha256 of every file, checked once after the download
       svd.safetensors           <- placed by hand, as the seed article does: found too
       mini/                     <- the mini world model's weights, shipped in the repository
+      small/                    <- the small SVD (diffusers layout), shipped in the repository
+
+The shipped folders are always found in the checkout's ``checkpoints/``, also when ``SVD_LAB_CHECKPOINTS`` points
+at a folder of the user's own: that folder adds checkpoints, it does not hide the course's.
 
 Only files under ``checkpoints/`` are loaded; the Hugging Face cache (``~/.cache/huggingface``) is never read by a
 loader. A download copies a file already in that cache instead of fetching it again.
@@ -20,13 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svd_lab.checkpoints.errors import UnusableCheckpointError
-from svd_lab.checkpoints.registry import DIFFUSERS, MINI, REGISTRY, SGM, CheckpointSpec, spec_for_sgm_file
+from svd_lab.checkpoints.registry import (
+    DIFFUSERS,
+    MINI,
+    REGISTRY,
+    SGM,
+    SHIPPED,
+    SMALL,
+    CheckpointSpec,
+    spec_for_sgm_file,
+)
 from svd_lab.checkpoints.verify import VerificationRecord, file_problem
 from svd_lab.svd.layout import CONFIG_FILES, FP16, WEIGHT_STEMS, weight_file, weight_files
 from svd_lab.svd.versions import version_for_num_frames
 
 # Which format a loader should prefer when both are present: diffusers loads directly, sgm needs a conversion.
-_FORMAT_PREFERENCE = {DIFFUSERS: 0, SGM: 1, MINI: 2}
+_FORMAT_PREFERENCE = {DIFFUSERS: 0, SGM: 1, MINI: 2, SMALL: 3}
 
 
 @dataclass
@@ -164,15 +177,41 @@ def inspect_mini_folder(folder: Path) -> LocalCheckpoint:
                            size_bytes=size, verified=verified, placed="shipped", files=weights)
 
 
+def _is_shipped(path: Path) -> bool:
+    """Whether ``path`` is a shipped model's folder by its place: ``checkpoints/mini`` or ``checkpoints/small``."""
+    return path.parent.name == "checkpoints" or path.parent.resolve() == _shipped_root().resolve()
+
+
+def _shipped_root() -> Path:
+    from svd_lab.paths import shipped_checkpoints_dir
+
+    return shipped_checkpoints_dir()
+
+
+def inspect_small_folder(folder: Path) -> LocalCheckpoint:
+    """The small SVD's folder: a diffusers folder, listed under its own name and format (never taken for svd)."""
+    found = inspect_diffusers_folder(folder, name=SMALL)
+    found.version, found.format, found.placed = SMALL, SMALL, "shipped"
+    if not found.usable and "incomplete" in found.reason:
+        found.reason = (f"{found.reason.split(':')[0]}: restore it from the repository (git checkout -- "
+                        "checkpoints/small) or retrain with tools/train_small.sh")
+    return found
+
+
+_SHIPPED_INSPECTORS = {MINI: inspect_mini_folder, SMALL: inspect_small_folder}
+
+
 def inspect_path(path: Path | str) -> LocalCheckpoint:
     """Describe whatever ``path`` is: a diffusers folder, an sgm file, a folder holding one sgm file, checkpoints/mini."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".safetensors":
         return inspect_sgm_file(path, placed="hand")
     if path.is_dir():
+        if path.name in _SHIPPED_INSPECTORS and _is_shipped(path):
+            return _SHIPPED_INSPECTORS[path.name](path)
         if (path / "model_index.json").is_file():
             return inspect_diffusers_folder(path)
-        if path.name == "mini":
+        if path.name == MINI:
             return inspect_mini_folder(path)
         sgm = [p for p in sorted(path.glob("*.safetensors"))]
         if len(sgm) == 1:
@@ -186,18 +225,22 @@ def present_checkpoints(dir: Path | str | None = None) -> list[LocalCheckpoint]:
     """Every checkpoint found in the checkpoints folder (default: ``svd_lab.paths.checkpoints_dir()``).
 
     Finds ``<dir>/<name>/`` diffusers folders, sgm single files inside them or directly in ``<dir>`` (placed by
-    hand, e.g. ``checkpoints/svd.safetensors``), and ``<dir>/mini/``. Unusable ones are listed too, with the reason.
+    hand, e.g. ``checkpoints/svd.safetensors``), and the shipped ``mini/`` and ``small/`` (from the checkout's
+    ``checkpoints/`` when ``dir`` is another folder). Unusable ones are listed too, with the reason.
     """
     root = checkpoints_root(dir)
-    if not root.is_dir():
-        return []
     found: list[LocalCheckpoint] = []
-    for entry in sorted(root.iterdir()):
+    entries = sorted(root.iterdir()) if root.is_dir() else []
+    names = {e.name for e in entries}
+    shipped_root = _shipped_root()
+    if dir is None and shipped_root.resolve() != root.resolve():
+        entries += [shipped_root / n for n in SHIPPED if n not in names and (shipped_root / n).is_dir()]
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            if entry.name == "mini":
-                found.append(inspect_mini_folder(entry))
+            if entry.name in _SHIPPED_INSPECTORS:
+                found.append(_SHIPPED_INSPECTORS[entry.name](entry))
                 continue
             if (entry / "model_index.json").is_file():
                 found.append(inspect_diffusers_folder(entry))

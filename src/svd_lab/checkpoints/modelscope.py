@@ -38,7 +38,7 @@ from svd_lab.checkpoints.errors import (
     HubNetworkError,
     HubNotFoundError,
 )
-from svd_lab.checkpoints.hub import Action, DownloadPlan, DownloadResult, PlannedFile, _fmt_bytes, _Job
+from svd_lab.checkpoints.hub import Action, DownloadPlan, DownloadResult, PlannedFile, _Download, _fmt_bytes
 from svd_lab.checkpoints.local import checkpoints_root
 from svd_lab.checkpoints.registry import (
     DIFFUSERS,
@@ -49,7 +49,7 @@ from svd_lab.checkpoints.registry import (
     downloadable_spec,
     normalize_variant,
 )
-from svd_lab.checkpoints.staging import FolderLock, place, remove_if_empty, staging_dir
+from svd_lab.checkpoints.staging import FolderLock, move_into_place, remove_if_empty, staging_dir
 from svd_lab.checkpoints.verify import VerificationRecord, sha256_file
 from svd_lab.svd.layout import FP16
 
@@ -230,6 +230,29 @@ def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir
     Either every file ends up complete and sha256-verified under its final name, or a :class:`CheckpointError`
     says what to do; completed files and partial bytes are kept, so running it again resumes.
     """
+    cache = _cache_root()
+    new = next((f for f in reversed([cache, *cache.parents]) if not f.exists()), None)  # the first folder made
+    try:
+        return _download(name, format, variant, dir, endpoint, revision, token, verify, log)
+    except BaseException:
+        if new is not None:
+            _remove_empty_tree(new)      # the client creates its cache folder even when nothing arrives
+        raise
+
+
+def _cache_root() -> Path:
+    """The ModelScope client's cache folder: ``MODELSCOPE_CACHE``, else ``~/.cache/modelscope``."""
+    return Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope").expanduser()
+
+
+def _remove_empty_tree(root: Path) -> None:
+    """Remove ``root`` if it holds nothing but (nested) empty folders."""
+    if not root.is_dir() or any(p.is_file() or p.is_symlink() for p in root.rglob("*")):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _download(name, format, variant, dir, endpoint, revision, token, verify, log) -> DownloadResult:
     log = log or (lambda *a, **k: None)
     started = time.monotonic()
 
@@ -245,7 +268,7 @@ def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir
     api = _api(plan.endpoint, token)
     result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]  (filled in by _finish)
     with FolderLock(plan.target):
-        job = _Job(plan, VerificationRecord(plan.target), token, True, log, result)
+        job = _Download(plan, VerificationRecord(plan.target), token, True, log, result)
         for pf in plan.files:
             if pf.action is Action.PRESENT:
                 job.result.reused.append(pf.repo_path)
@@ -266,7 +289,7 @@ def download(name: str, format: str = DIFFUSERS, variant: str | None = FP16, dir
     return hub._finish(result, started, must_be_usable=True)
 
 
-def _present_matches(pf: PlannedFile, job: _Job) -> bool:
+def _present_matches(pf: PlannedFile, job: _Download) -> bool:
     """CHECK: hash the unverified file under its final name; True when it is ModelScope's (then recorded)."""
     sha = sha256_file(pf.final)
     if sha == pf.sha256:
@@ -280,7 +303,7 @@ def _present_matches(pf: PlannedFile, job: _Job) -> bool:
     return False
 
 
-def _fetch_verify_place(pf: PlannedFile, job: _Job, api) -> None:
+def _fetch_verify_place(pf: PlannedFile, job: _Download, api) -> None:
     """Bring ``pf`` into staging (from the ModelScope cache, else the client's resumable download), check its size
     and sha256 once more, and give it its final name in one rename."""
     plan = job.plan
@@ -326,8 +349,8 @@ def _problem(staged: Path, pf: PlannedFile) -> str | None:
     return None
 
 
-def _place(staged: Path, pf: PlannedFile, job: _Job) -> None:
-    place(staged, pf.final)
+def _place(staged: Path, pf: PlannedFile, job: _Download) -> None:
+    move_into_place(staged, pf.final)
     job.verified(pf.final, pf.sha256 or "", VERIFIED_AGAINST)
     job.result.fetched.append(pf.repo_path)
 

@@ -18,7 +18,7 @@ from svd_lab.checkpoints.errors import CheckpointError, CorruptDownloadError, Ob
 from svd_lab.checkpoints.hub import DownloadPlan, DownloadResult, PlannedFile
 from svd_lab.checkpoints.local import checkpoints_root, inspect_download
 from svd_lab.checkpoints.registry import DIFFUSERS, HF_MIRROR, downloadable_spec, normalize_variant
-from svd_lab.checkpoints.staging import FolderLock, place, remove_if_empty, staging_dir
+from svd_lab.checkpoints.staging import FolderLock, move_into_place, remove_if_empty, staging_dir
 from svd_lab.checkpoints.verify import VerificationRecord, safetensors_problem, sha256_file
 from svd_lab.svd.layout import FP16
 
@@ -71,7 +71,7 @@ def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str 
             record = VerificationRecord(target)
             for p in repo_files:
                 sha = sha256_file(staging / p)
-                place(staging / p, target / p)
+                move_into_place(staging / p, target / p)
                 record.add(target / p, sha, OBS_SOURCE)
                 result.fetched.append(p)
             record.meta[format] = {"source": source, "variant": variant}

@@ -17,7 +17,8 @@ Where each fact lives: a release's hub repository, frame count, description, lic
 :data:`svd_lab.svd.versions.VERSIONS` (one row per version: the registry has an entry for every version); the
 diffusers file names are :mod:`svd_lab.svd.layout`; the networks' parameter counts are
 :data:`svd_lab.svd.configs.FULL_PARAMETER_COUNTS`. What only a download needs stays here: the formats a release
-comes in, the sizes, the sgm files' value counts, the hub's web address and mirror, and the mini model's entry.
+comes in, the sizes, the sgm files' value counts, the hub's web address and mirror, and the entries of the course's
+own shipped models (the mini world model, the small SVD).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from svd_lab.svd.configs import FULL_PARAMETER_COUNTS
 from svd_lab.svd.layout import FP16, WEIGHT_STEMS, checkpoint_files
 from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, VERSIONS, VersionSpec
 
-DIFFUSERS, SGM, MINI = "diffusers", "sgm", "mini"
-FORMATS = (DIFFUSERS, SGM, MINI)
+DIFFUSERS, SGM, MINI, SMALL = "diffusers", "sgm", "mini", "small"
+FORMATS = (DIFFUSERS, SGM, MINI, SMALL)
+#: the course's own trained weights: shipped in the repository (checkpoints/<name>/), never downloaded
+SHIPPED = (MINI, SMALL)
 
 HUB_WEB = "https://huggingface.co"
 HF_MIRROR = "https://hf-mirror.com"  # community mirror reachable from mainland China
@@ -141,6 +144,14 @@ REGISTRY[MINI] = CheckpointSpec(
     licence="Apache-2.0", licence_note="part of svd-lab",
     gated=False,
 )
+REGISTRY[SMALL] = CheckpointSpec(
+    name=SMALL, version=SMALL,
+    description=("the small SVD trained by svd-lab (SVD's own networks at 64x64, 8 frames; diffusers layout, fp16), "
+                 "trained with tools/train_small.sh and shipped in the repository at checkpoints/small/"),
+    formats=(SMALL,), repo_id=None,
+    licence="Apache-2.0", licence_note="part of svd-lab",
+    gated=False,
+)
 
 
 def get_spec(name: str) -> CheckpointSpec:
@@ -165,7 +176,7 @@ def spec_for_sgm_file(filename: str) -> CheckpointSpec | None:
 
 def downloadable_spec(name: str, format: str) -> CheckpointSpec:
     """The registry entry to download as ``name`` in ``format``; a :class:`CheckpointError` saying what to use
-    instead for an unknown name, the shipped mini model, or a format the release does not come in."""
+    instead for an unknown name, a shipped model (mini, small), or a format the release does not come in."""
     try:
         spec = get_spec(name)
     except UnknownNameError as exc:  # a download's errors are all CheckpointErrors: callers catch one kind

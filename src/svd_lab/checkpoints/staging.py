@@ -42,8 +42,10 @@ def partial_prefix(repo_path: str) -> str:
     return repo_path.replace("/", "__")
 
 
-def place(source: Path, final: Path) -> None:
-    """Move a finished file to its final name in one rename (same file system: staging is inside the folder)."""
+def move_into_place(source: Path, final: Path) -> None:
+    """Move a finished, verified download to its final name in one rename, *replacing* what is there (an older
+    revision of the file: the download decided to fetch it). Same file system: staging is inside the folder.
+    Compare :func:`svd_lab.atomic.place`, which refuses to overwrite unless told to."""
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, final)
 

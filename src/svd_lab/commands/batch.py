@@ -12,6 +12,9 @@ import os
 import subprocess
 import sys
 
+from svd_lab.commands import finite_float
+from svd_lab.errors import UserError
+
 
 def _int_list(text: str) -> list[int]:
     import argparse
@@ -35,14 +38,15 @@ def register(sub) -> None:
     p.add_argument("--processes", type=int, default=None,
                    help="start N processes with accelerate launch (one per GPU; --cpu without CUDA)")
     p.add_argument("--version", choices=list(VERSIONS), default=None)
-    p.add_argument("--profile", choices=["auto", "mini", "tiny", "full"], default="auto")
+    p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
+                   help="as for svd-lab sample (mini: the old name of small)")
     p.add_argument("--checkpoint", metavar="PATH")
     p.add_argument("--frames", type=int, dest="num_frames")
     p.add_argument("--steps", type=int, dest="num_steps")
     p.add_argument("--fps-id", type=int)
-    p.add_argument("--cond-aug", type=float)
-    p.add_argument("--min-guidance", type=float)
-    p.add_argument("--max-guidance", type=float)
+    p.add_argument("--cond-aug", type=finite_float)
+    p.add_argument("--min-guidance", type=finite_float)
+    p.add_argument("--max-guidance", type=finite_float)
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--decoding-t", type=int)
@@ -55,8 +59,6 @@ def register(sub) -> None:
 
 def _launch(args, argv: list[str]) -> int:
     import torch
-
-    from svd_lab.cli import UserError
 
     if args.processes < 1:
         raise UserError("--processes must be >= 1")
@@ -82,10 +84,10 @@ def _launch(args, argv: list[str]) -> int:
     rc = subprocess.call(command, env={**os.environ, "SVD_LAB_BATCH_CHILD": "1"})
     if rc != 0:
         return rc
-    from svd_lab.batches import job_states
+    from svd_lab.batches import last_result
 
-    states = job_states(args.out)
-    return 1 if any(states.get(job.id, {}).get("status") != "done" for job in _jobs(args)) else 0
+    result = last_result(args.out)
+    return 0 if result is not None and all(j["status"] == "done" for j in result["jobs"]) else 1
 
 
 def _jobs(args):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from svd_lab.errors import UserError
+
 EDITIONS = ("en", "zh-CN")  # svd_lab.notebook_runs.EDITIONS (not imported: `svd-lab --help` stays fast)
 
 
@@ -37,8 +39,6 @@ def register(sub) -> None:
 
 
 def _parameters(args) -> dict:
-    from svd_lab.cli import UserError
-
     params = {}
     if args.profile:
         params["profile"] = args.profile
@@ -54,7 +54,6 @@ def _parameters(args) -> dict:
 
 
 def list_notebooks(args) -> int:
-    from svd_lab.cli import UserError
     from svd_lab.notebook_runs import CourseError, course_notebooks
 
     try:
@@ -66,7 +65,6 @@ def list_notebooks(args) -> int:
 
 
 def _execute(args):
-    from svd_lab.cli import UserError
     from svd_lab.notebook_runs import DEFAULT_CELL_TIMEOUT, CourseError, run_course
 
     def progress(result):
@@ -92,7 +90,6 @@ def run(args) -> int:
 
 
 def regress(args) -> int:
-    from svd_lab.cli import UserError
     from svd_lab.notebook_runs import (
         BASELINE_PROFILES,
         CourseError,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from svd_lab.commands import finite_float
+from svd_lab.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("mini", help="the mini world model: train / eval / sample a bouncing-ball video DiT on a CPU")
@@ -13,7 +16,7 @@ def register(sub) -> None:
     t = msub.add_parser("train", help="train autoencoder + video DiT (fixed steps and seed, or a time limit)")
     t.add_argument("--steps", type=int, default=None,
                    help="DiT optimiser steps (default: the shipped recipe's count unless --minutes is given)")
-    t.add_argument("--minutes", type=float, default=None, help="wall-clock limit for the whole run")
+    t.add_argument("--minutes", type=finite_float, default=None, help="wall-clock limit for the whole run")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None,
                    help="output folder (default: outputs/mini/run-<seed>); must not hold a model already")
@@ -46,13 +49,12 @@ def register(sub) -> None:
 
 
 def _model_folder(arg: str | None) -> Path:
-    from svd_lab.paths import checkpoints_dir
+    from svd_lab.paths import shipped_checkpoints_dir
 
-    return Path(arg) if arg else checkpoints_dir() / "mini"
+    return Path(arg) if arg else shipped_checkpoints_dir() / "mini"
 
 
 def _load(arg: str | None):
-    from svd_lab.cli import UserError
     from svd_lab.mini.model import load_model
 
     folder = _model_folder(arg)
@@ -63,7 +65,6 @@ def _load(arg: str | None):
 
 
 def run_train(args) -> int:
-    from svd_lab.cli import UserError
     from svd_lab.mini.train import TrainSettings, train
     from svd_lab.paths import outputs_dir
 
@@ -96,7 +97,6 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from svd_lab.cli import UserError
     from svd_lab.mini import metrics
     from svd_lab.mini.model import SamplingSettings
 
@@ -120,7 +120,6 @@ def run_eval(args) -> int:
 def run_sample(args) -> int:
     import numpy as np
 
-    from svd_lab.cli import UserError
     from svd_lab.mini import data
     from svd_lab.mini.model import SamplingSettings
     from svd_lab.paths import outputs_dir

@@ -1,8 +1,8 @@
 """``svd-lab sample IMAGE``: one image in, one video out (Stable Video Diffusion).
 
-Without a checkpoint on a CPU it runs the mini profile when its weights are in ``checkpoints/svdmini`` (a tiny SVD
-trained by ``svd-lab svdmini train``: 64x64, 8 frames, camera pans whose speed follows --motion-bucket-id and
---fps-id), else the tiny profile (random tiny networks: the machinery only), and says which. ``--profile full`` (or ``--checkpoint``) on a CPU prints the estimated time and,
+Without a checkpoint on a CPU it runs the small profile when its weights are in ``checkpoints/small`` (the small SVD
+trained by ``svd-lab small train``, at the frame size and count it was trained at: camera pans whose speed follows
+--motion-bucket-id and --fps-id), else the tiny profile (random tiny networks: the machinery only), and says which. ``--profile full`` (or ``--checkpoint``) on a CPU prints the estimated time and,
 when it is more than 15 minutes, needs ``--yes``; the checkpoint is validated before that question.
 Outputs go to ``outputs/<version>/NNNNNN.mp4`` (numbered, never overwritten) with the conditioning image
 (``NNNNNN.png``) and every parameter used (``NNNNNN.json``) beside it.
@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
+from svd_lab.commands import finite_float
+from svd_lab.errors import UserError
 from svd_lab.svd.versions import DEFAULT_VERSION
 
 
@@ -28,10 +30,11 @@ def register(sub) -> None:
     p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
     p.add_argument("--version", choices=list(VERSIONS), default=None,
                    help="SVD version (default: svd, or the version of --checkpoint)")
-    p.add_argument("--profile", choices=["auto", "mini", "tiny", "full"], default="auto",
-                   help="mini: the trained tiny SVD (64x64, 8 frames, seconds on a CPU); tiny: random tiny networks "
+    p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
+                   help="small: the small SVD trained by svd-lab (seconds on a CPU); tiny: random tiny networks "
                         "(the machinery only); full: real weights; auto: full when a checkpoint is available on a "
-                        "GPU, else mini when its weights are in checkpoints/svdmini, else tiny")
+                        "GPU, else small when its weights are in checkpoints/small, else tiny (mini: the old name "
+                        "of small)")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="a diffusers folder or an sgm .safetensors file (default: found in checkpoints/)")
     p.add_argument("--frames", type=int, help="number of frames (version default)")
@@ -39,11 +42,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 23)")
     p.add_argument("--fps-id", type=int, help="frame-rate conditioning; the video plays at fps-id + 1 (default 6)")
     p.add_argument("--motion-bucket-id", type=int, help="amount of motion, 0..255 (default 127)")
-    p.add_argument("--cond-aug", type=float, help="noise added to the conditioning image (default 0.02)")
-    p.add_argument("--min-guidance", type=float, help="guidance on the first frame (version default)")
-    p.add_argument("--max-guidance", type=float, help="guidance on the last frame (version default)")
-    p.add_argument("--width", type=int, help="video width, a multiple of 64 (1024; mini and tiny: 64)")
-    p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; mini and tiny: 64)")
+    p.add_argument("--cond-aug", type=finite_float, help="noise added to the conditioning image (default 0.02)")
+    p.add_argument("--min-guidance", type=finite_float, help="guidance on the first frame (version default)")
+    p.add_argument("--max-guidance", type=finite_float, help="guidance on the last frame (version default)")
+    p.add_argument("--width", type=int, help="video width, a multiple of 64 (1024; small: its own; tiny: 64)")
+    p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; small: its own; tiny: 64)")
     p.add_argument("--decoding-t", type=int, help="frames decoded at once: lower it if the GPU runs out of memory "
                                                   "(default: planned from free VRAM on CUDA, else 14)")
     p.add_argument("--memory", choices=["auto", "resident", "offload"], default="auto",
@@ -64,12 +67,6 @@ def register(sub) -> None:
 CPU_CONFIRM_SECONDS = 15 * 60
 
 
-def _user_error(message: str):
-    from svd_lab.cli import UserError
-
-    return UserError(message)
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{max(seconds / 60, 0.1):.1f} minutes"
 
@@ -79,6 +76,24 @@ def _check_inputs(args) -> None:
     from svd_lab.svd.images import load_image
 
     load_image(args.image, 64, 64)
+
+
+def _check_output_folder(out):
+    """The output folder exists or can be made, and is writable: checked before any sampling."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: choose a folder for the videos")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".svd-lab-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write into {out}: {exc.strerror or exc}; choose a folder you can write to "
+                        "(--out)") from None
+    return out
 
 
 def _confirm_cpu_run(args, spec, device) -> None:
@@ -91,8 +106,8 @@ def _confirm_cpu_run(args, spec, device) -> None:
     print(f"full-size SVD on this CPU: about {_duration(seconds)} for {frames} frames x {steps} steps at "
           f"{width}x{height} ({os.cpu_count()} cores)", file=sys.stderr)
     if seconds > CPU_CONFIRM_SECONDS and not args.yes:
-        raise _user_error(f"full-size SVD on a CPU would take about {_duration(seconds)}: rerun with --yes to "
-                          "start it anyway, or use a smaller --width/--height/--frames/--steps, the mini profile "
+        raise UserError(f"full-size SVD on a CPU would take about {_duration(seconds)}: rerun with --yes to "
+                          "start it anyway, or use a smaller --width/--height/--frames/--steps, the small profile "
                           "(no --checkpoint), or a machine with a CUDA GPU")
 
 
@@ -102,10 +117,10 @@ def run(args) -> int:
     import torch
 
     from svd_lab.commands.convert import head_size_options
-    from svd_lab.errors import UserError
     from svd_lab.paths import outputs_dir
     from svd_lab.svd import pipeline as svd_pipeline
-    from svd_lab.svd.loading import check_checkpoint_path
+    from svd_lab.svd import profiles as svd_profiles
+    from svd_lab.svd.loading import check_checkpoint
     from svd_lab.svd.versions import get_version
     from svd_lab.video import save_numbered
 
@@ -118,23 +133,26 @@ def run(args) -> int:
         spec = get_version(version)
         _check_inputs(args)
         head_sizes = head_size_options(args, args.checkpoint)
-        choice = svd_pipeline.choose_profile(args.profile, version, args.checkpoint, device)
+        choice = svd_profiles.choose_profile(args.profile, version, args.checkpoint, device)
         if choice.checkpoint:
-            check_checkpoint_path(choice.checkpoint)
+            # an SVD checkpoint (not just any safetensors file), before asking anyone to wait
+            held = check_checkpoint(choice.checkpoint, args.version, **head_sizes)
+            version = args.version or held
+        out = _check_output_folder(Path(args.out).expanduser() if args.out else outputs_dir() / version)
         if choice.profile == "full" and device.type == "cpu":
             _confirm_cpu_run(args, spec, device)
     except UserError:
         raise
     except ValueError as exc:
-        raise _user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
     print(f"profile {choice.profile}: {choice.reason}", file=sys.stderr)
-    if choice.profile in ("tiny", "mini") and device.type == "cpu":
+    if choice.profile in ("tiny", "small") and device.type == "cpu":
         # Tiny networks: thread hand-offs cost more than the arithmetic, one thread is fastest (and steady).
         torch.set_num_threads(1)
 
     # 2. load and sample
     try:
-        pipe, _ = svd_pipeline.load_pipeline(version=args.version, profile=choice.profile, checkpoint=choice.checkpoint,
+        pipe, _ = svd_profiles.load_pipeline(version=args.version, profile=choice.profile, checkpoint=choice.checkpoint,
                                              device=device, dtype=args.dtype, memory=args.memory,
                                              progress=not args.no_progress, **head_sizes)
         generation = pipe.run(
@@ -145,17 +163,16 @@ def run(args) -> int:
     except UserError:
         raise
     except ValueError as exc:
-        raise _user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
 
     # 3. write the video, the conditioning image and the parameters
     params = generation.video.params
     params["input_image"] = str(Path(args.image).resolve())
     params["profile_reason"] = choice.reason
-    out = Path(args.out).expanduser() if args.out else outputs_dir() / pipe.components.version
     try:
         written = save_numbered(generation.video, out, conditioning_image=generation.image, gif=args.gif)
     except (OSError, UserError) as exc:
-        raise _user_error(f"could not write the video to {out}: {exc}") from None
+        raise UserError(f"could not write the video to {out}: {exc}") from None
     if params.get("oom_fallback"):
         fb = params["oom_fallback"]
         print(f"note: ran out of memory while {fb['stage']}; retried with {fb['after']}", file=sys.stderr)

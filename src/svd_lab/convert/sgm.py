@@ -41,6 +41,7 @@ re-applies it after ``from_pretrained``.
 
 from __future__ import annotations
 
+from svd_lab.convert.record import CONVERSION_RECORD, apply_conversion_record
 from svd_lab.convert.sgm_config import (
     SGM_CLIP_HEAD_WIDTH,
     SGM_UNET_GROUPNORM_EPS,
@@ -77,7 +78,7 @@ from svd_lab.convert.sgm_plan import (
     detect_version,
     plan_conversion,
 )
-from svd_lab.convert.sgm_write import CONVERSION_RECORD, apply_conversion_record, convert_sgm_to_diffusers
+from svd_lab.convert.sgm_write import convert_sgm_to_diffusers
 from svd_lab.errors import SgmCheckpointError
 
 __all__ = [

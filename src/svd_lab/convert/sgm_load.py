@@ -179,10 +179,6 @@ def _finish_non_persistent(modules: Mapping[str, nn.Module], device: torch.devic
             raise RuntimeError(f"{comp}: tensors left without values after loading: {preview(left)}")
 
 
-def _progress_enabled(progress: bool) -> bool:
-    return progress and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
-
-
 def fill_modules(
     path: str | os.PathLike,
     plan: ConversionPlan,
@@ -196,7 +192,7 @@ def fill_modules(
     Each file tensor is read once (a packed qkv tensor feeds its three targets), transformed, converted, placed,
     and dropped; every placed tensor has its own (aligned) storage.
     """
-    from tqdm.auto import tqdm
+    from svd_lab.progress import progress_bar
 
     device = torch.device(device)
     by_source: dict[str, list[tuple[str, str, TensorSource]]] = {}
@@ -205,8 +201,8 @@ def fill_modules(
             by_source.setdefault(src.key, []).append((comp, name, src))
     # File order = on-disk order: sequential reads.
     order = [k for k in plan.source_shapes if k in by_source]
-    with _TensorReader(Path(path)) as reader, tqdm(total=len(order), desc="loading sgm checkpoint", unit="tensor",
-                                                     disable=not _progress_enabled(progress)) as bar:
+    with _TensorReader(Path(path)) as reader, progress_bar(total=len(order), desc="loading sgm checkpoint",
+                                                           unit="tensor", enabled=progress) as bar:
         for key in order:
             raw = reader.get(key)
             for comp, name, src in by_source[key]:
@@ -239,6 +235,26 @@ class SgmModules:
         return self.plan.decoder_kind
 
 
+def check_sgm_file(path: str | os.PathLike, version: str | None = None, unet_head_channels: int | None = None,
+                   clip_head_width: int | None = None) -> tuple[ConversionPlan, dict[str, nn.Module], str, str]:
+    """Everything about an sgm file that its header tells, before any tensor is read: that it is an SVD checkpoint
+    whose tensors fit the networks built from its own shapes (:class:`SgmCheckpointError` otherwise), its plan, the
+    empty (meta) modules, its version and how the version was decided. Cheap: used to refuse a wrong file before
+    asking a user to wait."""
+    path = Path(path)
+    shapes, dtypes, _ = read_header(path)
+    try:
+        kind = detect_decoder_kind(shapes)
+    except SgmCheckpointError as exc:
+        raise SgmCheckpointError(f"{path} is a safetensors file but not an SVD checkpoint ({exc}); pass a "
+                                 "diffusers folder or Stability's svd*.safetensors (`svd-lab models`)") from None
+    version, how = detect_version(path, kind, version)
+    plan = plan_conversion(shapes, unet_head_channels, clip_head_width, VERSIONS[version].num_frames, dtypes)
+    modules = build_empty_modules(plan)
+    check_plan_against_modules(plan, modules)  # before any tensor data is read
+    return plan, modules, version, how
+
+
 def load_sgm_modules(
     path: str | os.PathLike,
     dtype: torch.dtype = torch.float32,
@@ -265,11 +281,7 @@ def load_sgm_modules(
     if dtype not in LOAD_DTYPES:
         raise SgmCheckpointError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
     path = Path(path)
-    shapes, dtypes, _ = read_header(path)
-    version, how = detect_version(path, detect_decoder_kind(shapes), version)
-    plan = plan_conversion(shapes, unet_head_channels, clip_head_width, VERSIONS[version].num_frames, dtypes)
-    modules = build_empty_modules(plan)
-    check_plan_against_modules(plan, modules)  # before any tensor data is read
+    plan, modules, version, how = check_sgm_file(path, version, unet_head_channels, clip_head_width)
     fill_modules(path, plan, modules, dtype=dtype, device=device, progress=progress)
     if sgm_groupnorm_eps:
         match_sgm_groupnorm_eps(modules["unet"])
@@ -298,5 +310,9 @@ def load_sgm_checkpoint(
 
     ``options`` go to :func:`load_sgm_modules` (``unet_head_channels``, ``clip_head_width``, ``sgm_groupnorm_eps``).
     """
+    from svd_lab.svd.layout import files_fingerprint
+
     loaded = load_sgm_modules(path, dtype=dtype, device=device, version=version, progress=progress, **options)
-    return to_components(loaded, source=f"{path} (sgm, version {loaded.version}: {loaded.version_source})")
+    components = to_components(loaded, source=f"{path} (sgm, version {loaded.version}: {loaded.version_source})")
+    components.fingerprint = files_fingerprint([Path(path)])
+    return components

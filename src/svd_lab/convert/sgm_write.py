@@ -9,7 +9,6 @@ what diffusers' configs cannot: sgm's GroupNorm eps in the UNet's resnets (re-ap
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -18,31 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from svd_lab.convert.record import CONVERSION_RECORD
 from svd_lab.convert.sgm_config import SGM_UNET_GROUPNORM_EPS
 from svd_lab.convert.sgm_keys import ignored_reason
-from svd_lab.convert.sgm_load import load_sgm_modules, match_sgm_groupnorm_eps, read_header, to_components
+from svd_lab.convert.sgm_load import load_sgm_modules, read_header, to_components
 from svd_lab.errors import SgmCheckpointError
 from svd_lab.svd.loading import save_diffusers_folder
-
-CONVERSION_RECORD = "svd_lab_conversion.json"
-
-
-def apply_conversion_record(folder: str | os.PathLike, unet: nn.Module) -> bool:
-    """Re-apply what a converted folder's ``svd_lab_conversion.json`` records about the UNet (sgm's GroupNorm
-    eps); returns True when the folder was written by :func:`convert_sgm_to_diffusers`."""
-    record_path = Path(folder) / CONVERSION_RECORD
-    if not record_path.is_file():
-        return False
-    try:
-        record = json.loads(record_path.read_text())
-        eps = record.get("unet_resnet_groupnorm_eps")
-    except (ValueError, AttributeError) as exc:
-        raise SgmCheckpointError(f"{record_path} is damaged ({exc}); convert the sgm file again") from None
-    if eps is not None:
-        match_sgm_groupnorm_eps(unet, float(eps))
-    return True
 
 
 def _check_free_space(in_path: str | os.PathLike, parent: Path, dtype: torch.dtype) -> None:

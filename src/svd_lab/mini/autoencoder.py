@@ -106,9 +106,3 @@ class FrameAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Diffusion-space latents -> frames in [-1, 1] (model space)."""
         return self.decode_raw(z / self.scale)
-
-
-def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB for intensities in [0, 1]: ``10 log10(1 / MSE)``."""
-    mse = torch.mean((reference.float() - estimate.float().clamp(0, 1)) ** 2).item()
-    return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(1.0 / mse)).item()

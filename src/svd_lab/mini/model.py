@@ -132,14 +132,14 @@ class MiniWorldModel(torch.nn.Module):
 # ------------------------------------------------------------------------------------------------ files
 def _save_module(module: torch.nn.Module, config: dict, path: Path, extra: dict | None = None,
                  dtype: torch.dtype = torch.float16) -> None:
-    """Write ``module``'s state dict (floating tensors cast to ``dtype``) to ``path`` via a temporary file."""
-    from safetensors.torch import save_file
+    """Write ``module``'s state dict (floating tensors cast to ``dtype``) to ``path``, atomically."""
+    from safetensors.torch import save
 
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()}
     metadata = {"config": json.dumps(config), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    from svd_lab.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, save(tensors, metadata=metadata), overwrite=True)
 
 
 def save_model(model: MiniWorldModel, folder: str | os.PathLike, facts: dict | None = None,

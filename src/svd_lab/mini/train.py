@@ -17,6 +17,7 @@ and, with a time limit, the elapsed-time fraction -- so a ``--minutes`` run also
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -26,12 +27,14 @@ from pathlib import Path
 
 import torch
 
+from svd_lab.atomic import write_bytes_atomic, write_text_atomic
 from svd_lab.mini import data
-from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder, psnr
+from svd_lab.mini.autoencoder import AutoencoderConfig, FrameAutoencoder
 from svd_lab.mini.dit import DiTConfig, VideoDiT
 from svd_lab.mini.model import SIGMA_DATA, MiniWorldModel
+from svd_lab.pixels import psnr
 from svd_lab.progress import progress_bar
-from svd_lab.training import bf16_autocast, lr_factor
+from svd_lab.training import bf16_autocast, lr_factor, smooth
 
 #: EDM's noise-level distribution for images (Karras et al. 2022): ln(sigma) ~ N(-1.2, 1.2^2). The shipped model
 #: centres it higher (TrainSettings.p_mean).
@@ -263,7 +266,7 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
         value = _dit_step(model, opt, settings, step, lr_factor(schedule.fraction(step), step, settings.warmup),
                           generator)
         step += 1
-        running = value if running is None else 0.98 * running + 0.02 * value
+        running = smooth([running, value])[-1] if running is not None else value
         record["loss"].append([step, round(time.time() - start, 2), round(value, 5)])
         bar.update()
         if step % 50 == 0:
@@ -289,11 +292,9 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
 
 
 def _write_training_log(folder: Path, record: dict) -> None:
-    """training.json (the whole record) and loss.png (the loss curve, smoothed), each via a temporary file."""
+    """training.json (the whole record) and loss.png (the loss curve, smoothed), each written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "training.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, folder / "training.json")
+    write_text_atomic(folder / "training.json", json.dumps(record, indent=1), overwrite=True)
     try:
         import matplotlib
 
@@ -303,20 +304,16 @@ def _write_training_log(folder: Path, record: dict) -> None:
         return
     steps = [r[0] for r in record["loss"]]
     losses = [r[2] for r in record["loss"]]
-    smooth, acc = [], None
-    for v in losses:
-        acc = v if acc is None else 0.98 * acc + 0.02 * v
-        smooth.append(acc)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(steps, losses, alpha=0.25, lw=0.5, label="loss")
-    ax.plot(steps, smooth, lw=1.5, label="smoothed")
+    ax.plot(steps, smooth(losses), lw=1.5, label="smoothed")
     ax.set_yscale("log")
     ax.set_xlabel("DiT step")
     ax.set_ylabel("EDM loss")
     ax.set_title("mini world model training")
     ax.legend()
     fig.tight_layout()
-    tmp_png = folder / "loss.tmp.png"
-    fig.savefig(tmp_png)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    os.replace(tmp_png, folder / "loss.png")
+    write_bytes_atomic(folder / "loss.png", buffer.getvalue(), overwrite=True)

@@ -121,9 +121,12 @@ class SVDComponents:
         image_encoder: transformers ``CLIPVisionModelWithProjection``.
         version: a key of :data:`svd_lab.svd.versions.VERSIONS`.
         decoder: 'temporal' (frames decoded together, mixing within a chunk) or 'image' (frame by frame).
-        profile: 'tiny' or 'full'.
+        profile: 'tiny', 'small' or 'full' (:data:`svd_lab.svd.configs.PROFILES`).
         source: where the weights came from (a path, or 'random init, seed N').
         clip_preprocessing: image -> CLIP input.
+        fingerprint: what identifies the weights: 'random <profile> <version> seed N', or a hash of the weight
+            files' names, sizes and modification times (:func:`svd_lab.svd.loading.files_fingerprint`). Batch jobs
+            include it in their identity, so videos of other weights are never taken for this model's.
     """
 
     unet: torch.nn.Module
@@ -134,6 +137,7 @@ class SVDComponents:
     profile: str = "full"
     source: str = ""
     clip_preprocessing: ClipImagePreprocessing = field(default_factory=ClipImagePreprocessing)
+    fingerprint: str = ""
 
     def __post_init__(self):
         if self.decoder not in (DECODER_TEMPORAL, DECODER_IMAGE):
@@ -173,6 +177,33 @@ class SVDComponents:
         """The VAE's scaling factor (0.18215): latents are multiplied by it after encoding, divided before decoding."""
         return float(self.vae.config.scaling_factor)
 
+    # -- the latent space, read from the networks (never written as 4 channels and 8x)
+    @property
+    def latent_channels(self) -> int:
+        """Channels of a latent frame: the VAE's ``latent_channels`` (4 for SVD)."""
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def downsampling(self) -> int:
+        """Pixels per latent cell along each side: the VAE halves the size between its levels (8 for SVD)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
+        """(1, T, C, H / f, W / f): the latents of one video of ``num_frames`` frames at ``height`` x ``width``."""
+        f = self.downsampling
+        return (1, num_frames, self.latent_channels, height // f, width // f)
+
+    @property
+    def native_frames(self) -> int:
+        """The frame count the UNet was trained for (its config's ``num_frames``: 14 svd, 25 svd_xt)."""
+        return int(self.unet.config.num_frames)
+
+    @property
+    def native_size(self) -> int:
+        """The frame side the UNet was built for, in pixels: its config's ``sample_size`` (latent cells) times the
+        VAE's down-sampling (the full UNet says 96 -> 768; the small model says what it was trained at)."""
+        return int(self.unet.config.sample_size) * self.downsampling
+
 
 # ------------------------------------------------------------------------------------------- builders
 def build_unet(profile: str, version: str = DEFAULT_VERSION):
@@ -194,6 +225,11 @@ def build_image_encoder(profile: str):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     return CLIPVisionModelWithProjection(CLIPVisionConfig(**image_encoder_config(profile)))
+
+
+def random_fingerprint(profile: str, version: str, seed: int) -> str:
+    """The fingerprint of randomly initialised networks: the same profile, version and seed give the same weights."""
+    return f"random {profile} {version} seed {seed}"
 
 
 def build_components(profile: str = "tiny", version: str = DEFAULT_VERSION, device: str | torch.device = "cpu",
@@ -223,5 +259,6 @@ def build_components(profile: str = "tiny", version: str = DEFAULT_VERSION, devi
     components = SVDComponents(
         unet=unet, vae=vae, image_encoder=encoder, version=spec.name, decoder=spec.decoder, profile=profile,
         source="meta device (structure only)" if device.type == "meta" else f"random init, seed {seed}",
+        fingerprint=random_fingerprint(profile, spec.name, seed),
     )
     return components.to(device=device, dtype=dtype).eval()

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from svd_lab.svd.versions import DECODER_IMAGE, DEFAULT_VERSION, get_version
 
-#: tiny: random weights (CI's equivalence tests); mini: the tiny SVD the project trains and ships
-#: (checkpoints/svdmini/, see svd_lab.svdmini); full: the real checkpoints
-PROFILES = ("tiny", "mini", "full")
+#: tiny: random weights (CI's equivalence tests); small: the small SVD the project trains and ships
+#: (checkpoints/small/, see svd_lab.small); full: the real checkpoints
+PROFILES = ("tiny", "small", "full")
 
 # Parameter counts (facts: diffusers 0.42 / transformers 5 classes built with the configs below).
 FULL_PARAMETER_COUNTS = {"unet": 1_524_623_082, "vae": 97_742_847, "image_vae": 83_653_863,
@@ -39,6 +39,9 @@ TINY_PARAMETER_COUNTS = {"unet": 1_834_038, "vae": 605_247, "image_vae": 516_519
 # preprocessing (svd_lab.svd.components.ClipImagePreprocessing) both read it from here.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+#: latent channels of the small SVD's VAE (SVD's own: 4)
+SMALL_LATENT_CHANNELS = 4
 
 # The tiny profile's default size: 64x64 pixels -> 8x8 latents.
 TINY_HEIGHT = 64
@@ -65,15 +68,22 @@ def tiny_unet_config(num_frames: int = 3) -> dict:
     }
 
 
-def mini_unet_config(num_frames: int = 8) -> dict:
-    """The tiny SVD that has learned (svd_lab.svdmini): one level wider than tiny, one layer per block.
+def small_unet_config(num_frames: int = 8) -> dict:
+    """The small SVD (svd_lab.small): 8 frames at 64x64 (8x8 latents), one layer per block, 128 channels at the
+    full latent resolution, where the output is made.
 
-    2.5 M parameters; a training step (8 clips x 8 frames, 8x8 latents, bf16) takes about 0.43 s on 2 cores,
-    against 0.46 s for the tiny profile's 1.8 M (two layers per block cost more than width on a CPU).
+    Every diffusers SVD network normalises with ``GroupNorm(32 groups)``, which removes each group's mean and
+    scale per frame. The last normalisation before ``conv_out`` sees ``block_out_channels[0]`` channels: with 64
+    (two per group) a flat latent region's level cannot be recovered from what the norm leaves (two standardised
+    values are always +-1), so the UNet could not output the colour of a flat region; with four or more per group
+    two channels can act as fixed references and the rest carry the level exactly.
     """
     return {
         **tiny_unet_config(num_frames),
-        "block_out_channels": [64, 64],
+        "sample_size": 8,
+        "in_channels": 2 * SMALL_LATENT_CHANNELS,
+        "out_channels": SMALL_LATENT_CHANNELS,
+        "block_out_channels": [128, 64],
         "num_attention_heads": [4, 4],
         "layers_per_block": 1,
     }
@@ -118,17 +128,19 @@ def tiny_vae_config() -> dict:
     return _vae_config([32, 32, 32, 32], 64)
 
 
-def mini_vae_config() -> dict:
-    """AutoencoderKLTemporalDecoder for the trained tiny SVD: 64 channels where the image is entered and left.
+def small_vae_config() -> dict:
+    """AutoencoderKLTemporalDecoder for the small SVD: 8x down-sampling like SVD's, 128 channels at both ends.
 
-    Every block of diffusers' VAE normalises with ``GroupNorm(32 groups)``. At 32 channels that is one channel per
-    group: each channel is standardised over the whole image, so the decoder's last layers (and the encoder's,
-    which make the latent) cannot represent an image's overall brightness or contrast -- measured: after 300
-    steps the [32]*4 VAE decoded a black star field (mean 0.08) as mid-grey (0.49), 13.5 dB, while 8x average
-    pooling scores 24 dB. Two channels per group keep the relative level, which is enough. The middle levels
-    (32x32 and 16x16 pixels) stay at 32 channels, one layer per block, to keep a step cheap.
+    Every block of diffusers' temporal VAE normalises with ``GroupNorm(32 groups)`` (the class has no argument to
+    change it), and the norm before each ``conv_out`` removes every group's mean and scale per frame. At 32 or 64
+    channels (one or two per group) the absolute colour of a region does not survive it: a [64, 32, 32, 64] VAE
+    decoded the coffee cup's red (mean RGB 0.61, 0.31, 0.19) as grey (0.35, 0.35, 0.38) and lost to a 9x9
+    thumbnail on every course image. With four channels per group two can hold fixed reference levels and the
+    others carry the colour exactly, so the encoder's last level and the decoder's last level (the full-resolution
+    one) have 128 channels; the middle levels stay at 32, one layer per block, to keep a step cheap (the skip paths
+    of the residual blocks carry the colour through them).
     """
-    return {**_vae_config([64, 32, 32, 64], 64), "layers_per_block": 1}
+    return {**_vae_config([128, 32, 32, 128], 64), "layers_per_block": 1, "latent_channels": SMALL_LATENT_CHANNELS}
 
 
 def full_vae_config() -> dict:
@@ -232,8 +244,8 @@ def feature_extractor_config() -> dict:
 CONFIGS: dict[str, dict[str, Callable[..., dict]]] = {
     "tiny": {"unet": tiny_unet_config, "vae": tiny_vae_config, "image_vae": tiny_image_vae_config,
              "image_encoder": tiny_image_encoder_config},
-    "mini": {"unet": mini_unet_config, "vae": mini_vae_config, "image_vae": tiny_image_vae_config,
-             "image_encoder": tiny_image_encoder_config},
+    "small": {"unet": small_unet_config, "vae": small_vae_config, "image_vae": tiny_image_vae_config,
+              "image_encoder": tiny_image_encoder_config},
     "full": {"unet": full_unet_config, "vae": full_vae_config, "image_vae": full_image_vae_config,
              "image_encoder": full_image_encoder_config},
 }
@@ -246,7 +258,7 @@ def _check_profile(profile: str) -> None:
 
 def unet_config(profile: str, version: str = DEFAULT_VERSION) -> dict:
     _check_profile(profile)
-    if profile in ("tiny", "mini"):
+    if profile in ("tiny", "small"):
         return CONFIGS[profile]["unet"]()
     return full_unet_config(get_version(version).num_frames)
 

@@ -16,6 +16,9 @@ module imports nothing, so listing checkpoints stays fast.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 #: the half-precision file variant (``*.fp16.safetensors``); None stands for full precision
 FP16 = "fp16"
 
@@ -51,3 +54,13 @@ def weight_files(variant: str | None = None) -> list[str]:
 def checkpoint_files(variant: str | None = None) -> list[str]:
     """Every file of a diffusers-layout SVD checkpoint: the configs first (small), then the weights."""
     return [*CONFIG_FILES, *weight_files(variant)]
+
+
+def files_fingerprint(files: list[Path]) -> str:
+    """'files <hash>' of the weight files' names, sizes and modification times: changes when a file is replaced
+    (a new download, a retrained model), costs no reading of the weights."""
+    digest = hashlib.sha256()
+    for f in files:
+        stat = Path(f).stat()
+        digest.update(f"{Path(f).parent.name}/{Path(f).name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return f"files {digest.hexdigest()[:16]}"

@@ -20,16 +20,17 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from svd_lab.alignment import align_module
+from svd_lab.atomic import new_directory_beside
+from svd_lab.convert.record import apply_conversion_record
 from svd_lab.errors import CheckpointLoadError
 from svd_lab.svd.components import ClipImagePreprocessing, SVDComponents
-from svd_lab.svd.layout import FP16, WEIGHT_STEMS, weight_file
+from svd_lab.svd.layout import FP16, WEIGHT_STEMS, files_fingerprint, weight_file
 from svd_lab.svd.versions import (
     DECODER_IMAGE,
     DECODER_TEMPORAL,
@@ -38,9 +39,6 @@ from svd_lab.svd.versions import (
     get_version,
     version_for_num_frames,
 )
-
-# network folder -> weight file stem; the names live in svd_lab.svd.layout (the downloader uses them too)
-WEIGHT_FILES = WEIGHT_STEMS
 
 
 def _weights_present(folder: Path, part: str, variant: str | None) -> bool:
@@ -51,7 +49,7 @@ def _weights_present(folder: Path, part: str, variant: str | None) -> bool:
 
 def choose_variant(folder: Path, variant: str | None = "auto") -> str | None:
     """'auto': full-precision files when every part has them, else the fp16 files; or check the requested one."""
-    parts = list(WEIGHT_FILES)
+    parts = list(WEIGHT_STEMS)
     if variant == "auto":
         for candidate in (None, FP16):
             if all(_weights_present(folder, p, candidate) for p in parts):
@@ -90,6 +88,28 @@ def _clip_preprocessing(folder: Path) -> ClipImagePreprocessing:
                                   std=tuple(cfg.get("image_std", ClipImagePreprocessing.std)), size=int(size))
 
 
+def check_diffusers_folder(folder: Path, variant: str | None = "auto",
+                           version: str | None = None) -> tuple[str | None, str]:
+    """What a folder must be before any weight is read: a StableVideoDiffusionPipeline in the hub layout with
+    weights for every network. Returns (the variant to load, the version); a :class:`CheckpointLoadError` says
+    what is wrong."""
+    if not folder.is_dir():
+        raise CheckpointLoadError(f"{folder} is not a folder")
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise CheckpointLoadError(f"{folder} has no model_index.json: not a diffusers-format SVD folder")
+    try:
+        cls = json.loads(index.read_text()).get("_class_name")
+    except (ValueError, AttributeError):
+        raise CheckpointLoadError(f"{index} is not readable JSON: download the checkpoint again") from None
+    if cls != "StableVideoDiffusionPipeline":
+        raise CheckpointLoadError(f"{folder} holds a {cls}, not a StableVideoDiffusionPipeline")
+    for part in WEIGHT_STEMS:
+        if not (folder / part / "config.json").is_file():
+            raise CheckpointLoadError(f"{folder} has no {part}/config.json")
+    return choose_variant(folder, variant), version or infer_version(folder)
+
+
 def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
                           device: str | torch.device = "cpu", variant: str | None = "auto",
                           version: str | None = None) -> SVDComponents:
@@ -104,19 +124,7 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     from transformers import CLIPVisionModelWithProjection
 
     folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise CheckpointLoadError(f"{folder} is not a folder")
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise CheckpointLoadError(f"{folder} has no model_index.json: not a diffusers-format SVD folder")
-    cls = json.loads(index.read_text()).get("_class_name")
-    if cls != "StableVideoDiffusionPipeline":
-        raise CheckpointLoadError(f"{folder} holds a {cls}, not a StableVideoDiffusionPipeline")
-    for part in WEIGHT_FILES:
-        if not (folder / part / "config.json").is_file():
-            raise CheckpointLoadError(f"{folder} has no {part}/config.json")
-    variant = choose_variant(folder, variant)
-    version = version or infer_version(folder)
+    variant, version = check_diffusers_folder(folder, variant, version)
     spec = get_version(version)
 
     common = {"local_files_only": True, "use_safetensors": True, "variant": variant}
@@ -126,17 +134,14 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     vae_type = AutoencoderKL if decoder == DECODER_IMAGE else AutoencoderKLTemporalDecoder
     vae = vae_type.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **common)
     encoder = CLIPVisionModelWithProjection.from_pretrained(folder, subfolder="image_encoder", dtype=dtype, **common)
-    # A folder converted from an sgm file records sgm's GroupNorm eps; re-apply it. Imported here, not at the top:
-    # the converter imports this module (it writes with save_diffusers_folder).
-    from svd_lab.convert.sgm_write import apply_conversion_record
+    apply_conversion_record(folder, unet)      # a folder converted from an sgm file: sgm's GroupNorm eps
 
-    apply_conversion_record(folder, unet)
-
-    profile = profile_of_unet_config(dict(unet.config))
+    profile = _recorded_profile(folder) or profile_of_unet_config(dict(unet.config))
     components = SVDComponents(
         unet=unet, vae=vae, image_encoder=encoder, version=spec.name, decoder=decoder, profile=profile,
         source=f"{folder} (diffusers{', ' + variant if variant else ''})",
         clip_preprocessing=_clip_preprocessing(folder),
+        fingerprint=files_fingerprint(sorted(folder.rglob("*.safetensors"))),
     )
     components.to(device=device, dtype=dtype)
     for module in components.modules().values():
@@ -146,11 +151,20 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
     return components.eval()
 
 
+def _recorded_profile(folder: Path) -> str | None:
+    """'small' for a folder the small SVD's trainer wrote (its record says ``"model": "small"``), whatever its size."""
+    path = folder / "svd_lab_version.json"
+    try:
+        return "small" if json.loads(path.read_text()).get("model") == "small" else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def profile_of_unet_config(config: dict) -> str:
-    """'tiny' or 'mini' when a UNet config is one of those profiles' (any frame count), else 'full'."""
+    """'tiny' or 'small' when a UNet config is one of those profiles' (any frame count), else 'full'."""
     from svd_lab.svd.configs import CONFIGS
 
-    for profile in ("tiny", "mini"):
+    for profile in ("tiny", "small"):
         reference = CONFIGS[profile]["unet"]()
         if {**{k: v for k, v in config.items() if k in reference}, "num_frames": reference["num_frames"]} == reference:
             return profile
@@ -161,21 +175,6 @@ def _write_json(path: Path, data: dict) -> None:
     """One JSON file of a diffusers folder (its subfolder created if needed), indented, keys sorted."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _apply_umask(root: Path) -> None:
-    """Give ``root`` and everything below it the permissions the user's umask gives new files and folders.
-
-    ``tempfile.mkdtemp`` creates its folder 0700: once renamed into place the folder should look like any other.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(root, 0o777 & ~umask)
-    for folder, dirs, files in os.walk(root):
-        for d in dirs:
-            os.chmod(Path(folder) / d, 0o777 & ~umask)
-        for f in files:
-            os.chmod(Path(folder) / f, 0o666 & ~umask)
 
 
 @contextlib.contextmanager
@@ -195,10 +194,9 @@ def _folder_to_write(folder: Path, atomic: bool):
     if folder.exists():
         raise CheckpointError(f"{folder} already exists; choose a new folder (nothing is overwritten)")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    staging = new_directory_beside(folder)      # hidden, and with the permissions of any folder the user makes
     try:
         yield staging
-        _apply_umask(staging)
         if folder.exists():  # appeared while we were writing
             raise CheckpointError(f"{folder} appeared while it was being written; nothing was overwritten")
         os.replace(staging, folder)
@@ -212,7 +210,7 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
                           atomic: bool = False, extras: Callable[[Path], None] | None = None) -> Path:
     """Write components in the hub layout: model_index.json, unet/ vae/ image_encoder/ (config + safetensors),
     feature_extractor/, scheduler/, and svd-lab's record of the version. The one writer of diffusers folders
-    (tests' tiny folders, the sgm converter, the trained mini model).
+    (tests' tiny folders, the sgm converter, the small SVD).
 
     Args:
         variant: weight file variant (``"fp16"`` -> ``*.fp16.safetensors``); None: the plain file names.
@@ -221,7 +219,7 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
             ``svd_lab_conversion.json``).
         atomic: assemble the folder under a hidden temporary name beside ``path`` and rename it when complete;
             ``path`` must not exist. Otherwise the files are written into ``path`` (created when missing).
-        extras: called with the folder being written, after the networks, to add files of the caller's (the mini
+        extras: called with the folder being written, after the networks, to add files of the caller's (the small
             model's training log and loss plot): part of the same atomic write.
     """
     import diffusers
@@ -254,6 +252,44 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
     return folder
 
 
+def _checkpoint_kind(path: Path, head_sizes: dict) -> tuple[str, Path]:
+    """('diffusers', folder) or ('sgm', file) for a checked path; refuses head sizes for a diffusers folder."""
+    if path.is_dir() and (path / "model_index.json").is_file():
+        if any(v is not None for v in head_sizes.values()):
+            raise CheckpointLoadError(f"{path} is a diffusers folder: its attention head sizes are in its configs; "
+                                      "head sizes are given only for an sgm .safetensors file")
+        return "diffusers", path
+    sgm_file = path
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if len(files) != 1:
+            raise CheckpointLoadError(f"{path} is neither a diffusers folder nor holds exactly one .safetensors file")
+        sgm_file = files[0]
+    if sgm_file.suffix != ".safetensors":
+        raise CheckpointLoadError(f"{sgm_file}: only .safetensors checkpoints are loaded (never pickle files)")
+    return "sgm", sgm_file
+
+
+def check_checkpoint(path: str | os.PathLike, version: str | None = None, unet_head_channels: int | None = None,
+                     clip_head_width: int | None = None) -> str:
+    """Everything :func:`load_checkpoint` checks before reading a weight: the path (no pickle, complete files),
+    and that it *is* an SVD checkpoint (a diffusers folder's index and configs, an sgm file's header against the
+    networks it describes). Returns the version it holds; raises a :class:`CheckpointLoadError` (or an
+    ``SgmCheckpointError``) saying what is wrong. Seconds for any size: run it before a long job starts."""
+    path = check_checkpoint_path(path)
+    head_sizes = {"unet_head_channels": unet_head_channels, "clip_head_width": clip_head_width}
+    kind, target = _checkpoint_kind(path, head_sizes)
+    if kind == "diffusers":
+        found = check_diffusers_folder(target, "auto", version)[1]
+    else:
+        from svd_lab.convert.sgm_load import check_sgm_file
+
+        found = check_sgm_file(target, version, **head_sizes)[2]
+    if version is not None and found != version:
+        raise CheckpointLoadError(f"{path} holds version {found!r}, not {version!r}")
+    return found
+
+
 def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                     version: str | None = None, progress: bool = True, unet_head_channels: int | None = None,
                     clip_head_width: int | None = None) -> SVDComponents:
@@ -266,23 +302,13 @@ def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
     """
     path = check_checkpoint_path(path)
     head_sizes = {"unet_head_channels": unet_head_channels, "clip_head_width": clip_head_width}
-    if path.is_dir() and (path / "model_index.json").is_file():
-        if any(v is not None for v in head_sizes.values()):
-            raise CheckpointLoadError(f"{path} is a diffusers folder: its attention head sizes are in its configs; "
-                                      "head sizes are given only for an sgm .safetensors file")
-        components = load_diffusers_folder(path, dtype=dtype, device=device, version=version)
+    kind, target = _checkpoint_kind(path, head_sizes)
+    if kind == "diffusers":
+        components = load_diffusers_folder(target, dtype=dtype, device=device, version=version)
     else:
-        sgm_file = path
-        if path.is_dir():
-            files = sorted(path.glob("*.safetensors"))
-            if len(files) != 1:
-                raise CheckpointLoadError(f"{path} is neither a diffusers folder nor holds exactly one .safetensors file")
-            sgm_file = files[0]
-        if sgm_file.suffix != ".safetensors":
-            raise CheckpointLoadError(f"{sgm_file}: only .safetensors checkpoints are loaded (never pickle files)")
         from svd_lab.convert.sgm_load import load_sgm_checkpoint  # the converter is needed only for sgm files
 
-        components = load_sgm_checkpoint(sgm_file, dtype=dtype, device=device, version=version, progress=progress,
+        components = load_sgm_checkpoint(target, dtype=dtype, device=device, version=version, progress=progress,
                                          **head_sizes)
     if version is not None and components.version != version:
         raise CheckpointLoadError(f"{path} holds version {components.version!r}, not {version!r}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,24 +33,30 @@ from typing import Any
 import torch
 
 from svd_lab import memory as memory_planning
-from svd_lab.errors import RunError
+from svd_lab.errors import InputError, RunError
 from svd_lab.sampling import edm
 from svd_lab.svd import conditioning
 from svd_lab.svd.components import SVDComponents
-from svd_lab.svd.configs import PROFILES, TINY_HEIGHT, TINY_WIDTH
+from svd_lab.svd.configs import TINY_HEIGHT, TINY_WIDTH
 from svd_lab.svd.images import check_size, image_to_tensor, load_image
-from svd_lab.svd.versions import DECODER_TEMPORAL, DEFAULT_VERSION, check_micro_conditioning, get_version
+from svd_lab.svd.versions import DECODER_TEMPORAL, check_micro_conditioning, get_version
 from svd_lab.video import Video
 
 MEMORY_MODES = ("auto", "resident", "offload")
-#: sampling defaults that a small profile sets over the version's (576x1024, 14 frames would be pointless there):
-#: tiny samples at 64x64 (random weights: only the machinery matters); mini at what it was trained at
-PROFILE_DEFAULTS = {
-    "tiny": {"height": TINY_HEIGHT, "width": TINY_WIDTH},
-    "mini": {"height": 64, "width": 64, "num_frames": 8},
-}
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def profile_defaults(components: SVDComponents) -> dict:
+    """Sampling defaults a small profile sets over the version's (576x1024, 14 frames would be pointless there):
+    tiny samples at 64x64 (random weights: only the machinery matters); small at the frame size and frame count
+    its own configs say it was trained at (read from the networks, never written here)."""
+    if components.profile == "tiny":
+        return {"height": TINY_HEIGHT, "width": TINY_WIDTH}
+    if components.profile == "small":
+        size = components.native_size
+        return {"height": size, "width": size, "num_frames": components.native_frames}
+    return {}
 
 
 class SVDOutOfMemoryError(RunError):
@@ -219,10 +226,10 @@ class SVDPipeline:
                        min_guidance: float, max_guidance: float, generator: torch.Generator,
                        sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0,
                        callback=None, progress: bool = True) -> torch.Tensor:
-        """EDM Euler sampling of the latents (1, T, 4, H/8, W/8), float32 (the second random draw)."""
+        """EDM Euler sampling of the latents (1, T, C, H/f, W/f), float32 (the second random draw; C and f are the
+        VAE's latent channels and down-sampling, 4 and 8 for SVD)."""
         unet = self.components.unet
-        latent_channels = unet.config.out_channels
-        noise = conditioning.randn((1, num_frames, latent_channels, height // 8, width // 8), generator,
+        noise = conditioning.randn(self.components.latent_shape(num_frames, height, width), generator,
                                    self.device, torch.float32)
         sigmas = edm.karras_sigmas(num_steps, sigma_min, sigma_max, rho)
         guidance = edm.linear_guidance(num_frames, min_guidance, max_guidance)
@@ -255,12 +262,12 @@ class SVDPipeline:
 
     # -- the whole run
     def resolve_params(self, **given: Any) -> dict:
-        """The parameters of a run: given values, else the profile's (:data:`PROFILE_DEFAULTS`), else the
+        """The parameters of a run: given values, else the profile's (:func:`profile_defaults`), else the
         version's defaults. The sigma schedule is the version's and is recorded separately by :meth:`run`."""
         defaults = get_version(self.components.version).defaults()
         for key in ("sigma_min", "sigma_max", "rho"):
             defaults.pop(key)
-        defaults.update(PROFILE_DEFAULTS.get(self.components.profile, {}))
+        defaults.update(profile_defaults(self.components))
         params = {k: (given[k] if given.get(k) is not None else v) for k, v in defaults.items()}
         for key in ("num_frames", "num_steps", "fps_id", "motion_bucket_id", "seed", "height", "width"):
             value = params[key]
@@ -270,6 +277,11 @@ class SVDPipeline:
         if params["num_frames"] < 1 or params["num_steps"] < 1:
             raise ValueError(f"num_frames and num_steps must be >= 1 (got {params['num_frames']}, "
                              f"{params['num_steps']})")
+        for key in ("min_guidance", "max_guidance", "cond_aug"):
+            value = params[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"{key} must be a finite number, got {value!r}")
+            params[key] = float(value)
         if given.get("decoding_t") is not None and int(given["decoding_t"]) < 1:
             raise ValueError(f"decoding_t must be >= 1, got {given['decoding_t']}")
         check_size(params["width"], params["height"])
@@ -455,112 +467,3 @@ def _library_versions() -> dict:
 
     return {"svd_lab_version": svd_lab.__version__, "torch_version": torch.__version__,
             "diffusers_version": diffusers.__version__, "transformers_version": transformers.__version__}
-
-
-# ------------------------------------------------------------------------------------------- loading by profile
-@dataclass
-class ProfileChoice:
-    profile: str
-    reason: str
-    checkpoint: str | None = None
-
-
-def choose_profile(profile: str, version: str, checkpoint: str | None, device: torch.device) -> ProfileChoice:
-    """Decide tiny, mini or full. 'auto': an explicit checkpoint -> full; a usable local checkpoint on a GPU -> full;
-    otherwise the trained tiny SVD (mini) when its weights are present, else tiny (random weights). Full-size SVD
-    on a CPU takes hours: ask for it with profile='full'."""
-    if profile not in ("auto", *PROFILES):
-        raise ValueError(f"unknown profile {profile!r}; use auto, {', '.join(PROFILES)}")
-    if profile in ("tiny", "mini"):
-        if checkpoint:
-            raise ValueError(f"profile {profile} uses the course's own small weights: drop --checkpoint, or use "
-                             "--profile full")
-        if profile == "mini" and not _mini_present():
-            raise ValueError(_mini_missing_message())
-        if profile == "mini" and get_version(version).decoder != DECODER_TEMPORAL:
-            raise ValueError(f"the mini profile has a temporal VAE decoder; {version} uses the per-frame image "
-                             "decoder: use --profile tiny, or a version without _image_decoder")
-        what = "random weights" if profile == "tiny" else "the trained tiny SVD"
-        return ProfileChoice(profile, f"{profile} profile requested ({what})")
-    if checkpoint:
-        return ProfileChoice("full", f"checkpoint {checkpoint}", str(checkpoint))
-    found = _find_local(version)
-    if profile == "full":
-        if found is None:
-            raise ValueError(_missing_checkpoint_message(version))
-        return ProfileChoice("full", f"local checkpoint {found}", found)
-    if found is not None and device.type != "cpu":
-        return ProfileChoice("full", f"local checkpoint {found}", found)
-    small = "mini" if _mini_present() and get_version(version).decoder == DECODER_TEMPORAL else "tiny"
-    what = ("the trained tiny SVD, 64x64, 8 frames" if small == "mini"
-            else "random weights")
-    if found is None:
-        return ProfileChoice(small, f"no local {version} checkpoint: running the {small} profile ({what}); "
-                                    f"`svd-lab download {version}` for the real model")
-    return ProfileChoice(small, f"{version} checkpoint found, but this is a CPU: running the {small} profile "
-                                f"({what}; full size takes hours here; ask for it with --profile full --yes)")
-
-
-def _mini_present() -> bool:
-    from svd_lab.svdmini.model import is_present
-
-    return is_present()
-
-
-def _mini_missing_message() -> str:
-    from svd_lab.svdmini.model import shipped_folder
-
-    return (f"the mini profile's weights are not in {shipped_folder()} (they ship with the repository in "
-            "checkpoints/svdmini/; with SVD_LAB_CHECKPOINTS set, copy that folder there), or make your own with "
-            "`svd-lab svdmini train --out DIR`")
-
-
-def _find_local(version: str) -> str | None:
-    from svd_lab.checkpoints import find_checkpoint
-
-    found = find_checkpoint(version)
-    return str(found.path) if found is not None else None
-
-
-def _missing_checkpoint_message(version: str) -> str:
-    from svd_lab.svd.loading import image_decoder_needs_checkpoint
-
-    if not get_version(version).diffusers_format:
-        return image_decoder_needs_checkpoint(version)
-    return (f"no usable {version} checkpoint found: `svd-lab download {version}`, or pass --checkpoint PATH "
-            "(a diffusers folder or an sgm .safetensors file)")
-
-
-def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint: str | None = None,
-                  device: str | torch.device = "auto", dtype: str | torch.dtype | None = None, memory: str = "auto",
-                  seed: int = 0, progress: bool = True, unet_head_channels: int | None = None,
-                  clip_head_width: int | None = None) -> tuple[SVDPipeline, ProfileChoice]:
-    """Build the pipeline for a version and profile (see :func:`choose_profile`); returns it with the choice made.
-
-    ``version`` None means 'svd', or with a checkpoint the version the checkpoint holds (an explicit version labels
-    a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt). ``unet_head_channels`` /
-    ``clip_head_width``: attention head sizes of an sgm checkpoint file (see
-    :func:`svd_lab.svd.loading.load_checkpoint`).
-    """
-    from svd_lab.svd.components import build_components
-    from svd_lab.svd.loading import load_checkpoint
-
-    requested_version = version
-    version = version or DEFAULT_VERSION
-    get_version(version)
-    dev = resolve_device(device)
-    resolved_dtype = resolve_dtype(dtype, dev)
-    choice = choose_profile(profile, version, checkpoint, dev)
-    if choice.profile == "tiny":
-        components = build_components("tiny", version, seed=seed)
-    elif choice.profile == "mini":
-        from svd_lab.svdmini.model import load_mini
-
-        components = load_mini(dtype=resolved_dtype, version=version)
-    else:
-        # Load on the CPU in the target dtype; the pipeline places the networks (offload may keep them there).
-        components = load_checkpoint(choice.checkpoint, dtype=resolved_dtype, device="cpu",
-                                     version=version if checkpoint is None else requested_version,
-                                     progress=progress, unet_head_channels=unet_head_channels,
-                                     clip_head_width=clip_head_width)
-    return SVDPipeline(components, device=dev, dtype=resolved_dtype, memory=memory), choice

@@ -1,0 +1,449 @@
+r"""Training the small SVD with SVD's own objective, in stages that resume after an interruption.
+
+**Stages** (each writes its result into the work folder, ``<out>.work``; running the same command again continues
+from the last checkpoint and gives the same weights as an uninterrupted run):
+
+1. ``canvases``: the dead-leaves canvases (:func:`svd_lab.small.data.leaves_pool`) the clips are cut from.
+2. ``vae``: the VAE (``AutoencoderKLTemporalDecoder``: encoder + temporal decoder), checkpointed every
+   ``checkpoint_every`` steps; then its latents are rescaled (below) and its quality against the thumbnail
+   baseline is logged.
+3. ``pool``: clips encoded once (encoding costs more than a UNet step on a CPU).
+4. ``unet``: the video UNet, checkpointed likewise; then the folder ``out`` is written (fp16 safetensors, diffusers
+   layout, ``training.json``, ``loss.png``) and the work folder removed.
+
+Every step draws its data and noise from its own generator, seeded by (run seed, step), and checkpoints hold the
+optimiser's state, so a resumed run repeats exactly what the interrupted one would have done.
+
+**VAE**: L1 + L2 + an edge term (L1 of the horizontal and vertical differences: sharp edges count) on small random
+crops (the networks are convolutional: a 32x32 crop costs a quarter of a 64x64 frame) of short clips, decoded in
+chunks of a random length that divides the clip (the temporal decoder must work for any ``decoding_t``), with a
+little Gaussian noise on the latents so the decoder tolerates the UNet's imperfect ones. Afterwards the encoder's
+output is rescaled exactly (its last 1x1 convolution times ``a``, the decoder's first convolution divided by ``a``)
+so that ``0.18215 * latent`` -- SVD's latent scaling, kept as it is -- has unit standard deviation, which is what
+``VScalingWithEDMcNoise`` assumes (sigma_data = 1).
+
+**UNet** (``UNetSpatioTemporalConditionModel``), per batch of clips, exactly SVD's conditioning:
+
+    crossattn = CLIP(clean first frame)                          (B, 1, D)    frozen random CLIP
+    concat    = VAE.encode(2 x_0 - 1 + cond_aug n').mode()        (B, C, h, w) unscaled, repeated over frames
+    ids       = [fps_id, motion_bucket_id, cond_aug]              (B, 3)
+    with probability ``drop``: crossattn = 0 and concat = 0 (ids kept) -- the branch guidance subtracts
+
+    z_0   = 0.18215 VAE.encode(frames).mode()                     (B, T, C, h, w)
+    sigma ~ lognormal(p_mean, p_std),  x = z_0 + sigma n
+    loss  = || F(c_in x, c_noise) - (z_0 - c_skip x) / c_out ||^2          (v-prediction, VScalingWithEDMcNoise)
+
+The last line is EDM's weighted denoising loss ``lambda(sigma) ||D(x) - z_0||^2`` with ``lambda = 1 / c_out^2``:
+for v-scaling the effective target ``(z_0 - c_skip x) / c_out`` is the "velocity" ``(n - sigma z_0) /
+sqrt(sigma^2 + 1)`` up to sign, a unit-variance quantity at every noise level.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from svd_lab.atomic import write_text_atomic
+from svd_lab.errors import UserError
+from svd_lab.progress import progress_bar
+from svd_lab.sampling.edm import v_scaling_preconditioning
+from svd_lab.small import data
+from svd_lab.svd.components import SVDComponents
+from svd_lab.training import bf16_autocast, load_state, lr_factor, save_state
+
+LATENT_SCALING = 0.18215
+STAGES = ("canvases", "vae", "pool", "unet")
+
+
+@dataclass
+class TrainSettings:
+    """Everything that decides a training run (stored with the weights). The defaults are the shipped recipe."""
+
+    seed: int = 0
+    canvases: int = 800              # dead-leaves canvases the clips are cut from
+    vae_steps: int = 3000
+    vae_batch: int = 6               # clips per VAE step
+    vae_frames: int = 3              # frames per VAE clip, decoded in chunks of 1 or 3
+    vae_crop: int = 32               # pixels: VAE training crops (the VAE is convolutional)
+    vae_lr: float = 4e-4
+    edge_weight: float = 0.5         # weight of the edge (image-gradient) L1 term
+    #: noise on the latents while training the decoder, relative to their standard deviation
+    latent_noise: float = 0.1
+    pool_clips: int = 3000
+    pool_frames: int = 10
+    steps: int = 3200
+    batch: int = 8
+    lr: float = 5e-4
+    warmup: int = 100
+    #: training noise levels: ln(sigma) ~ N(p_mean, p_std^2)
+    p_mean: float = 0.5
+    p_std: float = 1.5
+    #: probability of dropping the image conditioning (crossattn and concat zeroed, ids kept) for guidance
+    drop: float = 0.1
+    #: bfloat16 autocast (only where the CPU has bf16 instructions). Off: float32 is the same on every machine, and
+    #: in bf16 the temporal decoder's 3D convolutions returned NaN gradients within two steps (AVX512-BF16 EPYC)
+    bf16: bool = False
+    checkpoint_every: int = 250      # optimiser steps between resumable checkpoints (both networks)
+
+
+def _seed(seed: int, step: int, stream: int) -> int:
+    """Distinct reproducible seeds per (run seed, step, stream: 0 pool, 1 VAE, 2 checks, 3 UNet)."""
+    return (seed * 1_000_003 + step) * 4 + stream
+
+
+# ------------------------------------------------------------------------------------------- the work folder
+class Work:
+    """The work folder of a run: one file per finished stage, one checkpoint per running stage, the log."""
+
+    def __init__(self, folder: Path, settings: TrainSettings):
+        self.folder = folder
+        self.settings = settings
+        folder.mkdir(parents=True, exist_ok=True)
+        recorded = folder / "settings.json"
+        mine = json.dumps(asdict(settings), indent=1, sort_keys=True)
+        if recorded.is_file() and recorded.read_text() != mine:
+            raise UserError(f"{folder} holds a run with other settings; remove it to start again, or pass the "
+                            "settings it was started with")
+        if not recorded.is_file():
+            write_text_atomic(recorded, mine)
+        self.log_path = folder / "log.json"
+        self.log = json.loads(self.log_path.read_text()) if self.log_path.is_file() else {}
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def save_log(self) -> None:
+        write_text_atomic(self.log_path, json.dumps(self.log, indent=1), overwrite=True)
+
+
+# ------------------------------------------------------------------------------------------- VAE
+def vae_roundtrip(vae, frames: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3, H, W) in [0, 1] -> decoded mode latents, the same shape, in [0, 1] (each clip decoded together)."""
+    t = frames.shape[1]
+    with torch.no_grad():
+        z = vae.encode(frames.flatten(0, 1) * 2 - 1).latent_dist.mode()
+        out = vae.decode(z, num_frames=t).sample
+    return ((out + 1) / 2).clamp(0, 1).view_as(frames)
+
+
+def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def vae_loss(vae, clips: data.Clips, settings: TrainSettings, generator: torch.Generator) -> torch.Tensor:
+    """Reconstruction loss of one batch of clips, decoded in chunks of a random length that divides the clip."""
+    t = clips.frames.shape[1]
+    x = clips.frames.flatten(0, 1) * 2 - 1
+    chunks = [c for c in range(1, t + 1) if t % c == 0]
+    chunk = chunks[int(torch.randint(len(chunks), (1,), generator=generator))]
+    with bf16_autocast(settings.bf16):
+        z = vae.encode(x).latent_dist.mode()
+        noise = torch.randn(z.shape, generator=generator)
+        noisy = z + settings.latent_noise * z.detach().float().std() * noise
+        recon = vae.decode(noisy, num_frames=chunk).sample        # (b t / chunk) clips of `chunk` frames each
+    diff = recon.float() - x
+    edges = sum((a - e).abs().mean() for a, e in zip(_edges(recon.float()), _edges(x)))
+    return diff.abs().mean() + (diff ** 2).mean() + settings.edge_weight * edges + 1e-6 * (z.float() ** 2).mean()
+
+
+@torch.no_grad()
+def rescale_latents(vae, frames: torch.Tensor) -> float:
+    """Make ``LATENT_SCALING * mode latent`` unit-variance on ``frames``, exactly, without changing what decodes.
+
+    The posterior mean is the first half of ``quant_conv``'s output channels: multiplying that half's weight and
+    bias by ``a`` multiplies the latent by ``a`` (the log-variance half gets ``+ 2 ln a``); dividing the weight
+    of the decoder's first convolution by ``a`` undoes it. Returns ``a``.
+    """
+    z = vae.encode(frames.flatten(0, 1) * 2 - 1).latent_dist.mode()
+    a = 1.0 / (LATENT_SCALING * z.float().std().item())
+    channels = vae.quant_conv.out_channels // 2
+    vae.quant_conv.weight[:channels] *= a
+    vae.quant_conv.bias[:channels] *= a
+    vae.quant_conv.bias[channels:] += 2 * math.log(a)
+    vae.decoder.conv_in.weight /= a
+    return a
+
+
+def _loop(name: str, total: int, modules: dict, optimizer, step_fn, work: Work, settings: TrainSettings,
+          progress: bool, log, every=None) -> dict:
+    """Run ``step_fn(step) -> loss`` from the last checkpoint to ``total`` steps, checkpointing as it goes.
+
+    Returns the stage's log entry: losses per step and seconds spent (summed over sessions). ``every(step)``
+    runs after each step (snapshots).
+    """
+    checkpoint = work.path(f"{name}-state.safetensors")
+    entry = load_state(checkpoint, modules, optimizer) if checkpoint.is_file() else {"step": 0, "seconds": 0.0,
+                                                                                    "loss": []}
+    if entry["step"]:
+        log(f"{name}: resuming at step {entry['step']} of {total}")
+    bar = progress_bar(total=total, initial=entry["step"], desc=name, enabled=progress)
+    started = time.time() - entry["seconds"]
+    for step in range(entry["step"], total):
+        value = step_fn(step)
+        entry["loss"].append([step + 1, round(value, 5)])
+        bar.update()
+        if every is not None:
+            every(step, entry)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == total:
+            entry["step"], entry["seconds"] = step + 1, round(time.time() - started, 1)
+            save_state(checkpoint, modules, optimizer, entry)
+    bar.close()
+    return entry
+
+
+def train_vae(vae, canvases: torch.Tensor, settings: TrainSettings, work: Work, progress: bool, log) -> dict:
+    """Stage 2: start the VAE as a thumbnail codec (:func:`svd_lab.small.init.thumbnail_init`), train encoder +
+    temporal decoder, rescale the latents (see the module docstring)."""
+    from svd_lab.small.init import thumbnail_init
+
+    calibration = data.generate(32, seed=_seed(settings.seed, 1, 2), frames=1, size=settings.vae_crop,
+                                leaves=canvases).frames[:, 0]
+    thumbnail_init(vae, calibration)
+    vae.train().requires_grad_(True)
+    opt = torch.optim.AdamW(vae.parameters(), settings.vae_lr, weight_decay=0.0)
+
+    def step_fn(step: int) -> float:
+        for group in opt.param_groups:
+            group["lr"] = settings.vae_lr * lr_factor(step / settings.vae_steps, step, 50)
+        generator = torch.Generator().manual_seed(_seed(settings.seed, step, 1))
+        clips = data.generate(settings.vae_batch, seed=_seed(settings.seed, step, 1), frames=settings.vae_frames,
+                              size=settings.vae_crop, leaves=canvases)
+        loss = vae_loss(vae, clips, settings, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        return loss.item()
+
+    entry = _loop("vae", settings.vae_steps, {"vae": vae}, opt, step_fn, work, settings, progress, log)
+    vae.eval().requires_grad_(False)
+    check = data.generate(16, seed=_seed(settings.seed, 0, 2), leaves=canvases)
+    entry["latent_rescale"] = round(rescale_latents(vae, check.frames), 5)
+    return entry
+
+
+def vae_quality(vae) -> dict:
+    """The VAE against the thumbnail baseline (PSNR dB, pixel space) on the evaluation images, for the log."""
+    from svd_lab.small import metrics
+
+    images = metrics.evaluation_images(8)
+    ours, thumb, values = metrics.vae_scores(vae, images)
+    return {"latent_values": values, "psnr_db": ours, "thumbnail_psnr_db": thumb}
+
+
+# ------------------------------------------------------------------------------------------- UNet data
+@dataclass
+class LatentPool:
+    """Clips encoded once: ``latents`` (N, F, C, h, w) unscaled float32, ``first`` (N, S, 3, H, W) uint8 (the frames
+    a window can start at: S = F - FRAMES + 1), ``fps_id`` and ``motion_bucket_id`` (N,)."""
+
+    latents: torch.Tensor
+    first: torch.Tensor
+    fps_id: torch.Tensor
+    motion_bucket_id: torch.Tensor
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save
+
+        from svd_lab.atomic import write_bytes_atomic
+
+        write_bytes_atomic(path, save({k: v.contiguous() for k, v in asdict(self).items()}), overwrite=True)
+
+    @classmethod
+    def load(cls, path: Path) -> LatentPool:
+        from safetensors.torch import load_file
+
+        return cls(**{k: v.clone() for k, v in load_file(path).items()})
+
+
+@torch.no_grad()
+def build_pool(vae, canvases: torch.Tensor, settings: TrainSettings, progress: bool, log) -> LatentPool:
+    """Stage 3: ``pool_clips`` clips of ``pool_frames`` frames, encoded (posterior mode, unscaled)."""
+    chunk = 16
+    latents, first, fps, buckets = [], [], [], []
+    starts = settings.pool_frames - data.FRAMES + 1
+    bar = progress_bar(total=settings.pool_clips, desc="encoding clips", enabled=progress)
+    for start in range(0, settings.pool_clips, chunk):
+        n = min(chunk, settings.pool_clips - start)
+        clips = data.generate(n, seed=_seed(settings.seed, start, 0), frames=settings.pool_frames, leaves=canvases)
+        with bf16_autocast(settings.bf16):
+            z = vae.encode(clips.frames.flatten(0, 1) * 2 - 1).latent_dist.mode()
+        latents.append(z.float().view(n, settings.pool_frames, *z.shape[1:]))
+        first.append((clips.frames[:, :starts] * 255).round().to(torch.uint8))
+        fps.append(clips.fps_id), buckets.append(clips.motion_bucket_id)
+        bar.update(n)
+    bar.close()
+    return LatentPool(torch.cat(latents), torch.cat(first), torch.cat(fps), torch.cat(buckets))
+
+
+def _batch(pool: LatentPool, generator: torch.Generator, batch: int, frames: int):
+    """Random windows: clean scaled latents (B, T, C, h, w), first frames (B, 3, H, W) in [0, 1], fps, bucket."""
+    idx = torch.randint(len(pool.latents), (batch,), generator=generator)
+    start = torch.randint(pool.first.shape[1], (batch,), generator=generator)
+    window = torch.arange(frames)
+    z = pool.latents[idx.unsqueeze(1), start.unsqueeze(1) + window] * LATENT_SCALING
+    first = pool.first[idx, start].float() / 255.0
+    return z, first, pool.fps_id[idx], pool.motion_bucket_id[idx]
+
+
+def svd_loss(components: SVDComponents, z0: torch.Tensor, first: torch.Tensor, fps_id: torch.Tensor,
+             motion_bucket_id: torch.Tensor, settings: TrainSettings, generator: torch.Generator) -> torch.Tensor:
+    """SVD's training loss for one batch (see the module docstring). ``z0`` scaled latents (B, T, C, h, w)."""
+    b, t = z0.shape[:2]
+    cond_aug = torch.exp(data.COND_AUG_LOG_MEAN + data.COND_AUG_LOG_STD * torch.randn(b, generator=generator))
+    with torch.no_grad():
+        crossattn = components.image_encoder(components.clip_preprocessing(first)).image_embeds.unsqueeze(1)
+        noisy_first = first * 2 - 1 + cond_aug.view(b, 1, 1, 1) * torch.randn(first.shape, generator=generator)
+        concat = components.vae.encode(noisy_first).latent_dist.mode()                  # unscaled, as SVD
+        keep = (torch.rand(b, generator=generator) >= settings.drop).float()
+        crossattn = crossattn * keep.view(b, 1, 1)
+        concat = (concat * keep.view(b, 1, 1, 1)).unsqueeze(1).expand(-1, t, -1, -1, -1)
+    ids = torch.stack([fps_id.float(), motion_bucket_id.float(), cond_aug], dim=1)
+    sigma = torch.exp(settings.p_mean + settings.p_std * torch.randn(b, generator=generator))
+    x = z0 + sigma.view(b, 1, 1, 1, 1) * torch.randn(z0.shape, generator=generator)
+    c_skip, c_out, c_in, c_noise = v_scaling_preconditioning(sigma.view(b, 1, 1, 1, 1))
+    target = (z0 - c_skip * x) / c_out
+    with bf16_autocast(settings.bf16):
+        raw = components.unet(torch.cat([c_in * x, concat], dim=2), c_noise.view(b),
+                              encoder_hidden_states=crossattn, added_time_ids=ids).sample
+    return ((raw.float() - target) ** 2).mean()
+
+
+def train_unet(components: SVDComponents, pool: LatentPool, settings: TrainSettings, work: Work, progress: bool,
+               log, snapshot_every: int = 0) -> dict:
+    """Stage 4: the UNet (started by :func:`svd_lab.small.init.unet_init`) with SVD's objective on random windows
+    of the pool."""
+    from svd_lab.small import metrics
+    from svd_lab.small.init import unet_init
+
+    unet = components.unet
+    unet_init(unet)
+    unet.train().requires_grad_(True)
+    opt = torch.optim.AdamW(unet.parameters(), settings.lr, weight_decay=0.0)
+
+    def step_fn(step: int) -> float:
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * lr_factor(step / settings.steps, step, settings.warmup)
+        generator = torch.Generator().manual_seed(_seed(settings.seed, step, 3))
+        z0, first, fps_id, bucket = _batch(pool, generator, settings.batch, data.FRAMES)
+        loss = svd_loss(components, z0, first, fps_id, bucket, settings, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        return loss.item()
+
+    def snapshot(step: int, entry: dict) -> None:
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            unet.eval()
+            snap = {"step": step + 1, **metrics.snapshot(components)}
+            unet.train().requires_grad_(True)  # the pipeline behind the snapshot froze every network
+            entry.setdefault("snapshots", []).append(snap)
+            log(f"step {step + 1}: " + ", ".join(f"{k} {v}" for k, v in snap.items() if k != "step"))
+
+    entry = _loop("unet", settings.steps, {"unet": unet}, opt, step_fn, work, settings, progress, log, snapshot)
+    components.eval()
+    return entry
+
+
+# ------------------------------------------------------------------------------------------- the whole run
+def work_folder(out: str | os.PathLike) -> Path:
+    """Where a run writing ``out`` keeps its stages: ``<out>.work`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".work")
+
+
+def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True, log=print,
+          snapshot_every: int = 0, until: str | None = None) -> tuple[SVDComponents | None, dict]:
+    """Run (or continue) the stages and write the model to ``out``; returns the components (eval mode) and the
+    training record. ``until``: stop after that stage (``canvases``, ``vae``, ``pool``), e.g. to split the run over
+    sessions; the next call continues. ``out`` must not exist (nothing is overwritten)."""
+    from svd_lab.small.model import save_small
+    from svd_lab.svd.components import build_components
+
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another output folder (nothing is overwritten)")
+    if until is not None and until not in STAGES[:-1]:
+        raise UserError(f"until must be one of {', '.join(STAGES[:-1])}, got {until!r}")
+    work = Work(work_folder(out), settings)
+    components = build_components("small", seed=settings.seed)
+    components.source = "svd-lab small train"
+
+    # 1. canvases
+    canvases_file = work.path("canvases.safetensors")
+    if not canvases_file.is_file():
+        t0 = time.time()
+        canvases = data.leaves_pool(settings.canvases, seed=_seed(settings.seed, 0, 0))
+        _save_tensor(canvases_file, canvases)
+        work.log["canvases"] = {"count": settings.canvases, "seconds": round(time.time() - t0, 1)}
+        work.save_log()
+        log(f"canvases: {settings.canvases} dead-leaves images in {work.log['canvases']['seconds']} s")
+    canvases = _load_tensor(canvases_file)
+    if until == "canvases":
+        return None, work.log
+
+    # 2. VAE
+    vae_file = work.path("vae.safetensors")
+    if not vae_file.is_file():
+        entry = train_vae(components.vae, canvases, settings, work, progress, log)
+        entry["quality"] = vae_quality(components.vae)
+        save_state(vae_file, {"vae": components.vae}, meta=entry)
+        work.log["vae"] = {k: v for k, v in entry.items() if k != "loss"}
+        work.save_log()
+        q = entry["quality"]
+        log(f"VAE: {settings.vae_steps} steps in {entry['seconds']} s; PSNR vs thumbnail: " + ", ".join(
+            f"{n} {q['psnr_db'][n]:.1f}/{q['thumbnail_psnr_db'][n]:.1f}" for n in list(q["psnr_db"])[:5]))
+    vae_entry = load_state(vae_file, {"vae": components.vae})
+    components.vae.eval().requires_grad_(False)
+    if until == "vae":
+        return None, work.log
+
+    # 3. pool
+    pool_file = work.path("pool.safetensors")
+    if not pool_file.is_file():
+        t0 = time.time()
+        build_pool(components.vae, canvases, settings, progress, log).save(pool_file)
+        work.log["pool"] = {"clips": settings.pool_clips, "seconds": round(time.time() - t0, 1)}
+        work.save_log()
+        log(f"latent pool: {settings.pool_clips} clips x {settings.pool_frames} frames in "
+            f"{work.log['pool']['seconds']} s")
+    pool = LatentPool.load(pool_file)
+    if until == "pool":
+        return None, work.log
+
+    # 4. UNet, then the model folder
+    unet_entry = train_unet(components, pool, settings, work, progress, log, snapshot_every)
+    seconds = {"canvases": work.log["canvases"]["seconds"], "vae": vae_entry["seconds"],
+               "pool": work.log["pool"]["seconds"], "unet": unet_entry["seconds"]}
+    record = {"settings": asdict(settings), "parameters": components.parameter_counts(),
+              "vae": vae_entry, "loss": unet_entry["loss"], "snapshots": unet_entry.get("snapshots", []),
+              "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
+              "unet_steps": settings.steps,
+              "seconds_per_step": round(unet_entry["seconds"] / max(settings.steps, 1), 4)}
+    log(f"UNet: {settings.steps} steps in {unet_entry['seconds']} s ({record['seconds_per_step']} s/step); "
+        f"whole run {record['total_seconds']} s")
+    save_small(components, out, record)
+    shutil.rmtree(work.folder, ignore_errors=True)
+    return components, record
+
+
+def _save_tensor(path: Path, tensor: torch.Tensor) -> None:
+    from safetensors.torch import save
+
+    from svd_lab.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, save({"tensor": tensor.contiguous()}), overwrite=True)
+
+
+def _load_tensor(path: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(path)["tensor"].clone()

@@ -1,0 +1,220 @@
+"""The small SVD: deterministic clips with known ground truth, a motion estimator that a jump or a flash cannot
+fool, pixel-space metrics that fail on garbage, training stages that resume exactly, and shipped weights that show
+their input moving as asked (the bar of issue 24 on a small fixed subset; the full table is `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("skimage", reason="the training photos come from scikit-image (pip install 'svd-lab[train]')")
+
+from svd_lab import pixels
+from svd_lab.small import data, metrics
+from svd_lab.small.model import is_present, shipped_folder
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+
+@pytest.fixture(scope="module")
+def leaves():
+    return data.leaves_pool(4, seed=7)
+
+
+def test_clips_are_deterministic_and_follow_the_speed_rule(leaves):
+    a = data.generate(4, seed=5, motion_bucket_id=200, fps_id=6, leaves=leaves)
+    b = data.generate(4, seed=5, motion_bucket_id=200, fps_id=6, leaves=leaves)
+    assert torch.equal(a.frames, b.frames) and a.source == b.source
+    assert not torch.equal(a.frames, data.generate(4, seed=6, motion_bucket_id=200, fps_id=6, leaves=leaves).frames)
+    assert a.frames.shape == (4, data.FRAMES, 3, data.SIZE, data.SIZE)
+    assert 0 <= float(a.frames.min()) and float(a.frames.max()) <= 1
+    # step = SPEED_AT_255 * bucket / 255 / fps * width, content moving left
+    assert torch.allclose(a.step, torch.full((4,), data.SPEED_AT_255 * 200 / 255 / 7 * data.SIZE))
+    assert float(data.speed_to_step(255, 5)) == pytest.approx(2 * float(data.speed_to_step(255, 11)))
+    assert a.added_time_ids().tolist()[0][:2] == [6.0, 200.0]
+    # both kinds of source occur, and leaves_share 0 / 1 chooses one
+    mixed = data.generate(16, seed=1, leaves=leaves)
+    assert {s.split(":")[0] for s in mixed.source} >= {"leaves"} and any(":" not in s for s in mixed.source)
+    assert all(s.startswith("leaves:") for s in data.generate(3, seed=1, leaves=leaves, leaves_share=1.0).source)
+    assert not any(s.startswith("leaves:") for s in data.generate(3, seed=1, leaves=leaves, leaves_share=0.0).source)
+
+
+def test_dead_leaves_are_deterministic_varied_natural_images():
+    pool = data.leaves_pool(6, seed=3)
+    assert pool.dtype == torch.uint8 and pool.shape == (6, 3, data.CANVAS_HEIGHT, data.CANVAS_WIDTH)
+    assert torch.equal(pool, data.leaves_pool(6, seed=3))
+    means = pool.float().mean(dim=(2, 3)) / 255
+    assert float(means.std(0).mean()) > 0.05                      # different colours from image to image
+    # edges and flat regions: many nearly-equal neighbours and some strong jumps
+    grey = pool.float().mean(1) / 255
+    diffs = (grey[:, :, 1:] - grey[:, :, :-1]).abs()
+    assert float((diffs < 0.01).float().mean()) > 0.4 and float((diffs > 0.1).float().mean()) > 0.005
+
+
+def test_the_course_assets_and_two_photos_are_held_out():
+    assert set(data.HELD_OUT_ASSETS) == {"rocket", "astronaut", "coffee"}
+    assert not set(data.HELD_OUT_ASSETS) & set(data.PHOTOS)
+    assert set(data.HELD_OUT_PHOTOS) == {"motorcycle", "hopper"} and not set(data.HELD_OUT_PHOTOS) & set(data.PHOTOS)
+    for name in data.HELD_OUT_PHOTOS:
+        photo = data.held_out_photo(name)
+        assert photo.shape[0] == 3 and min(photo.shape[1:]) >= 256
+
+
+# ------------------------------------------------------------------------------------------- measuring motion
+def test_measured_motion_matches_the_ground_truth(leaves):
+    clips = data.generate(4, seed=3, motion_bucket_id=200, fps_id=6, leaves=leaves)
+    for i in range(4):
+        assert metrics.displacement(clips.frames[i]) == pytest.approx(float(clips.step[i]), abs=0.1)
+        assert all(s == pytest.approx(float(clips.step[i]), abs=0.15) for s in metrics.frame_shifts(clips.frames[i]))
+        static = clips.frames[i, :1].repeat(data.FRAMES, 1, 1, 1)
+        assert abs(metrics.displacement(static)) < 0.02
+
+
+def test_a_video_that_jumps_or_flashes_is_not_a_pan():
+    """The failure of the old estimator: shifts against frame 0 of a video that stands still and then jumps by
+    one latent cell (8 px), fitted with a slope, gave a smooth "1.03 px/frame"."""
+    image = metrics.evaluation_images(0, course=True, photos=False)[0].image        # the rocket, 64x64
+    jump = torch.stack([image] * 5 + [data.pan_image(image, 8.0, 2)[1]] * 3)
+    assert metrics.frame_shifts(jump)[4] == pytest.approx(8.0, abs=0.3)          # the jump is seen where it is
+    assert abs(metrics.displacement(jump)) < 0.05                                  # but it is not a pan
+    old_slope = sum(t * 8.0 * (t >= 5) for t in range(8)) / sum(t * t for t in range(8))
+    assert old_slope > 1.0                                                         # what a slope over frame 0 said
+    tints = torch.tensor([[1.0, 1.0, 1.0], [1.3, 0.8, 0.7], [0.7, 0.9, 1.4], [0.5, 0.5, 0.5]] * 2)
+    flash = (image.unsqueeze(0) * tints.view(8, 3, 1, 1)).clamp(0, 1)
+    assert all(abs(s) < 0.1 for s in metrics.frame_shifts(flash))
+    assert abs(metrics.displacement(flash)) < 0.05
+    assert float(pixels.colour_error(flash, image.expand(8, -1, -1, -1)).max()) > 0.1   # (g) sees the flash
+
+
+def test_spearman_with_ties():
+    assert metrics.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert metrics.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert metrics.spearman([1, 2, 3, 3], [1, 2, 2, 5]) == pytest.approx(0.8333, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- pixel metrics
+def test_thumbnail_baseline_and_psnr():
+    assert pixels.thumbnail_side(256) == 9 and pixels.thumbnail_side(1024) == 18
+    image = metrics.evaluation_images(0, course=True, photos=False)[0].image
+    thumb = pixels.thumbnail(image, 256)
+    assert thumb.shape == image.shape
+    # the issue's measurement of the rocket: 26.0 dB from a 9x9 thumbnail
+    assert pixels.psnr(image, thumb) == pytest.approx(26.0, abs=0.1)
+    assert pixels.psnr(image, image) == math.inf
+    assert pixels.psnr(image, thumb) < pixels.psnr(image, pixels.thumbnail(image, 3 * 32 * 32))
+
+
+def test_metrics_cannot_pass_garbage():
+    """A VAE that outputs grey, videos that are blobs: every score of the bar must fail them."""
+    images = metrics.evaluation_images(2, course=True, photos=False)
+    grey = torch.full_like(images[0].image, 0.5)
+    assert pixels.psnr(images[0].image, grey) < pixels.psnr(images[0].image, pixels.thumbnail(images[0].image, 256))
+    static = metrics.score_reference("static copy", images, data.FRAMES)
+    truth = metrics.score_reference("ground truth", images, data.FRAMES)
+    assert truth.motion_spearman > 0.95 and truth.fps_share == 1.0 and truth.pan_error == 0.0
+    assert truth.colour_error_max < 0.01
+    assert static.motion_spearman == 0.0 and static.fps_share == 0.0 and static.pan_error > 0.01
+
+
+# ------------------------------------------------------------------------------------------- training
+@pytest.mark.slow
+def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
+    from svd_lab.small.model import load_small
+    from svd_lab.small.train import TrainSettings, train, work_folder
+
+    settings = TrainSettings(canvases=6, vae_steps=16, vae_batch=2, pool_clips=24, steps=24, batch=4, warmup=4,
+                             checkpoint_every=5)
+    quiet = {"progress": False, "log": lambda m: None}
+    whole, record = train(settings, out=tmp_path / "whole", **quiet)
+    assert not work_folder(tmp_path / "whole").exists()                     # removed once the model is written
+
+    # the same run, stopped after the VAE and then interrupted in the middle of the UNet stage
+    assert train(settings, out=tmp_path / "split", until="vae", **quiet)[0] is None
+    import svd_lab.small.train as train_module
+
+    real = train_module.svd_loss
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    train_module.svd_loss = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, out=tmp_path / "split", **quiet)
+    finally:
+        train_module.svd_loss = real
+    assert not (tmp_path / "split").exists() and work_folder(tmp_path / "split").is_dir()
+    split, _ = train(settings, out=tmp_path / "split", **quiet)
+    for name in ("unet", "vae"):
+        ours, theirs = getattr(whole, name).state_dict(), getattr(split, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+
+    losses = [loss for _, loss in record["loss"]]
+    assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6, losses
+    vae_losses = [loss for _, loss in record["vae"]["loss"]]
+    # the VAE starts as a thumbnail codec (svd_lab.small.init), so 16 warm-up steps only must not make it worse
+    assert all(math.isfinite(v) for v in vae_losses) and sum(vae_losses[-8:]) < 1.2 * sum(vae_losses[:8])
+    reloaded = load_small(tmp_path / "whole")          # the saved folder loads like any diffusers checkpoint
+    assert reloaded.profile == "small" and (tmp_path / "whole" / "loss.png").is_file()
+    assert json.loads((tmp_path / "whole" / "training.json").read_text())["settings"]["seed"] == 0
+    with pytest.raises(Exception, match="already exists"):
+        train(settings, out=tmp_path / "whole", **quiet)                       # nothing is overwritten
+
+
+# ------------------------------------------------------------------------------------------- shipped weights
+shipped = pytest.mark.skipif(not is_present(), reason="no shipped small SVD in checkpoints/small")
+
+
+@shipped
+def test_shipped_weights_are_small_fp16_safetensors_from_the_recipe():
+    from svd_lab.small.train import TrainSettings
+
+    folder = shipped_folder()
+    weights = sorted(folder.rglob("*.safetensors"))
+    assert {w.parent.name for w in weights} == {"unet", "vae", "image_encoder"}
+    assert all(".fp16." in w.name for w in weights)
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 20 * 2**20
+    log = json.loads((folder / "training.json").read_text())
+    assert log["settings"] == {**TrainSettings().__dict__, "seed": 0}, "shipped weights must come from the recipe"
+    assert log["total_seconds"] <= 150 * 60, "the recipe must train within 150 minutes on this CPU"
+    assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.ckpt")) and not list(folder.rglob("*.pt"))
+
+
+@shipped
+def test_load_pipeline_picks_the_small_profile_on_a_cpu_and_the_rocket_moves_as_asked():
+    from svd_lab import paths
+    from svd_lab.svd.profiles import load_pipeline
+
+    pipe, choice = load_pipeline("svd", profile="auto", device="cpu", progress=False)
+    assert choice.profile == "small", choice.reason
+    size = pipe.components.native_size
+    rocket = str(paths.project_root() / "assets" / "rocket.png")
+    motion = {}
+    for bucket in (0, 255):
+        generation = pipe.run(rocket, motion_bucket_id=bucket, seed=23, progress=False)
+        assert generation.frames.shape == (pipe.components.native_frames, 3, size, size)
+        motion[bucket] = metrics.displacement(generation.frames)
+    expected = float(data.speed_to_step(255, 6, size))
+    assert abs(motion[0]) < 0.2 * expected, motion
+    assert abs(motion[255] - expected) < 0.3 * expected, motion
+
+
+@shipped
+@pytest.mark.slow
+def test_shipped_model_meets_the_bar_where_the_baselines_do_not():
+    """The bar of issue 24 on the three course images and two held-out crops, one seed per cond_aug check ... the
+    untrained model and the static copy must fail it."""
+    evaluation = metrics.evaluate(num_crops=2, photos=False, seeds=2, log=lambda m: None)
+    verdict = evaluation.passes("shipped")
+    assert all(verdict.values()), (verdict, metrics.format_table(evaluation))
+    assert not all(evaluation.passes("untrained").values())
+    static, ceiling = evaluation.row("static copy"), evaluation.row("ground truth through the VAE")
+    assert static.motion_spearman < metrics.BAR["motion_spearman"] and static.fps_share < metrics.BAR["fps_share"]
+    assert ceiling.pan_error < static.pan_error
