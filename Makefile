@@ -41,7 +41,7 @@ regress: $(STAMP)
 	$(BIN)/svd-lab course regress $(if $(filter-out 0,$(UPDATE)),--update)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --junitxml=outputs/test-report.xml $(PYTEST_ARGS)
 
 # The course in a real browser (issue 10): Debian's chromium is installed when missing (apt-get; where that is
 # impossible -- no apt-get, not root, no network -- the tests skip and say why), then JupyterLab runs every

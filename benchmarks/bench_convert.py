@@ -45,7 +45,8 @@ def write_random_sgm_file(shapes: dict[str, list[int]], path: Path, dtype: str =
     header, offset = {}, 0
     for key, shape in shapes.items():
         size = math.prod(shape) * item
-        header[key] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+        header[key] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape),
+                       "data_offsets": [offset, offset + size]}
         offset += size
     header["__metadata__"] = {"format": "pt", "note": "random weights for svd-lab's memory benchmark"}
     blob = json.dumps(header, separators=(",", ":")).encode()

@@ -30,12 +30,30 @@ CELL_TIMEOUT = 300
 
 _runs: dict[tuple[str, str], NotebookRun] = {}
 
+#: The smallest settings that still prove each notebook, for the runs whose point is not the default result: the
+#: solutions run (its exercise checks) and the browser run (its displays). The default run (no parameters) is the one
+#: compared with the baselines. 02's quick run also raises the guidance ramp's end by 0.5 (its default is 2.0): the
+#: regression harness must see that change (tests/test_regress.py), and 02's exercises do not depend on it, so one
+#: execution serves both.
+QUICK = {
+    "01_sora_and_dit.ipynb": {"live_steps": 20, "num_steps": 8},
+    "02_latent_diffusion.ipynb": {"max_guidance": 2.5},
+    "03_svd_sampling.ipynb": {"num_steps": 8},
+    "04_gif_display.ipynb": {"num_steps": 8},
+}
+
+
+def solutions_run(notebook: str) -> NotebookRun:
+    """The execution with the exercises' solutions filled in, at the notebook's :data:`QUICK` settings."""
+    return executed(notebook, {"solutions": True, **QUICK.get(notebook, {})})
+
 
 def _remove_finished_runs() -> None:
     if not OUTPUT_ROOT.is_dir():
         return
     for folder in OUTPUT_ROOT.iterdir():
-        if folder.is_dir() and folder.name.isdigit() and int(folder.name) != os.getpid() and not pid_alive(int(folder.name)):
+        if (folder.is_dir() and folder.name.isdigit() and int(folder.name) != os.getpid()
+                and not pid_alive(int(folder.name))):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -64,7 +82,16 @@ def executed(notebook: str, parameters: dict | None = None) -> NotebookRun:
         check_kernel()
         folder = OUTPUT if not parameters else OUTPUT / ("params-" + hashlib.sha1(key[1].encode()).hexdigest()[:10])
         _runs[key] = execute_notebook(NOTEBOOKS / notebook, folder, parameters, cell_timeout=CELL_TIMEOUT)
+        _log_run(_runs[key], parameters)
     return _runs[key]
+
+
+def _log_run(run: NotebookRun, parameters: dict | None) -> None:
+    """One line per execution in outputs/test-course/<pid>/runs.jsonl: what tools/test_times.py tabulates."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with open(OUTPUT / "runs.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"notebook": run.notebook, "parameters": parameters or {}, "status": run.status,
+                            "seconds": round(run.seconds, 1)}) + "\n")
 
 
 def fail_if_failed(run: NotebookRun) -> None:

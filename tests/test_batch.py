@@ -150,7 +150,8 @@ def test_a_run_killed_midway_resumes_and_finishes_every_job_once(images, tmp_pat
     proc.wait()
     before = _done_events(out)
     assert 3 <= len(before) < 16
-    resumed = subprocess.run(_batch_command(images, out, seeds), env=_env(), capture_output=True, text=True, check=False,
+    resumed = subprocess.run(_batch_command(images, out, seeds), env=_env(), capture_output=True, text=True,
+                             check=False,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     done = _done_events(out)

@@ -69,6 +69,7 @@ def test_registry_names_repos_licences_and_gating():
     assert REGISTRY["svd"].licence == "stable-video-diffusion-community"
     assert "nc-community" in REGISTRY["svd_xt"].licence_note
     assert REGISTRY["mini"].formats == ("mini",) and not REGISTRY["mini"].downloadable
+    assert REGISTRY["small"].formats == ("small",) and not REGISTRY["small"].downloadable   # the small SVD, shipped
     assert REGISTRY["svd"].num_frames == 14 and REGISTRY["svd_xt"].num_frames == 25
 
 
@@ -261,7 +262,8 @@ def test_present_checkpoints_finds_every_placement(tmp_path):
     assert set(found) == {("svd_xt", "diffusers"), ("my_finetune", "diffusers"), ("svd", "sgm"),
                           ("svd_xt", "sgm"), ("mystery", "sgm"), ("mini", "mini")}
     assert found[("svd_xt", "diffusers")].variant == "fp16" and found[("svd_xt", "diffusers")].usable
-    assert found[("my_finetune", "diffusers")].version == "svd_xt" and found[("my_finetune", "diffusers")].variant is None
+    finetune = found[("my_finetune", "diffusers")]
+    assert finetune.version == "svd_xt" and finetune.variant is None
     assert found[("svd", "sgm")].placed == "hand" and found[("svd", "sgm")].version == "svd"
     assert found[("mystery", "sgm")].usable and found[("mystery", "sgm")].version is None  # loadable by path only
     assert found[("mini", "mini")].usable and found[("mini", "mini")].size_bytes > 96
@@ -370,3 +372,20 @@ def test_download_rejects_bad_names_and_the_mini_model(tmp_path, capsys):
     assert "--format sgm" in capsys.readouterr().err
     assert main(["download", "svd", "--endpoint", "hf-mirror.com", "--dir", str(tmp_path)]) == 2
     assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_the_shipped_models_are_found_whatever_svd_lab_checkpoints_says(tmp_path, monkeypatch):
+    """A user's own weights folder (SVD_LAB_CHECKPOINTS, e.g. ModelArts persistent storage) adds to the course's
+    shipped models; it does not hide them. And the small SVD is listed as itself, never taken for svd."""
+    from svd_lab.paths import shipped_checkpoints_dir
+
+    own = tmp_path / "my-weights"
+    _diffusers_folder(own / "svd_xt", num_frames=25)
+    monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(own))
+    found = {(c.name, c.format): c for c in present_checkpoints()}
+    assert ("svd_xt", "diffusers") in found
+    shipped = shipped_checkpoints_dir()
+    for name in ("mini", "small"):
+        if (shipped / name).is_dir():
+            assert found[(name, name)].path == shipped / name and found[(name, name)].placed == "shipped"
+    assert find_checkpoint("svd") is None                        # the small SVD is not an svd checkpoint

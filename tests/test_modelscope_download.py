@@ -32,6 +32,7 @@ from svd_lab.checkpoints import (
 )
 from svd_lab.checkpoints import hub as hubmod
 from svd_lab.checkpoints import modelscope as msmod
+from svd_lab.checkpoints.hub_errors import modelscope_hint
 from svd_lab.checkpoints.verify import VerificationRecord
 
 XT_REPO = "AI-ModelScope/stable-video-diffusion-img2vid-xt"
@@ -242,6 +243,23 @@ def test_unreachable_modelscope_is_a_network_error_naming_the_other_sources(ckpt
     assert "hf-mirror.com" in err and "obs://" in err
 
 
+def test_a_failed_download_leaves_no_empty_modelscope_cache_behind(ckpt_dir, tmp_path, monkeypatch):
+    """The client creates its cache folder before it connects; with no network nothing arrives, and the folder it
+    made (here $MODELSCOPE_CACHE, by default ~/.cache/modelscope) must not stay behind empty."""
+    from svd_lab.checkpoints.errors import CheckpointError
+
+    cache = tmp_path / "home" / ".cache" / "modelscope"
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(cache))
+    with pytest.raises(CheckpointError, match="could not download from ModelScope"):
+        msmod.download("svd_xt", dir=ckpt_dir, endpoint=closed_port_endpoint(), log=None)
+    assert not (tmp_path / "home").exists()
+    # a cache that existed before is left as it was
+    cache.mkdir(parents=True)
+    with pytest.raises(CheckpointError):
+        msmod.download("svd_xt", dir=ckpt_dir, endpoint=closed_port_endpoint(), log=None)
+    assert cache.is_dir()
+
+
 def test_endpoint_variable_is_read_at_call_time(ms, ckpt_dir, monkeypatch):
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", ms.endpoint)
     assert msmod.download("svd_xt", dir=ckpt_dir, log=None).checkpoint.usable
@@ -280,4 +298,4 @@ def test_hub_errors_mention_modelscope(ckpt_dir):
     message = str(info.value)
     assert "ModelScope has a copy of svd_xt only (svd-lab download svd_xt --source modelscope)" in message
     assert "hf-mirror.com" in message and "obs://" in message
-    assert "svd-lab download svd_xt --source modelscope" in hubmod.modelscope_hint("svd_xt")
+    assert "svd-lab download svd_xt --source modelscope" in modelscope_hint("svd_xt")

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_runs import NOTEBOOKS, REPO, executed, fail_if_failed
+from course_runs import NOTEBOOKS, REPO, executed, fail_if_failed, solutions_run
 from svd_lab.notebook_runs import COURSE, execute_notebook
 
 PARAMETERS_EVERY_NOTEBOOK_HAS = {"profile", "device", "output_dir"}
@@ -35,7 +35,8 @@ def test_committed_notebook_has_no_outputs(name):
     nb = _notebook(name)
     dirty = [i for i, c in enumerate(nb.cells)
              if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
-    assert not dirty, f"{name}: cells {dirty} hold outputs or execution counts; rebuild: python tools/build_notebooks.py"
+    assert not dirty, (f"{name}: cells {dirty} hold outputs or execution counts; rebuild: "
+                       "python tools/build_notebooks.py")
     assert "papermill" not in nb.metadata and "widgets" not in nb.metadata, f"{name}: executed-run metadata committed"
     assert nb.metadata.kernelspec.name == "svd-lab"
 
@@ -140,7 +141,7 @@ def test_exercises_say_not_yet_without_answers(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", WITH_EXERCISES)
 def test_exercises_pass_with_the_solutions(name):
-    run = executed(name, {"solutions": True})
+    run = solutions_run(name)
     fail_if_failed(run)
     checks = _exercises(run)
     assert checks and all(checks.values()), f"{name}: checks failing with the solutions filled in: {checks}"
@@ -215,7 +216,8 @@ def test_bootstrap_installs_svd_lab_in_a_fresh_venv(tmp_path):
     assert f"svd_lab installed from {tmp_path / 'checkout'}; working in {tmp_path / 'checkout' / 'notebooks'}" \
         in first.stdout
     assert f"imported {tmp_path / 'checkout' / 'src' / 'svd_lab' / '__init__.py'}" in first.stdout
-    show = "import svd_lab, svd_lab.kernel; print(svd_lab.__file__); print(svd_lab.kernel.kernel_spec()['display_name'])"
+    show = ("import svd_lab, svd_lab.kernel; print(svd_lab.__file__); "
+            "print(svd_lab.kernel.kernel_spec()['display_name'])")
     where = subprocess.run([python, "-c", show],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert where.returncode == 0, where.stderr
@@ -223,7 +225,8 @@ def test_bootstrap_installs_svd_lab_in_a_fresh_venv(tmp_path):
     assert location.startswith(str(tmp_path / "checkout" / "src")), location   # the copy, not this checkout
     assert display_name == "Python (svd-lab)"                       # package data came along
     # a second run is a no-op
-    again = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    again = subprocess.run([python, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           check=False)
     assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
 
 
@@ -244,7 +247,8 @@ def test_bootstrap_failure_names_the_mirror_variables(tmp_path):
 
 def test_bootstrap_does_nothing_where_svd_lab_is_installed(tmp_path):
     env = {**os.environ, "SVD_LAB_SOURCE": str(tmp_path / "does-not-exist")}
-    run = subprocess.run([sys.executable, "-c", _bootstrap_source()], capture_output=True, text=True, env=env, check=False)
+    run = subprocess.run([sys.executable, "-c", _bootstrap_source()], capture_output=True, text=True, env=env,
+                         check=False)
     assert run.returncode == 0 and run.stdout == "" and run.stderr == ""
 
 

@@ -11,13 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from course_runs import executed, fail_if_failed
+from course_runs import QUICK, executed, fail_if_failed, solutions_run
 from svd_lab import record as rec
-from svd_lab.notebook_runs import (
-    COURSE,
+from svd_lab.baselines import (
     Comparison,
-    NotebookRun,
-    baselines_dir,
     compare_records,
     compare_value,
     load_baseline,
@@ -26,6 +23,7 @@ from svd_lab.notebook_runs import (
     regression_table,
     write_baseline,
 )
+from svd_lab.notebook_runs import COURSE, NotebookRun, baselines_dir
 
 # --------------------------------------------------------------------------------------------------------------
 # record()
@@ -146,7 +144,7 @@ def _run(records, profile="tiny", status="ok"):
 def test_float_tolerances_hold_on_the_machine_kind_they_were_recorded_on(tmp_path):
     """A baseline carries its machine signature. On another kind of machine (CPU instruction set, native bf16,
     torch) a moved relative-tolerance float is reported, not failed; exact values are compared everywhere."""
-    from svd_lab.notebook_runs import machine_signature
+    from svd_lab.baselines import machine_signature
 
     recorded = _run({"mean": {"value": 0.5, "tolerance": "rel:1e-4"}, "steps": {"value": 3, "tolerance": "exact"}})
     path = write_baseline(recorded, tmp_path)
@@ -204,7 +202,7 @@ def test_every_notebook_has_a_committed_baseline():
     for name in COURSE:
         baseline = load_baseline(name)
         assert baseline is not None, f"no baseline for {name} in {baselines_dir()}: make regress UPDATE=1"
-        assert baseline["profile"] in ("tiny", "mini") and baseline["records"], name
+        assert baseline["profile"] in ("tiny", "small") and baseline["records"], name
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -219,7 +217,8 @@ def test_harness_detects_a_changed_guidance_ramp():
     baseline = load_baseline(PERTURBED_NOTEBOOK)
     assert baseline is not None
     max_guidance = baseline["records"]["guidance_scales"]["value"][-1]
-    run = executed(PERTURBED_NOTEBOOK, {"max_guidance": max_guidance + 0.5})
+    assert QUICK[PERTURBED_NOTEBOOK]["max_guidance"] != max_guidance   # the quick run is the perturbed one
+    run = solutions_run(PERTURBED_NOTEBOOK)
     fail_if_failed(run)
     failures = regression_failures(regression_rows(run))
     moved = {line.split(":")[1].split("[")[0].strip() for line in failures}

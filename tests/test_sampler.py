@@ -49,7 +49,8 @@ def test_karras_sigmas_equal_diffusers_scheduler_bitwise():
     for steps in (3, 25, 30):
         scheduler.set_timesteps(steps)
         assert torch.equal(scheduler.sigmas, edm.karras_sigmas(steps))
-        assert torch.equal(scheduler.timesteps, edm.v_scaling_preconditioning.noise_level(edm.karras_sigmas(steps)[:-1]))
+        noise_levels = edm.v_scaling_preconditioning.noise_level(edm.karras_sigmas(steps)[:-1])
+        assert torch.equal(scheduler.timesteps, noise_levels)
 
 
 def test_linear_guidance():

@@ -47,7 +47,8 @@ def unet_call(unet, sgm_reference) -> torch.Tensor:
     """sgm passes per-frame rows (B*T, ...); diffusers takes (B, T, ...) and per-video timestep/context/ids."""
     sample = sgm_reference["unet_in_sample"].reshape(2, 3, 8, 8, 8)
     with torch.no_grad():
-        out = unet(sample, sgm_reference["unet_in_t_per_video"], encoder_hidden_states=sgm_reference["unet_in_context_per_video"],
+        out = unet(sample, sgm_reference["unet_in_t_per_video"],
+                   encoder_hidden_states=sgm_reference["unet_in_context_per_video"],
                    added_time_ids=sgm_reference["unet_in_added_time_ids"]).sample
     return out.reshape(6, 4, 8, 8)
 

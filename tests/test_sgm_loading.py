@@ -50,7 +50,8 @@ def no_tensor_reads(monkeypatch):
 
 
 def test_unknown_key_in_a_file_is_named(tmp_path, tiny_tensors, no_tensor_reads):
-    bad = write(tmp_path / "svd.safetensors", {**tiny_tensors, "model.diffusion_model.extra_head.weight": torch.ones(2)})
+    bad = write(tmp_path / "svd.safetensors",
+                {**tiny_tensors, "model.diffusion_model.extra_head.weight": torch.ones(2)})
     with pytest.raises(sgm.SgmCheckpointError, match="model.diffusion_model.extra_head.weight"):
         sgm.load_sgm_modules(bad, progress=False)
 

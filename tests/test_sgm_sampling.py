@@ -75,10 +75,12 @@ def test_sampler_run_step_by_step(components, sgm_reference, one_thread):
 
     steps = []
     latents = edm.sample(edm.Denoiser(recording_network, edm.v_scaling_preconditioning),
-                         sgm_reference["sample_initial_noise"][None], sigmas, cond, uncond_builder=conditioning.unconditional,
+                         sgm_reference["sample_initial_noise"][None], sigmas, cond,
+                         uncond_builder=conditioning.unconditional,
                          guidance=edm.linear_guidance(frames, 1.0, 2.5), callback=steps.append, progress=False)
 
-    assert torch.equal(sgm_reference["sample_initial_noise"] * (1 + sigmas[0] ** 2) ** 0.5, sgm_reference["sample_step_x"][0])
+    start = sgm_reference["sample_initial_noise"] * (1 + sigmas[0] ** 2) ** 0.5
+    assert torch.equal(start, sgm_reference["sample_step_x"][0])
     for i, step in enumerate(steps):
         # batch [uncond; cond], 3 frames each = sgm's 6 rows
         assert max_abs_diff(raw_outputs[i].reshape(6, 4, 8, 8), sgm_reference["sample_step_unet_out"][i]) <= 5e-6, i

@@ -218,3 +218,13 @@ def test_shipped_model_meets_the_bar_where_the_baselines_do_not():
     static, ceiling = evaluation.row("static copy"), evaluation.row("ground truth through the VAE")
     assert static.motion_spearman < metrics.BAR["motion_spearman"] and static.fps_share < metrics.BAR["fps_share"]
     assert ceiling.pan_error < static.pan_error
+
+
+def test_every_photo_is_named_with_its_licence_in_assets():
+    from svd_lab import paths
+
+    text = (paths.project_root() / "assets" / "LICENSES.md").read_text()
+    for name, (what, author, licence) in data.PHOTOS.items():
+        assert f"| `{name}()` | {what} | {author} | {licence} |" in text, name
+    for name, (source, what, author, licence) in data.HELD_OUT_PHOTOS.items():
+        assert f"| {name} | `{source}` | {what} | {author} | {licence} |" in text, name

@@ -50,7 +50,8 @@ def test_done_when_command_writes_a_playable_four_frame_mp4(png, tmp_path):
     mp4 = out / "000000.mp4"
     assert f"wrote {mp4}" in proc.stdout
     assert count_frames(mp4) == 4
-    probe = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(mp4)], capture_output=True, text=True, check=False).stderr
+    probe = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(mp4)], capture_output=True, text=True,
+                           check=False).stderr
     assert "h264" in probe and "yuv420p" in probe
     params = json.loads((out / "000000.json").read_text())
     assert (params["num_frames"], params["num_steps"], params["profile"]) == (4, 3, "tiny")
@@ -266,3 +267,19 @@ def test_an_output_that_cannot_be_written_is_refused_before_sampling(png, tmp_pa
     err = capsys.readouterr().err
     assert ("is a file, not a folder" if kind == "file" else "cannot write into") in err
     assert not sampled
+
+
+def test_the_old_names_still_work_with_a_notice(png, tmp_path, no_checkpoints, capsys):
+    """`svd-lab svdmini ...` and `--profile mini` were the small SVD's names (mini is the world model's)."""
+    assert main(["svdmini", "eval", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "`svd-lab svdmini` is now `svd-lab small`" in err and "holds no small SVD" in err
+    from svd_lab.small.model import is_present
+
+    if not is_present():
+        return
+    out = tmp_path / "o"
+    assert main(["sample", str(png), "--profile", "mini", "--frames", "2", "--steps", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "profile 'mini' is now called 'small'" in err and "small profile requested" in err

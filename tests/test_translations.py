@@ -182,7 +182,8 @@ def test_one_zh_notebook_executes_and_records_what_the_english_one_records():
     """papermill runs notebooks/zh-CN/04_gif_display.ipynb top to bottom; its records (frame counts, file sizes,
     pixel means) match the English baseline within the baseline's tolerances."""
     from course_runs import OUTPUT, check_kernel
-    from svd_lab.notebook_runs import compare_records, execute_notebook, load_baseline
+    from svd_lab.baselines import compare_records, load_baseline
+    from svd_lab.notebook_runs import execute_notebook
 
     check_kernel()
     run = execute_notebook(builder.ZH_NOTEBOOKS / f"{EXECUTED_ZH}.ipynb", OUTPUT / builder.ZH, cell_timeout=300)

@@ -31,7 +31,8 @@ def _frames(t=14, h=64, w=64, still=False):
 
 def _probe(path):
     """Codec, pixel format and frame count as ffmpeg reports them."""
-    out = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False)
+    out = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                         check=False)
     return out.stderr
 
 

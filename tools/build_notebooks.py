@@ -13,7 +13,8 @@ The sources are plain Python files in the "percent" format, so a review reads li
     print("a code cell")
 
 ``# %% tags=["solution"]`` (an exercise's solution) and ``# %% tags=["record"]`` (the values the regression runs
-compare) are shown collapsed, like the bootstrap cell. ``# %% [bootstrap]`` becomes the cloud bootstrap cell (installs svd-lab when the kernel lacks it, from the
+compare) are shown collapsed, like the bootstrap cell. ``# %% [bootstrap]`` becomes the cloud bootstrap cell
+(installs svd-lab when the kernel lacks it, from the
 repository URL in pyproject.toml's [project.urls] Repository, or from $SVD_LAB_SOURCE); it must be the first code
 cell. The notebooks are written without outputs or execution counts, with stable cell ids (so rebuilding an
 unchanged source gives an identical file) and the "Python (svd-lab)" kernel.

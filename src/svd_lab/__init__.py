@@ -6,7 +6,7 @@ lazily by the submodule that needs it, so ``import svd_lab`` and ``svd-lab docto
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from svd_lab.version import __version__
 
 __all__ = ["__version__", "batch", "doctor"]
 

@@ -473,7 +473,8 @@ def batch(images: str | os.PathLike | list, out: str | os.PathLike, *, seeds: li
                   if j["status"] == "done"]
         from IPython.display import display as ipython_display
 
-        ipython_display(display.compare([str(v) for v in result.videos()], labels, title=f"batch: {len(labels)} videos"))
+        ipython_display(display.compare([str(v) for v in result.videos()], labels,
+                                        title=f"batch: {len(labels)} videos"))
     return result
 
 

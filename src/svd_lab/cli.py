@@ -13,10 +13,9 @@ import importlib
 import sys
 import warnings
 
-from svd_lab import __version__
-
 # Re-exported: commands raise it, library modules import it from svd_lab.errors (the bottom of the graph).
 from svd_lab.errors import UserError
+from svd_lab.version import __version__
 
 # name of the module providing register(subparsers); order = order in --help
 COMMAND_MODULES = [

@@ -179,7 +179,7 @@ def check_ascend() -> Check | None:
     if not found:
         return None
     return Check("ascend npu", f"found ({', '.join(found)}): not supported. Full-size SVD needs a CUDA GPU; the "
-                 "CPU profiles (tiny, mini) run here", WARN,
+                 "CPU profiles (tiny, small) run here", WARN,
                  "on ModelArts pick a GPU flavour (V100, T4, A100) with a CUDA image: docs/modelarts.md")
 
 
@@ -308,7 +308,8 @@ def advise(facts: dict, checkpoints: list) -> dict[str, str]:
 
     advice = {}
     # Only a usable SVD checkpoint makes the full profile possible (the mini world model's weights do not count).
-    has_ckpt = any(getattr(c, "usable", True) and getattr(c, "format", "") != "mini" for c in checkpoints)
+    has_ckpt = any(getattr(c, "usable", True) and getattr(c, "format", "") not in ("mini", "small")
+                   for c in checkpoints)   # the course's own shipped models are not a real SVD checkpoint
     if facts["cuda"]:
         gpu = facts["gpus"][0]
         advice["device"] = f"cuda ({gpu['name']})"

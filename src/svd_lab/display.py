@@ -184,10 +184,12 @@ def compare(videos: Sequence[Any], labels: Sequence[str] | None = None, fmt: str
 
 
 def frame_grid(video: Any, *, columns: int | None = None, title: str | None = None, fps: float | None = None,
-               frame_indices: Iterable[int] | None = None, size: float = 2.0):
+               frame_indices: Iterable[int] | None = None, size: float = 2.0, labels: list[str] | None = None):
     """A matplotlib figure with one panel per frame, each labelled "frame t (t/fps s)". Returns the Figure.
 
-    ``frame_indices`` selects frames (default: all); ``columns`` default: up to 8 per row.
+    ``frame_indices`` selects frames (default: all, labelled with their own index); ``columns`` default: up to 8
+    per row; ``labels``: one title per panel instead (pictures that are not frames of one video: an input, its
+    round trip, a baseline).
     """
     import matplotlib.pyplot as plt
 
@@ -204,9 +206,11 @@ def frame_grid(video: Any, *, columns: int | None = None, title: str | None = No
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i in zip(axes.flat, indices):
+    if labels is not None and len(labels) != len(indices):
+        raise ValueError(f"{len(labels)} labels for {len(indices)} panels")
+    for k, (ax, i) in enumerate(zip(axes.flat, indices)):
         ax.imshow(frames[i], interpolation="nearest")
-        ax.set_title(f"frame {i} ({i / rate:.2f} s)", fontsize=9)
+        ax.set_title(labels[k] if labels is not None else f"frame {i} ({i / rate:.2f} s)", fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

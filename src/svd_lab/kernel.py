@@ -71,7 +71,8 @@ def install_kernel(*, user: bool = False, sys_prefix: bool = False, prefix: str 
         src.mkdir()
         (src / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
         installed = ksm.install_kernel_spec(
-            str(src), kernel_name=KERNEL_NAME, user=user, prefix=(prefix if prefix else (sys.prefix if sys_prefix else None))
+            str(src), kernel_name=KERNEL_NAME, user=user,
+            prefix=(prefix if prefix else (sys.prefix if sys_prefix else None))
         )
     return KernelInstall(Path(installed), changed=True)
 

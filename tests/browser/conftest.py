@@ -87,9 +87,23 @@ def browser_context(playwright_driver, browser_workdir):
 
 @pytest.fixture(scope="package")
 def course_lab(chromium_ready, browser_workdir, screenshots_dir):
-    """JupyterLab serving notebooks/ with the kernels' outputs in a temporary folder; stopped by PID at the end."""
+    """JupyterLab serving a copy of notebooks/ at the quick settings of tests/course_runs.QUICK (appended to each
+    parameters cell, as a user would edit it), with the kernels' outputs in a temporary folder; stopped by PID at the
+    end. The browser run checks what a user sees rendered; the default settings' results are the papermill run's."""
+    import nbformat
+
+    from course_runs import QUICK
+
+    served = browser_workdir / "notebooks"
+    served.mkdir(exist_ok=True)
+    for source in sorted((REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(source, as_version=4)
+        for cell in nb.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.source += "".join(f"\n{k} = {v!r}" for k, v in QUICK.get(source.name, {}).items())
+        nbformat.write(nb, served / source.name)
     server = labdriver.LabServer(
-        root_dir=REPO / "notebooks",
+        root_dir=served,
         workdir=browser_workdir / "lab",
         env={"SVD_LAB_OUTPUTS": str(browser_workdir / "outputs")},
     )

@@ -438,7 +438,8 @@ STATE_JS = r"""
   if (!panel || !panel.sessionContext) return {ready: false};
   const ctx = panel.sessionContext;
   const kernel = ctx.session && ctx.session.kernel;
-  const prompts = [...panel.content.node.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim());
+  const prompts = [...panel.content.node.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent.trim());
   return {ready: panel.context.isReady, path: panel.context.path, kernel_name: ctx.kernelDisplayName,
           status: kernel ? kernel.status : 'no kernel', busy_cells: prompts.filter(p => p.includes('*')).length,
           run_cells: prompts.filter(p => /\[\d+\]/.test(p)).length, code_cells: prompts.length,
@@ -556,7 +557,8 @@ class NotebookSession:
         """Give images and videos time to decode (GIFs and data-URL mp4s load asynchronously)."""
         self.page.wait_for_function(
             """() => [...document.querySelectorAll('.jp-Cell-outputArea img')].every(i => i.complete)
-                  && [...document.querySelectorAll('.jp-Cell-outputArea video')].every(v => v.readyState >= 1 || v.error)""",
+                  && [...document.querySelectorAll('.jp-Cell-outputArea video')]
+                       .every(v => v.readyState >= 1 || v.error)""",
             timeout=timeout * 1000,
         )
 

@@ -37,8 +37,8 @@ import torch
 
 from svd_lab import display, exercises, paths
 from svd_lab.mini import data
-from svd_lab.pixels import psnr
 from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, load_model
+from svd_lab.pixels import psnr
 from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
 from svd_lab.svd import configs

@@ -8,28 +8,30 @@
 # `pipe.run` exactly.
 #
 # **Which model runs here.** With a CUDA GPU and a downloaded checkpoint (`svd-lab download svd`),
-# `profile = "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **mini**: SVD's own three network classes,
-# narrow enough for a CPU, *trained by this project* on camera pans over photos (`svd-lab svdmini train`,
-# weights in `checkpoints/svdmini/`), at 64x64 and 8 frames. It has learned what SVD's micro-conditioning means:
-# `motion_bucket_id` sets how fast the camera pans, `fps_id` how far it moves between frames. It only knows one
-# kind of motion (the camera panning right), so judge the mechanics and the knobs here, the pictures on a GPU.
+# `profile = "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **small**: SVD's own three network
+# classes, narrow enough for a CPU, *trained by this project* on camera pans over procedural images and photos
+# (`svd-lab small train`, weights in `checkpoints/small/`), at the frame size and frame count it was trained at
+# (64x64, 8 frames). What it replaces: its CLIP image encoder is a small one with frozen random weights (the image
+# reaches the UNet through the VAE latent, section 2.3), and it knows one kind of motion only, the camera panning
+# right, at the speed `motion_bucket_id` asks and the step per frame `fps_id` implies. So judge the mechanics and the
+# knobs here, and look at the pictures: section 2.1 shows what its VAE keeps of the input.
 # (`profile = "tiny"` runs the same code with random weights.)
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
 #
-# `None` means "the default of the profile": the size the mini model was trained at on a CPU, the version's
+# `None` means "the default of the profile": the size and frame count the small model was trained at on a CPU, the version's
 # reference values on `full`. `solutions = True` fills in the exercises' answers.
 # %% tags=["parameters"]
-profile = "auto"          # "auto", "mini", "tiny" or "full"
+profile = "auto"          # "auto", "small", "tiny" or "full"
 version = "svd"           # svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder
 device = "auto"           # "auto" (CUDA > MPS > CPU), "cpu", "cuda"
 seed = 23                 # Stability's default seed
 image = None              # None: assets/rocket.png (a public-domain SpaceX photo); or a path to your image
-num_frames = None         # None: 8 on mini, 4 on tiny; 14 (svd) or 25 (svd_xt) on full
+num_frames = None         # None: the model's own on small (8), 4 on tiny; 14 (svd) or 25 (svd_xt) on full
 num_steps = None          # None: 25 (svd) or 30 (svd_xt); 3 on tiny
-height = None             # None: 64 on mini and tiny, 576 on full (multiples of 64)
-width = None              # None: 64 on mini and tiny, 1024 on full
+height = None             # None: the model's own on small (64), 64 on tiny, 576 on full (multiples of 64)
+width = None              # None: the model's own on small (64), 64 on tiny, 1024 on full
 motion_buckets = [0, 127, 255]   # the motion_bucket_id sweep shown side by side
 output_dir = None         # None: outputs/notebooks/03_svd_sampling
 solutions = False         # True: the exercises' solutions are filled in
@@ -40,21 +42,21 @@ import IPython.display
 import torch
 
 from svd_lab import display, exercises, paths
+from svd_lab.pixels import colour_error, psnr, quantize, thumbnail
 from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
+from svd_lab.small import data as pan_data
+from svd_lab.small.metrics import displacement, frame_shifts, vae_round_trip
 from svd_lab.svd import conditioning
 from svd_lab.svd.images import image_to_tensor
 from svd_lab.svd.profiles import load_pipeline
 from svd_lab.svd.versions import VERSIONS, get_version
-from svd_lab.small import data as pan_data
-from svd_lab.small.metrics import per_frame_displacement
 from svd_lab.video import count_frames, save_numbered
 
 reproducible(seed)
 spec = get_version(version)
 pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
 resolved_profile = choice.profile
-small = resolved_profile in ("mini", "tiny")
 defaults = pipe.resolve_params()           # the profile's defaults over the version's
 num_frames = num_frames or (4 if resolved_profile == "tiny" else defaults["num_frames"])
 num_steps = num_steps or (3 if resolved_profile == "tiny" else defaults["num_steps"])
@@ -96,9 +98,32 @@ image_tensor = image_to_tensor(prepared)                       # (1, 3, H, W) in
 print(f"{image_path.name} -> {tuple(image_tensor.shape)}, values {image_tensor.min():.2f}..{image_tensor.max():.2f}")
 prepared.resize((max(256, width), max(256, width) * height // width))
 # %% [markdown]
-# ### 2.2 What the image means: the CLIP embedding (cross-attention)
+# ### What the VAE keeps of it
 #
-# CLIP wants 224x224 pixels normalised by its training mean and standard deviation. The resize is anti-aliased
+# Everything the UNet makes is decoded by the VAE, so a video can never look better than the VAE's *round trip* of
+# the input (encode, decode). Compare it with the input, and with a simple baseline that has as many numbers as the
+# latent: the input shrunk to a thumbnail with no more values than the latent, enlarged back with bicubic
+# interpolation. A useful autoencoder beats that thumbnail; PSNR (dB, higher is better) is measured against the
+# input in pixel space.
+# %%
+vae_module = comps.vae
+latent_values = comps.latent_channels * (height // comps.downsampling) * (width // comps.downsampling)
+round_trip = quantize(vae_round_trip(vae_module, image_tensor.to(next(vae_module.parameters()).device)).cpu()[0])
+baseline = thumbnail(image_tensor[0], latent_values)
+vae_psnr, thumbnail_psnr = psnr(image_tensor[0], round_trip), psnr(image_tensor[0], baseline)
+side = int((latent_values // 3) ** 0.5)
+print(f"latent: {latent_values} values ({comps.latent_channels} channels at 1/{comps.downsampling} of the size)")
+print(f"VAE round trip {vae_psnr:.2f} dB, {side}x{side} thumbnail ({3 * side * side} values) {thumbnail_psnr:.2f} dB: "
+      f"the VAE {'beats' if vae_psnr > thumbnail_psnr else 'loses to'} the thumbnail by "
+      f"{abs(vae_psnr - thumbnail_psnr):.2f} dB")
+display.frame_grid(torch.stack([image_tensor[0], round_trip, baseline]), columns=3, size=2.6,
+                   labels=["input", f"VAE round trip, {vae_psnr:.1f} dB", f"{side}x{side} thumbnail, {thumbnail_psnr:.1f} dB"])
+# %% [markdown]
+# ### 2.2 The CLIP embedding (cross-attention)
+#
+# In the real SVD this is what the image *means* (OpenCLIP ViT-H/14). The small model's CLIP is a tiny random one,
+# frozen: it passes the computation through, and the image reaches its UNet through the latent of 2.3. CLIP wants
+# 224x224 pixels normalised by its training mean and standard deviation. The resize is anti-aliased
 # (a Gaussian blur before the bilinear resize, as sgm and diffusers do: without it a 1024-pixel image aliases
 # badly at 224). The encoder returns one vector per image; the UNet's cross-attention layers attend to it as a
 # single token: `(1, 1, D)`.
@@ -161,12 +186,13 @@ print({k: (tuple(v.shape), "zeros" if not v.any() else "kept") for k, v in uncon
 # %% [markdown]
 # ### 2.6 The start: pure noise at sigma_max, and the schedule
 #
-# The **second** random draw: Gaussian noise of the latent video's shape `(1, T, 4, H/8, W/8)`. SVD uses
+# The **second** random draw: Gaussian noise of the latent video's shape `(1, T, C, H/f, W/f)` (SVD: 4 channels,
+# f = 8; both read from the VAE's config, `comps.latent_shape`). SVD uses
 # `VScalingWithEDMcNoise` preconditioning, whose sampler starts at `sqrt(sigma_max^2 + 1) * n` (the noisy latent
 # has variance `sigma^2 + sigma_data^2` with `sigma_data = 1`), with `sigma_max = 700`. The noise levels follow
 # Karras' schedule with `rho = 7`, ending at 0. Guidance rises linearly over the frames.
 # %%
-noise = torch.randn((1, num_frames, 4, height // 8, width // 8), generator=generator).to(pipe.device)
+noise = torch.randn(comps.latent_shape(num_frames, height, width), generator=generator).to(pipe.device)
 sigmas = edm.karras_sigmas(num_steps, spec.sigma_min, spec.sigma_max, spec.rho)
 x = noise * (sigmas[0] ** 2 + 1) ** 0.5
 guidance_scales = edm.linear_guidance(num_frames, params["min_guidance"], params["max_guidance"])
@@ -208,7 +234,7 @@ print("latents", tuple(latents_by_hand.shape))
 # script; fewer when GPU memory is short).
 # %%
 decoding_t = min(params["decoding_t"], num_frames)
-z = 1 / comps.latent_scaling * latents_by_hand.flatten(0, 1)       # (T, 4, h, w)
+z = 1 / comps.latent_scaling * latents_by_hand.flatten(0, 1)       # (T, C, h, w)
 chunks = []
 with torch.no_grad():
     for start in range(0, z.shape[0], decoding_t):
@@ -238,7 +264,7 @@ display.frame_grid(video, title=f"the {video.num_frames} frames ({resolved_profi
 # ### Exercise 1 · Guidance by hand
 #
 # At the first step the loop kept `first_step["raw_uncond"]` and `first_step["raw_cond"]`, the UNet's two
-# predictions, each `(1, T, 4, h, w)`. Compute the guided prediction from them and `guidance_scales` (one scale
+# predictions, each `(1, T, C, h, w)`. Compute the guided prediction from them and `guidance_scales` (one scale
 # per frame, shape `(T,)`), without looking at 2.7. Watch the broadcasting.
 # %%
 my_guided = None   # your answer: a tensor shaped like first_step["raw_cond"]
@@ -258,29 +284,31 @@ exercises.check("guidance_by_hand", my_guided,
 # SVD was trained with *micro-conditioning*: numbers describing each training clip, fed to the UNet next to the
 # noise level. At sampling time you choose them:
 #
-# - **motion_bucket_id** (0-255, default 127): how much motion. The mini model was trained on pans whose speed is
+# - **motion_bucket_id** (0-255, default 127): how much motion. The small model was trained on pans whose speed is
 #   proportional to it (0.2 image widths per second at 255).
 # - **fps_id** (default 6): the frame rate, minus one. At the same speed a lower frame rate means a bigger step
 #   between frames: per-frame step = speed / (fps_id + 1). The saved video plays at fps_id + 1 frames per second.
 # - **cond_aug** (default 0.02): the noise added to the conditioning image. More noise makes the video follow the
 #   image less literally (and the real SVD move more); 0.02 keeps it faithful.
-# - **decoding_t** (default 14): frames decoded at once. It changes the result slightly (the temporal decoder
-#   mixes frames within a chunk) and it is what runs out of GPU memory first.
+# - **decoding_t** (default 14): frames decoded at once. It changes the result (the temporal decoder mixes frames
+#   within a chunk: measured at the end of this section) and it is what runs out of GPU memory first.
 #
 # ### A motion_bucket_id sweep, measured
 #
-# Same image, same seed, only the motion bucket changes. We measure the motion: the horizontal shift of every frame
-# against the first by **phase correlation** (the peak of the inverse FFT of the normalised cross-power spectrum,
-# to a fraction of a pixel), fitted as pixels per frame. On the mini profile the training data's rule says what
-# to expect.
+# Same image, same seed, only the motion bucket changes. We measure the motion in pixels, between **consecutive**
+# frames: both frames are standardised (a change of colour or brightness is not motion), phase correlation finds the
+# whole-pixel shift, and a few Gauss-Newton steps refine it to a fraction of a pixel (`svd_lab.small.metrics`). A
+# video's motion is the *median* of its consecutive shifts, so a video that stands still and jumps once does not
+# pass for a pan; the plot below shows every shift, accumulated over time. On the small profile the training
+# data's rule says what to expect (dashed).
 # %%
 def measured_step(generated) -> float:
     """Pixels per frame of a generated video (frames (T, 3, H, W) in [0, 1]); positive = content moving left."""
-    return per_frame_displacement(generated.frames)
+    return displacement(generated.frames)
 
 
 def requested_step(bucket: int, fps: int) -> float:
-    """What the mini model's training clips did at this bucket and fps_id (pixels per frame at this width)."""
+    """What the small model's training clips did at this bucket and fps_id (pixels per frame at this width)."""
     return float(pan_data.speed_to_step(bucket, fps, width))
 
 
@@ -292,8 +320,22 @@ IPython.display.display(display.compare([g.video for g in sweep.values()], [f"mo
                                         title=f"motion_bucket_id sweep ({resolved_profile} profile, seed {seed})"))
 motion = {b: measured_step(g) for b, g in sweep.items()}
 for b, m in motion.items():
-    expected = f", training rule {requested_step(b, fps_id):.2f}" if resolved_profile == "mini" else ""
+    expected = f", training rule {requested_step(b, fps_id):.2f}" if resolved_profile == "small" else ""
     print(f"motion_bucket_id {b:>3}: {m:5.2f} pixels per frame measured{expected}")
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for b, g in sweep.items():
+    accumulated = [0.0]
+    for shift in frame_shifts(g.frames):
+        accumulated.append(accumulated[-1] + shift)
+    line, = ax.plot(range(len(accumulated)), accumulated, marker="o", label=f"bucket {b}")
+    if resolved_profile == "small":
+        ax.plot(range(len(accumulated)), [t * requested_step(b, fps_id) for t in range(len(accumulated))], ls="--",
+                color=line.get_color())
+ax.set(xlabel="frame t", ylabel="content moved left (px)", title="measured shift, accumulated (dashed: training rule)")
+ax.legend()
+plt.show()
 # %% [markdown]
 # ### fps_id: the same speed, sampled at two frame rates
 # %%
@@ -301,7 +343,7 @@ fps_sweep = {f: pipe.run(str(image_path), num_frames=num_frames, num_steps=num_s
                          seed=seed, motion_bucket_id=191, fps_id=f, progress=False) for f in (6, 12)}
 fps_motion = {f: measured_step(g) for f, g in fps_sweep.items()}
 for f, m in fps_motion.items():
-    expected = f", training rule {requested_step(191, f):.2f}" if resolved_profile == "mini" else ""
+    expected = f", training rule {requested_step(191, f):.2f}" if resolved_profile == "small" else ""
     print(f"fps_id {f:>2} (bucket 191): {m:5.2f} pixels per frame measured{expected}")
 # %% [markdown]
 # ### Exercise 2 · Predict the frame-rate effect
@@ -318,7 +360,7 @@ if solutions:
 # %%
 exercises.check("fps_ratio", my_ratio, lambda a: abs(float(a) - 7 / 13) < 0.01,
                 hint="frames per second = fps_id + 1; at a fixed speed the step per frame is speed / fps")
-if resolved_profile == "mini" and fps_motion[6]:
+if resolved_profile == "small" and fps_motion[6]:
     print(f"the model's measured ratio: {fps_motion[12] / fps_motion[6]:.2f}")
 # %% [markdown]
 # ### Exercise 3 · Make it move, on your own image
@@ -345,12 +387,21 @@ def _moves_faster(bucket) -> bool:
 exercises.check("fast_rocket", my_bucket, _moves_faster,
                 hint="motion_bucket_id is the speed the model was trained to produce: go well above 64")
 # %% [markdown]
-# ### decoding_t changes the result (a little)
+# ### decoding_t changes the result
+#
+# The same latents decoded all at once (this run's `decoding_t`) and one frame at a time. The temporal decoder's 3D
+# convolutions see the neighbouring frames of a chunk only, so the two differ; measured: the largest pixel
+# difference, and each frame's colour error (mean colour against the input's, 0..1) for both.
 # %%
 frames_chunked = pipe.decode(generation.latents.to(pipe.device), decoding_t=1).cpu()
 decoding_t_change = (frames_chunked - generation.frames).abs().max().item()
+input_colours = image_tensor[0].expand_as(generation.frames)
+colour_together = colour_error(generation.frames, input_colours)
+colour_one_by_one = colour_error(frames_chunked, input_colours)
 print(f"decoding_t {generation.params['decoding_t']} vs 1: largest pixel difference {decoding_t_change:.4f} "
       f"({'the temporal decoder mixes frames' if comps.decoder == 'temporal' else 'per-frame decoder'})")
+print("colour error per frame, decoded together:", [round(float(v), 3) for v in colour_together])
+print("colour error per frame, one at a time:   ", [round(float(v), 3) for v in colour_one_by_one])
 # %% [markdown]
 # ### Many videos at once: `svd_lab.batch`
 #
@@ -459,6 +510,10 @@ record("frame_std", frames_float.std().item())
 record("frame_means_per_frame", frames_float.mean(dim=(1, 2, 3)))
 record("latent_std", generation.latents.std().item())
 record("decoding_t_1_max_change", decoding_t_change)
+record("vae_psnr_db", vae_psnr)
+record("thumbnail_psnr_db", thumbnail_psnr)
+record("colour_error_decoded_together", colour_together)
+record("colour_error_one_by_one", colour_one_by_one)
 record("sweep_motion", {str(b): m for b, m in motion.items()})
 record("fps_motion", {str(f): m for f, m in fps_motion.items()})
 record("by_hand_vs_pipeline", by_hand_vs_pipeline)

@@ -5,21 +5,21 @@
 # usually want a GIF, and in a notebook you want to *see* it, frame by frame. This notebook does all of that and
 # checks the files: how many frames each really holds, how long it plays, how big it is.
 #
-# On a CPU the video comes from the `mini` profile (the small SVD this project trained, not the untrained `tiny`
-# one: the rocket photo panning, at 64x64); on a GPU with a checkpoint, from the real model. You can also point `video_path` at any mp4, for
-# example one written by notebook 03.
+# On a CPU the video comes from the `small` profile (the small SVD this project trained, not the untrained `tiny`
+# one: the rocket photo panning, at the 64x64 and 8 frames it was trained for); on a GPU with a checkpoint, from the
+# real model. You can also point `video_path` at any mp4, for example one written by notebook 03.
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
 # %% tags=["parameters"]
-profile = "auto"          # "auto", "mini", "tiny" or "full": where the video comes from when video_path is None
+profile = "auto"          # "auto", "small", "tiny" or "full": where the video comes from when video_path is None
 version = "svd"
 device = "auto"
 seed = 23
-num_frames = 14           # 14 frames at 7 fps: the case where a popular GIF recipe loses a frame
+num_frames = None         # None: the model's own (small: the 8 it was trained for; svd: 14); tiny: 14
 num_steps = None          # None: 3 on tiny, the version's default otherwise
-height = None             # None: 64 on mini and tiny, 576 on full
-width = None              # None: 64 on mini and tiny, 1024 on full
+height = None             # None: the model's own on small (64), 64 on tiny, 576 on full
+width = None              # None: the model's own on small (64), 64 on tiny, 1024 on full
 video_path = None         # an existing mp4 to convert instead of sampling one
 output_dir = None         # None: outputs/notebooks/04_gif_display
 solutions = False         # True: the exercises' solutions are filled in
@@ -41,7 +41,7 @@ if video_path is None:
     pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
     resolved_profile = choice.profile
     tiny = resolved_profile == "tiny"
-    video = pipe(str(paths.project_root() / "assets" / "rocket.png"), num_frames=num_frames,
+    video = pipe(str(paths.project_root() / "assets" / "rocket.png"), num_frames=num_frames or (14 if tiny else None),
                  num_steps=num_steps or (3 if tiny else None), height=height or (64 if tiny else None),
                  width=width or (64 if tiny else None), seed=seed, progress=False)
     mp4_path = save_numbered(video, out_dir)["mp4"]
@@ -52,6 +52,27 @@ else:
     file_frames, file_fps = read_video(mp4_path)          # the frame rate is the file's, not assumed
     video = Video(file_frames, fps=file_fps)
 print(f"{mp4_path}: {video}")
+# %% [markdown]
+# Every frame is decoded by the model's VAE, so a video can never look better than the VAE's round trip of its input
+# (encode, decode). The input, that round trip and the video's first and last frames, with PSNR against the input:
+# %%
+if video_path is None:
+    import torch
+
+    from svd_lab.pixels import psnr, quantize
+    from svd_lab.small.metrics import vae_round_trip
+    from svd_lab.svd.images import image_to_tensor
+
+    given = image_to_tensor(pipe.prepare_image(str(paths.project_root() / "assets" / "rocket.png"), video.width,
+                                               video.height))[0]
+    vae_module = pipe.components.vae
+    trip = quantize(vae_round_trip(vae_module, given.unsqueeze(0).to(next(vae_module.parameters()).device)).cpu()[0])
+    first, last = (torch.from_numpy(video.frames[i]).permute(2, 0, 1).float() / 255 for i in (0, -1))
+    picture_psnr = {"round trip": psnr(given, trip), "first frame": psnr(given, first)}
+    IPython.display.display(display.frame_grid(
+        torch.stack([given, trip, first, last]), columns=4, size=2.4,
+        labels=["input", f"VAE round trip, {picture_psnr['round trip']:.1f} dB",
+                f"frame 0, {picture_psnr['first frame']:.1f} dB", f"frame {video.num_frames - 1}"]))
 # %% [markdown]
 # ## 1. mp4 → GIF with moviepy
 #
@@ -69,9 +90,10 @@ print(f"{gif_moviepy.name}: {count_frames(gif_moviepy)} frames")
 # ### A trap: building a clip from frames at 7 fps
 #
 # When the frames are still in memory it is tempting to skip the mp4 and write
-# `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2.2.1 that GIF is **one frame short**: the clip's
-# duration is 14 × (1/7) computed in floating point, 1.9999999999999993 s, and the writer stops before the last
-# frame. Counting the frames of what was written catches it:
+# `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2.2.1 that GIF can be **one frame short**: the
+# clip's duration is the sum of the frames' durations 1/7 computed in floating point, a hair under the exact
+# value (printed below), and the writer stops before the last frame. Counting the frames of what was written
+# catches it:
 # %%
 gif_sequence = out_dir / f"{mp4_path.stem}.sequence.gif"
 sequence = ImageSequenceClip(list(video.frames), fps=video.fps)
@@ -99,7 +121,8 @@ print(f"{gif_ball.name}: {len(ball_written)} of {len(ball_frames)} frames writte
 IPython.display.display(display.compare([ball_frames, ball_written],
                                         ["the 14 frames", f"ImageSequenceClip GIF ({len(ball_written)} frames)"],
                                         fps=7, title="the ball's last position never appears in the short GIF"))
-display.frame_grid(ball_frames[-3:], fps=7, columns=3, title="the last three frames: the GIF stops at the second")
+display.frame_grid(ball_frames, fps=7, columns=3, frame_indices=range(len(ball_frames) - 3, len(ball_frames)),
+                   title="the last three frames: the GIF stops at the second of them")
 # %% [markdown]
 # ### Exercise 1 · Predict the loss
 #
@@ -223,3 +246,6 @@ record("mp4_bytes", mp4_path.stat().st_size)
 record("gif_moviepy_bytes", gif_moviepy.stat().st_size)
 record("gif_library_bytes", gif_library.stat().st_size)
 record("frame_mean", float(video.frames.mean()))
+if video_path is None:
+    record("round_trip_psnr_db", picture_psnr["round trip"])
+    record("first_frame_psnr_db", picture_psnr["first frame"])

@@ -202,7 +202,8 @@ _SHIPPED_INSPECTORS = {MINI: inspect_mini_folder, SMALL: inspect_small_folder}
 
 
 def inspect_path(path: Path | str) -> LocalCheckpoint:
-    """Describe whatever ``path`` is: a diffusers folder, an sgm file, a folder holding one sgm file, checkpoints/mini."""
+    """Describe whatever ``path`` is: a diffusers folder, an sgm file, a folder holding one sgm file, or a shipped
+    model's folder (checkpoints/mini, checkpoints/small)."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".safetensors":
         return inspect_sgm_file(path, placed="hand")

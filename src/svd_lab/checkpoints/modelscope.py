@@ -39,6 +39,7 @@ from svd_lab.checkpoints.errors import (
     HubNotFoundError,
 )
 from svd_lab.checkpoints.hub import Action, DownloadPlan, DownloadResult, PlannedFile, _Download, _fmt_bytes
+from svd_lab.checkpoints.hub_errors import _short_reason
 from svd_lab.checkpoints.local import checkpoints_root
 from svd_lab.checkpoints.registry import (
     DIFFUSERS,
@@ -98,7 +99,7 @@ def _api(endpoint: str, token: str | None):
 
 
 def _network_message(endpoint: str, exc: BaseException, name: str, partial_note: str = "") -> str:
-    return (f"could not download from ModelScope at {endpoint} ({hub._short_reason(exc)}).{partial_note}\n"
+    return (f"could not download from ModelScope at {endpoint} ({_short_reason(exc)}).{partial_note}\n"
             f"  Check your connection or proxy (HTTPS_PROXY), then run the same command again: it resumes.\n"
             f"  A very slow link can exceed the client's time budget per file (MODELSCOPE_DOWNLOAD_TOTAL_TIMEOUT, "
             f"3600 s by default): raise it, or just run the command again.\n"

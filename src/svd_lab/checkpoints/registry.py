@@ -119,7 +119,8 @@ def _spec_of_version(version: VersionSpec) -> CheckpointSpec:
     return CheckpointSpec(
         name=version.name, version=version.name, description=version.description,
         formats=(DIFFUSERS, SGM) if version.diffusers_format else (SGM,),
-        repo_id=version.hub_repo, modelscope_repo=MODELSCOPE_REPOS.get(version.name), sgm_file=version.sgm_file, num_frames=version.num_frames,
+        repo_id=version.hub_repo, modelscope_repo=MODELSCOPE_REPOS.get(version.name), sgm_file=version.sgm_file,
+        num_frames=version.num_frames,
         licence=version.licence, licence_note=version.licence_note, gated=version.gated,
         sizes=_sizes(version),
     )

@@ -90,15 +90,14 @@ def run(args) -> int:
 
 
 def regress(args) -> int:
-    from svd_lab.notebook_runs import (
+    from svd_lab.baselines import (
         BASELINE_PROFILES,
-        CourseError,
-        course_table,
         regression_failures,
         regression_rows,
         regression_table,
         write_baseline,
     )
+    from svd_lab.notebook_runs import CourseError, course_table
 
     results = _execute(args)
     print(course_table(results))

@@ -31,7 +31,8 @@ def register(sub) -> None:
 
     e = msub.add_parser("eval", help="score a model on 64 fixed videos against physics (the metric table)")
     e.add_argument("--model", default=None, help="model folder (default: checkpoints/mini)")
-    e.add_argument("--baselines", action="store_true", help="also score real data, a static copy and an untrained model")
+    e.add_argument("--baselines", action="store_true",
+                   help="also score real data, a static copy and an untrained model")
     e.add_argument("--videos", type=int, default=64)
     e.add_argument("--steps", type=int, default=None, help="sampling steps (default 20)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -11,7 +11,9 @@ Formats:
              fp16 weights by default (about 4.5 GB), full precision with --variant fp32 (about 9 GB)
   sgm        Stability's single file (about 9.6 GB), as used by generative-models and the seed article;
              svd-lab converts it when loading
-  mini       the course's own small world model, shipped in the repository
+  mini       the course's own bouncing-ball world model (notebooks 01, 02), shipped in the repository
+  small      the small SVD trained by svd-lab (profile small: notebooks 03, 04 on a CPU), shipped in the
+             repository
 
 Get one:      svd-lab download svd
 Hub blocked?  svd-lab download svd --endpoint https://hf-mirror.com   (mainland China mirror)
@@ -91,7 +93,8 @@ def render(data: dict) -> str:
         lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append("* diffusers sizes are the fp16 download (default); full precision (--variant fp32) is about twice that.")
+    lines.append("* diffusers sizes are the fp16 download (default); full precision (--variant fp32) is about twice "
+                 "that.")
     problems = [r for r in data["rows"] if r["problem"]] + [r for r in data["unregistered"] if r["problem"]]
     if problems:
         lines += ["", "Present but not usable (loaders will refuse them):"]
@@ -103,7 +106,7 @@ def render(data: dict) -> str:
     lines += [
         "",
         "What to download: svd (14 frames) or svd_xt (25 frames) for the course's full profile; they need a CUDA",
-        "GPU with about 16 GB or more. On a CPU the course runs the tiny and mini profiles, no download needed.",
+        "GPU with about 16 GB or more. On a CPU the course runs the tiny and small profiles, no download needed.",
         "",
         "  svd-lab download svd                        diffusers layout, fp16 (about 4.5 GB) into checkpoints/svd/",
         "  svd-lab download svd --format sgm           Stability's single file (about 9.6 GB)",

@@ -2,7 +2,8 @@
 
 Without a checkpoint on a CPU it runs the small profile when its weights are in ``checkpoints/small`` (the small SVD
 trained by ``svd-lab small train``, at the frame size and count it was trained at: camera pans whose speed follows
---motion-bucket-id and --fps-id), else the tiny profile (random tiny networks: the machinery only), and says which. ``--profile full`` (or ``--checkpoint``) on a CPU prints the estimated time and,
+--motion-bucket-id and --fps-id), else the tiny profile (random tiny networks: the machinery only), and says which.
+``--profile full`` (or ``--checkpoint``) on a CPU prints the estimated time and,
 when it is more than 15 minutes, needs ``--yes``; the checkpoint is validated before that question.
 Outputs go to ``outputs/<version>/NNNNNN.mp4`` (numbered, never overwritten) with the conditioning image
 (``NNNNNN.png``) and every parameter used (``NNNNNN.json``) beside it.

@@ -1,7 +1,8 @@
 """The record a converted folder keeps beside its networks (``svd_lab_conversion.json``), and applying it on load.
 
 diffusers' configs cannot say everything an sgm checkpoint computes with: sgm's GroupNorm eps in the UNet's resnets
-(1e-5 where diffusers uses 1e-6) is written into this record by :func:`svd_lab.convert.sgm_write.convert_sgm_to_diffusers`
+(1e-5 where diffusers uses 1e-6) is written into this record by
+:func:`svd_lab.convert.sgm_write.convert_sgm_to_diffusers`
 and re-applied by the folder loader (:func:`svd_lab.svd.loading.load_diffusers_folder`), which imports this module
 and nothing else of the converter.
 """

@@ -212,7 +212,8 @@ def set_attention_heads(configs: dict[str, dict], unet_head_channels: int | None
     for name, factories in CONFIGS.items():
         reg_unet, reg_clip = factories["unet"](), factories["image_encoder"]()
         if _same_structure(unet, reg_unet) and _same_structure(clip, reg_clip):
-            profile, unet_heads, clip_heads = name, list(reg_unet["num_attention_heads"]), reg_clip["num_attention_heads"]
+            profile = name
+            unet_heads, clip_heads = list(reg_unet["num_attention_heads"]), reg_clip["num_attention_heads"]
             break
     if unet_head_channels is not None or unet_heads is None:
         size = unet_head_channels or SGM_UNET_HEAD_CHANNELS

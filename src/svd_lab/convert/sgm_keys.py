@@ -350,7 +350,8 @@ def encoder_key(rest: str) -> tuple[str, Transform] | None:
 
 
 def decoder_key(rest: str, num_levels: int, temporal: bool) -> tuple[str, Transform] | None:
-    """sgm ``VideoDecoder`` / ``Decoder`` tensor (under ``first_stage_model.decoder.``) -> diffusers ``vae.decoder`` key.
+    """sgm ``VideoDecoder`` / ``Decoder`` tensor (under ``first_stage_model.decoder.``) -> diffusers
+    ``vae.decoder`` key.
 
     sgm counts decoder levels from the output side (``up.0`` is full resolution, built last) while diffusers
     counts them in execution order, so ``up.i`` <-> ``up_blocks.(n-1-i)``.

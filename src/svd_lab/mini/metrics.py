@@ -251,7 +251,8 @@ def format_table(rows: dict[str, Scores]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in lines)
 
 
-def baseline_scores(num_videos: int = EVAL_VIDEOS, seed: int = EVAL_SEED, settings=None, like=None) -> dict[str, Scores]:
+def baseline_scores(num_videos: int = EVAL_VIDEOS, seed: int = EVAL_SEED, settings=None,
+                    like=None) -> dict[str, Scores]:
     """Rows for the comparison table: real data, the static copy, and (when ``like``, a trained
     :class:`~svd_lab.mini.model.MiniWorldModel`, is given) an untrained DiT of the same shape decoded by the
     same autoencoder -- so the row isolates what DiT training adds. (An untrained DiT outputs 0, so its denoiser is

@@ -1,7 +1,8 @@
 r"""Training the mini world model: first the autoencoder, then the video DiT with the EDM objective.
 
 EDM training (Karras et al. 2022): draw a clean latent video ``z_0``, a noise level ``ln sigma ~ N(P_mean, P_std^2)``
-(EDM's image default -1.2, 1.2; the shipped model centres it at 0.0, see :class:`TrainSettings`) and noise ``n``; the network sees ``c_in (z_0 + sigma n)`` and ``c_noise`` and is trained so that the
+(EDM's image default -1.2, 1.2; the shipped model centres it at 0.0, see :class:`TrainSettings`) and noise ``n``;
+the network sees ``c_in (z_0 + sigma n)`` and ``c_noise`` and is trained so that the
 denoiser ``D = c_skip x + c_out F`` recovers ``z_0`` under the weight ``lambda = (sigma^2 + sd^2) / (sigma sd)^2``.
 Since ``lambda c_out^2 = 1`` this is plain regression of ``F`` onto the *effective target*
 ``(z_0 - c_skip x) / c_out``, a unit-variance quantity at every noise level -- the point of the preconditioning.
@@ -242,7 +243,8 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
 
     # 2. the DiT, what it diffuses (latents or their change from the first frame), the optimiser
     residual_scale = _residual_scale(ae, settings.seed) if settings.residual else None
-    log(f"diffusing {'the change from the first frame, scale ' + str(residual_scale) if residual_scale else 'the latents'}")
+    what = f"the change from the first frame, scale {residual_scale}" if residual_scale else "the latents"
+    log(f"diffusing {what}")
     torch.manual_seed(settings.seed + 1)
     model = MiniWorldModel(ae, VideoDiT(DiTConfig(**settings.dit)), residual_scale)
     opt = torch.optim.AdamW(model.dit.parameters(), settings.lr, weight_decay=settings.weight_decay)

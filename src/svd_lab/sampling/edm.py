@@ -61,7 +61,8 @@ def karras_sigmas(
     r"""Karras et al. (2022) eq. 5 noise levels, plus a trailing zero.
 
     .. math::
-        \sigma_i = \Big(\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}\,(\sigma_{min}^{1/\rho} - \sigma_{max}^{1/\rho})\Big)^\rho,
+        \sigma_i = \Big(\sigma_{max}^{1/\rho}
+                   + \tfrac{i}{N-1}\,(\sigma_{min}^{1/\rho} - \sigma_{max}^{1/\rho})\Big)^\rho,
         \quad i = 0..N-1, \qquad \sigma_N = 0
 
     rho = 7 spends most steps at low noise, where detail is decided. SVD uses sigma_min 0.002, sigma_max 700.
@@ -180,7 +181,8 @@ class EDMPreconditioning(Preconditioning):
     r"""Karras et al. (2022) Table 1 "EDM" preconditioning (F-prediction) for data of std ``sigma_data``.
 
     .. math::
-        c_{skip} = \frac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad c_{out} = \frac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},
+        c_{skip} = \frac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad
+        c_{out} = \frac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},
         \quad c_{in} = \frac{1}{\sqrt{\sigma^2+\sigma_d^2}},\quad c_{noise} = \tfrac14 \ln\sigma
 
     Sampling starts at ``n * sigma_max`` (Karras Algorithm 1).
@@ -323,7 +325,8 @@ def sample(
             raise ValueError("guidance needs an uncond_builder (cond -> unconditional inputs)")
         guidance = torch.as_tensor(guidance, dtype=torch.float32)
         if guidance.shape != (noise.shape[1],):
-            raise ValueError(f"guidance must have one scale per frame: shape ({noise.shape[1]},), got {tuple(guidance.shape)}")
+            raise ValueError(f"guidance must have one scale per frame: shape ({noise.shape[1]},), "
+                             f"got {tuple(guidance.shape)}")
         # (T,) -> (1, T, 1, 1, 1): broadcast over batch, channels and pixels.
         guidance = guidance.to(noise.device, noise.dtype).view(1, -1, 1, 1, 1)
         network_cond = _concat_conditions(uncond_builder(cond), cond)

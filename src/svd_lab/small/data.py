@@ -313,5 +313,6 @@ def pan_image(image: torch.Tensor, step: float, frames: int = FRAMES) -> torch.T
 
 
 def visible_columns(width: int, step: float, t: int) -> int:
-    """Columns of frame t of a pan that frame 0 could show (the rest entered from the right): ``width - ceil(t step) - 1``."""
+    """Columns of frame t of a pan that frame 0 could show (the rest entered from the right):
+    ``width - ceil(t step) - 1``."""
     return width - math.ceil(t * step) - 1

@@ -244,13 +244,23 @@ def sample_videos(pipe, images: list[torch.Tensor], specs: list[VideoSpec], num_
 
 
 def vae_round_trip(vae, frames: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """(T, 3, H, W) in [0, 1] -> encoded (posterior mode) and decoded, ``chunk`` frames at a time (default: all)."""
+    """(T, 3, H, W) in [0, 1] -> encoded (posterior mode) and decoded, ``chunk`` frames at a time (default: all),
+    float32 in [0, 1]. A temporal decoder decodes each chunk as one clip; an image decoder frame by frame. A float16
+    VAE runs in float32 for this (SVD's VAE overflows float16: ``force_upcast``)."""
     chunk = chunk or frames.shape[0]
+    dtype = next(vae.parameters()).dtype
+    temporal = hasattr(vae.decoder, "time_conv_out")
     with torch.no_grad():
-        z = vae.encode(frames * 2 - 1).latent_dist.mode()
-        out = torch.cat([vae.decode(z[s:s + chunk], num_frames=len(z[s:s + chunk])).sample
-                         for s in range(0, len(z), chunk)])
-    return ((out + 1) / 2).clamp(0, 1)
+        if dtype == torch.float16:
+            torch.nn.Module.to(vae, dtype=torch.float32)
+        try:
+            z = vae.encode(frames.float() * 2 - 1).latent_dist.mode()
+            parts = [z[s:s + chunk] for s in range(0, len(z), chunk)]
+            out = torch.cat([(vae.decode(p, num_frames=len(p)) if temporal else vae.decode(p)).sample for p in parts])
+        finally:
+            if dtype == torch.float16:
+                torch.nn.Module.to(vae, dtype=dtype)
+    return ((out.float() + 1) / 2).clamp(0, 1)
 
 
 # ------------------------------------------------------------------------------------------- scores
@@ -476,7 +486,8 @@ def format_table(evaluation: Evaluation) -> str:
                      f"| {ev.vae_psnr_db[n] - ev.thumbnail_psnr_db[n]:+.2f} |")
     held_vae, held_thumb = ev.held_out_mean(ev.vae_psnr_db), ev.held_out_mean(ev.thumbnail_psnr_db)
     held = len([im for im in ev.images if im.kind != "course"])
-    lines.append(f"| held-out mean ({held} images) | {held_vae:.2f} | {held_thumb:.2f} | {held_vae - held_thumb:+.2f} |")
+    lines.append(f"| held-out mean ({held} images) | {held_vae:.2f} | {held_thumb:.2f} "
+                 f"| {held_vae - held_thumb:+.2f} |")
     lines += ["", "| | (a) frame-0 PSNR dB: " + " / ".join(course) + " | (g) colour error max (mean) "
               "| (b) bucket Spearman | (c) fps share | (d) pan error | (e) PSNR at cond_aug "
               + "/".join(str(a) for a in COND_AUGS) + " (drop vs spread) |", "|---|---|---|---|---|---|---|"]

@@ -25,10 +25,12 @@ def svd_unet_cost(version: str = "svd", height: int = 576, width: int = 1024, fr
         unet = UNetSpatioTemporalConditionModel(**unet_config)
     unet = unet.to("meta").eval()
     batch = 2 if guidance else 1
+    _, vae_config = configs.vae_config("full", version)
+    factor = 2 ** (len(vae_config["block_out_channels"]) - 1)   # the VAE's down-sampling: 8 for SVD
     in_ch = unet.config.in_channels
     cross = unet.config.cross_attention_dim
     with torch.device("meta"):
-        sample = torch.empty(batch, num_frames, in_ch, height // 8, width // 8)
+        sample = torch.empty(batch, num_frames, in_ch, height // factor, width // factor)
         timestep = torch.empty(())
         encoder_hidden_states = torch.empty(batch, 1, cross)
         added_time_ids = torch.empty(batch, 3)

@@ -87,6 +87,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+#: set only by :func:`gpu_rehearsal` (tests, the GPU check's rehearsal): float16 and model offload on the CPU
+_REHEARSAL = {"float16": False, "offload": False}
+
+
+@contextlib.contextmanager
+def gpu_rehearsal():
+    """Inside this block the pipeline runs what CUDA users run, on the CPU: float16 networks (refused to users on a
+    CPU: slow, and only for checking) and the model-offload placement (each network moved to the device only while
+    it runs -- on a CPU the moves are no-ops, but every step of that code path executes). For tests; the command
+    line never enters it."""
+    before = dict(_REHEARSAL)
+    _REHEARSAL.update(float16=True, offload=True)
+    try:
+        yield
+    finally:
+        _REHEARSAL.update(before)
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """None/'auto' -> float16 on CUDA, float32 elsewhere; float16 on a CPU is refused (slow, partly unsupported)."""
     if dtype is None or dtype == "auto":
@@ -97,7 +115,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         dtype = DTYPES[dtype]
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
-    if dtype == torch.float16 and device.type == "cpu":
+    if dtype == torch.float16 and device.type == "cpu" and not _REHEARSAL["float16"]:
         raise ValueError("float16 on the CPU is very slow or unsupported; use float32 (or bfloat16)")
     return dtype
 
@@ -164,13 +182,16 @@ class SVDPipeline:
         self.dtype = resolve_dtype(dtype, self.device)
         if memory not in MEMORY_MODES:
             raise ValueError(f"unknown memory mode {memory!r}; use one of {', '.join(MEMORY_MODES)}")
-        if memory == "offload" and self.device.type != "cuda":
+        if memory == "offload" and self.device.type != "cuda" and not _REHEARSAL["offload"]:
             raise ValueError("memory='offload' (model CPU offload) needs a CUDA device; on "
                              f"{self.device.type} everything already lives in one memory")
         self.memory = memory
         self.components = components.to(dtype=self.dtype).eval()
         self._offload = False
-        self._place(offload=False if self.device.type != "cuda" or memory == "resident" else None)
+        if memory == "offload" and _REHEARSAL["offload"] and self.device.type != "cuda":
+            self._place(offload=True)           # the offload path on the CPU: see gpu_rehearsal
+        else:
+            self._place(offload=False if self.device.type != "cuda" or memory == "resident" else None)
 
     # -- placement
     def _place(self, offload: bool | None) -> None:
@@ -191,7 +212,8 @@ class SVDPipeline:
                 torch.nn.Module.to(module, "cpu")
                 _release_memory(self.device)
 
-    def plan_memory(self, num_frames: int, height: int, width: int, decoding_t: int | None) -> memory_planning.MemoryPlan:
+    def plan_memory(self, num_frames: int, height: int, width: int,
+                    decoding_t: int | None) -> memory_planning.MemoryPlan:
         """decoding_t and offload for this call (an explicit decoding_t is kept)."""
         spec = get_version(self.components.version)
         free = free_vram(self.device)
@@ -370,7 +392,7 @@ class SVDPipeline:
 
     # -- memory helpers
     def _apply_plan(self, plan: memory_planning.MemoryPlan) -> None:
-        self._place(offload=plan.cpu_offload and self.device.type == "cuda")
+        self._place(offload=plan.cpu_offload and (self.device.type == "cuda" or _REHEARSAL["offload"]))
         self._set_forward_chunking(plan.forward_chunking)
 
     def _set_forward_chunking(self, on: bool) -> None:
@@ -463,7 +485,7 @@ def _library_versions() -> dict:
     import diffusers
     import transformers
 
-    import svd_lab
+    from svd_lab.version import __version__
 
-    return {"svd_lab_version": svd_lab.__version__, "torch_version": torch.__version__,
+    return {"svd_lab_version": __version__, "torch_version": torch.__version__,
             "diffusers_version": diffusers.__version__, "transformers_version": transformers.__version__}
