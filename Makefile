@@ -1,6 +1,9 @@
 # svd-lab: the two commands are `make run` and `make test`; both set up the venv on first use.
 #
-# GPU users: make setup TORCH_SPEC=torch   (or a CUDA build: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu124")
+# torch: by default tools/torch_choice.py picks the build for this machine (a local wheel in pip's find-links; else
+# the CUDA build the NVIDIA driver supports; else the CPU build from PyTorch's CPU index, TORCH_CPU_INDEX overrides).
+# Given TORCH_SPEC or TORCH_PIP_ARGS, those are used as they are, e.g.
+#   make setup TORCH_SPEC=torch==2.13.0 TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu126"
 PYTHON       ?= python3
 VENV         ?= .venv
 TORCH_SPEC   ?= torch==2.13.0
@@ -20,7 +23,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	@if [ "$(origin TORCH_SPEC)" = file ] && [ -z '$(TORCH_PIP_ARGS)' ]; then \
+	    args=$$($(BIN)/python tools/torch_choice.py '$(TORCH_SPEC)') || exit 1; \
+	else args='$(TORCH_PIP_ARGS)'; fi; \
+	echo "$(BIN)/python -m pip install -q $$args $(TORCH_SPEC)"; \
+	$(BIN)/python -m pip install -q $$args "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,train]"
 	$(BIN)/svd-lab kernel install --sys-prefix
 	touch $@

@@ -135,18 +135,20 @@ def check(profile: str, device: torch.device, versions: list[str], steps: int, h
 
 
 def table(report: dict) -> str:
-    lines = [f"GPU check: {report['device']}, torch {report['torch']}, {report['dtype']}, {report['size']}, "
-             f"profile {report['profile']} (random weights; networks built in {report['build_seconds']} s)", "",
-             "| version | mode | s/step (timed steps) | decode s (decoding_t) | end to end s, EXTRAPOLATED to | peak GiB |",
-             "|---|---|---|---|---|---|"]
+    title = (f"GPU check: {report['device']}, torch {report['torch']}, {report['dtype']}, {report['size']}, "
+             f"profile {report['profile']} (random weights; networks built in {report['build_seconds']} s)")
+    header = ("| version | mode | s/step (timed steps) | decode s (decoding_t) "
+              "| end to end s, EXTRAPOLATED to | peak GiB |")
+    lines = [title, "", header, "|---|---|---|---|---|---|"]
     for version, v in report["versions"].items():
         for mode, r in v["modes"].items():
             peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
             lines.append(f"| {version} ({v['frames']} frames) | {mode} | {r['seconds_per_step']:.3f} "
                          f"({r['timed_steps']}) | {r['decoding_seconds']:.2f} ({r['decoding_t']}) "
                          f"| {r['extrapolated_seconds']:.1f} ({r['extrapolated_to_steps']} steps) | {peak} |")
-    lines += ["", "| version | offloaded == resident (bit for bit) | forward chunking: max latent difference "
-              "| decoding_t 2 vs 14: max frame difference |", "|---|---|---|---|"]
+    header = ("| version | offloaded == resident (bit for bit) | forward chunking: max latent difference "
+              "| decoding_t 2 vs 14: max frame difference |")
+    lines += ["", header, "|---|---|---|---|"]
     for version, v in report["versions"].items():
         lines.append(f"| {version} | {'yes' if v['offload_equals_resident'] else 'NO'} "
                      f"| {v['chunking_latent_difference']:.2e} | {v['decoding_t_2_frame_difference']:.2e} |")

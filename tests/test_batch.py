@@ -69,7 +69,8 @@ def test_a_bad_image_fails_its_own_jobs_and_the_run_goes_on(images, tmp_path, ti
     # the manifest holds each job's parameters, status and output
     events = batch.read_manifest(out)
     planned = [e for e in events if e["status"] == "planned"]
-    assert {e["params"]["id"] for e in planned} == {j.id for j in jobs}
+    model = batch.model_identity(tiny_pipe)
+    assert {e["params"]["id"] for e in planned} == {j.for_model(model).id for j in jobs}
     done = [e for e in events if e["status"] == "done"]
     assert all(e["output"].endswith(".mp4") and e["frames"] == 2 and e["params"]["seed"] in (1, 2) for e in done)
     assert "4 done, 2 failed" in result.table().splitlines()[-1]
@@ -188,26 +189,43 @@ def test_an_event_after_a_torn_line_starts_a_line_of_its_own(tmp_path):
     assert [e["job"] for e in events] == ["a", "c"]          # the torn line is lost, the new event is not
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_output_folder_is_refused_before_any_work(images, tmp_path, tiny_pipe):
+def _read_only(path: Path, monkeypatch) -> None:
+    """Make ``path`` (a folder or file) unwritable: chmod, and where the tests run as root (who writes anyway) the
+    write calls themselves fail as they do for a user on a read-only folder."""
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.access(path, os.W_OK):
+        import builtins
+        import pathlib
+
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        real_open = builtins.open
+        monkeypatch.setattr(pathlib.Path, "write_bytes", refused)
+        monkeypatch.setattr(batch, "open", lambda f, *a, **k: refused() if str(f).startswith(str(path)) else
+                            real_open(f, *a, **k), raising=False)
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(images, tmp_path, tiny_pipe, monkeypatch):
     out = tmp_path / "ro"
     out.mkdir()
-    out.chmod(0o555)
+    _read_only(out, monkeypatch)
+    sampled = []
+    monkeypatch.setattr(tiny_pipe, "run", lambda *a, **k: sampled.append(1))
     try:
         with pytest.raises(ValueError, match="cannot write into"):
             batch.run_batch(batch.plan_jobs([images / "rocket.png"], [1], None, **TINY), out, pipe=tiny_pipe,
                             progress=False, log=lambda m: None)
     finally:
         out.chmod(0o755)
+    assert not sampled
 
 
-def test_a_read_only_manifest_is_a_clear_error(tmp_path):
+def test_a_read_only_manifest_is_a_clear_error(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / batch.MANIFEST).write_text("")
-    (out / batch.MANIFEST).chmod(0o444)
-    if os.access(out / batch.MANIFEST, os.W_OK):
-        pytest.skip("this user can write read-only files (root)")
+    _read_only(out / batch.MANIFEST, monkeypatch)
     with pytest.raises(ValueError, match=r"cannot write .*manifest\.jsonl"):
         batch._append(out, {"job": "a", "status": "planned"})
 
@@ -235,3 +253,16 @@ def test_jobs_of_other_weights_or_another_image_content_are_not_taken_as_done(im
                             log=lambda m: None)
     assert third.jobs[0]["id"] not in (first.jobs[0]["id"], second.jobs[0]["id"])
     assert len(list(out.glob("*.mp4"))) == 3
+
+
+def test_a_device_this_machine_lacks_is_one_line_not_a_traceback(images, tmp_path, capsys):
+    import torch
+
+    from svd_lab.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["batch", str(images / "rocket.png"), "--out", str(tmp_path / "out"), "--device", "cuda",
+                 "--frames", "2", "--steps", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no CUDA GPU" in err and "Traceback" not in err

@@ -168,15 +168,17 @@ def test_pipeline_auto_profile_finds_downloads_through_the_registry(hub, ckpt_di
 
     monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(ckpt_dir))
     gpu = torch.device("cuda")  # only the device type is consulted: the choice is testable without a GPU
-    assert choose_profile("auto", "svd", None, gpu).profile == "tiny"  # nothing downloaded yet
+    # nothing downloaded yet: the shipped small SVD (found whatever SVD_LAB_CHECKPOINTS says)
+    assert choose_profile("auto", "svd", None, gpu).profile == "small"
     ckpt = _download(hub, ckpt_dir).checkpoint
     choice = choose_profile("auto", "svd", None, gpu)
     assert choice.profile == "full" and choice.checkpoint == str(ckpt.path)
-    assert choose_profile("auto", "svd", None, torch.device("cpu")).profile == "tiny"
+    assert choose_profile("auto", "svd", None, torch.device("cpu")).profile == "small"
+    assert choose_profile("auto", "svd_image_decoder", None, torch.device("cpu")).profile == "tiny"
     unet = ckpt.path / UNET16
     with open(unet, "r+b") as f:
         f.truncate(100)
-    assert choose_profile("auto", "svd", None, gpu).profile == "tiny"  # a broken download is never chosen
+    assert choose_profile("auto", "svd", None, gpu).profile == "small"  # a broken download is never chosen
 
 
 def test_download_sgm_single_file_and_full_precision(hub, ckpt_dir, tiny_source):

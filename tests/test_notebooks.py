@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -245,6 +246,21 @@ def test_bootstrap_failure_names_the_mirror_variables(tmp_path):
     assert "SVD_LAB_SOURCE" in run.stderr and "PIP_INDEX_URL" in run.stderr
 
 
+def test_bootstrap_on_an_old_python_names_the_image_to_choose():
+    """Many ModelArts images run Python 3.7: the cell must parse there and say which image to pick, in both
+    languages, before it tries (and fails) to install anything."""
+    import ast
+
+    source = _bootstrap_source()
+    ast.parse(source, feature_version=(3, 7))
+    old = "import sys\nsys.version_info = (3, 7, 10, 'final', 0)\n"   # what a Python 3.7 kernel reports
+    run = subprocess.run([sys.executable, "-c", old + source], capture_output=True, text=True, check=False)
+    assert run.returncode != 0 and run.stdout == ""
+    assert "Python 3.7, and svd-lab needs Python 3.10 or newer" in run.stderr
+    assert "py_3.10" in run.stderr and "需要 Python 3.10" in run.stderr
+    assert "installing" not in run.stderr and "GitHub" not in run.stderr
+
+
 def test_bootstrap_does_nothing_where_svd_lab_is_installed(tmp_path):
     env = {**os.environ, "SVD_LAB_SOURCE": str(tmp_path / "does-not-exist")}
     run = subprocess.run([sys.executable, "-c", _bootstrap_source()], capture_output=True, text=True, env=env,
@@ -288,6 +304,29 @@ def test_badges_point_at_the_repository_for_every_notebook():
     assert base64.b64decode(b64).decode() == f"https://raw.githubusercontent.com/acme/course/main/notebooks/{nb}"
     with pytest.raises(SystemExit, match="github.com/ORG/REPO"):
         mb.github_slug("https://gitlab.com/acme/course")
+
+
+def test_modelarts_badges_follow_the_one_setting(tmp_path):
+    """A mirror URL and an image id in pyproject.toml change every ModelArts badge; a bad setting is refused."""
+    import base64
+
+    mb = _badges_module()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.svd-lab.modelarts]\nnotebooks-url = "https://gitee.com/acme/course/raw/main/"\n'
+                         'image-id = "abc-123"\n')
+    settings = mb.modelarts_settings(pyproject)
+    table = mb.badge_table("https://github.com/acme/course", ["zh-CN/03_svd_sampling.ipynb"], "main", settings)
+    link = re.search(r"\]\((https://authoring-modelarts[^)]+)\)", table).group(1)
+    b64, image = re.match(r".*share-url-b64=([^&]+)&imageid=(.+)$", link).groups()
+    assert base64.b64decode(b64).decode() == "https://gitee.com/acme/course/raw/main/notebooks/zh-CN/03_svd_sampling.ipynb"
+    assert image == "abc-123"
+    assert mb.modelarts_settings(REPO / "pyproject.toml") is not None       # the committed one parses
+    pyproject.write_text('[tool.svd-lab.modelarts]\nnotebooks-url = "http://mirror/x"\n')
+    with pytest.raises(SystemExit, match="https://"):
+        mb.modelarts_settings(pyproject)
+    pyproject.write_text('[tool.svd-lab.modelarts]\nnotebook-url = "https://mirror/x"\n')
+    with pytest.raises(SystemExit, match="unknown"):
+        mb.modelarts_settings(pyproject)
 
 
 def test_badges_write_and_check_a_readme(tmp_path):

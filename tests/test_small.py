@@ -206,6 +206,11 @@ def test_load_pipeline_picks_the_small_profile_on_a_cpu_and_the_rocket_moves_as_
     assert abs(motion[255] - expected) < 0.3 * expected, motion
 
 
+#: criteria of the bar the shipped model is measured to miss (README "The small SVD" has the full table): the test
+#: fails on any other miss, and on one of these the day it passes (then remove it here and in the README)
+KNOWN_MISSES: dict[str, str] = {}
+
+
 @shipped
 @pytest.mark.slow
 def test_shipped_model_meets_the_bar_where_the_baselines_do_not():
@@ -213,11 +218,18 @@ def test_shipped_model_meets_the_bar_where_the_baselines_do_not():
     untrained model and the static copy must fail it."""
     evaluation = metrics.evaluate(num_crops=2, photos=False, seeds=2, log=lambda m: None)
     verdict = evaluation.passes("shipped")
-    assert all(verdict.values()), (verdict, metrics.format_table(evaluation))
+    table = metrics.format_table(evaluation)
     assert not all(evaluation.passes("untrained").values())
     static, ceiling = evaluation.row("static copy"), evaluation.row("ground truth through the VAE")
     assert static.motion_spearman < metrics.BAR["motion_spearman"] and static.fps_share < metrics.BAR["fps_share"]
     assert ceiling.pan_error < static.pan_error
+    unexpected = [c for c, ok in verdict.items() if not ok and c not in KNOWN_MISSES]
+    assert not unexpected, (unexpected, table)
+    reached = [c for c in KNOWN_MISSES if verdict.get(c)]
+    assert not reached, f"{reached} now pass: remove them from KNOWN_MISSES (and say so in the README)\n{table}"
+    if KNOWN_MISSES:
+        pytest.xfail("the shipped model misses the bar on " + "; ".join(f"{c}: {why}" for c, why in
+                                                                     KNOWN_MISSES.items()))
 
 
 def test_every_photo_is_named_with_its_licence_in_assets():

@@ -74,7 +74,7 @@ def test_cpu_without_checkpoint_runs_a_small_profile_and_says_so(png, tmp_path, 
                  "--no-progress", "--seed", "7", "--motion-bucket-id", "40"]) == 0
     captured = capsys.readouterr()
     expected = "small" if is_present() else "tiny"
-    assert f"no local svd checkpoint: running the {expected} profile" in captured.err
+    assert "no local SVD checkpoint" in captured.err and f"running the {expected} profile" in captured.err
     assert "2 frames, 64x64, 7 fps" in captured.out
     assert count_frames(out / "000000.mp4") == 2 and count_frames(out / "000000.gif") == 2
     params = json.loads((out / "000000.json").read_text())

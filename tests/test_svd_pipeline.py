@@ -276,6 +276,41 @@ def test_profile_choice(monkeypatch, tmp_path):
     assert on_cpu.profile == "tiny" and "takes hours" in on_cpu.reason
 
 
+def test_version_auto_takes_the_best_present_checkpoint_that_fits(monkeypatch):
+    """A GPU user who downloaded only svd_xt gets svd_xt; an explicit version still wins; nothing usable -> the
+    CPU model, saying why."""
+    from svd_lab.memory import GIB
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    present = {"svd_xt": "/ckpt/svd_xt"}
+    monkeypatch.setattr(svd_profiles, "_find_local", present.get)
+    monkeypatch.setattr(svd_profiles, "_small_present", lambda: True)
+    monkeypatch.setattr(svd_profiles, "_free_memory", lambda device: 24 * GIB)
+    for version in ("auto", None):
+        choice = choose_profile("auto", version, None, cuda)
+        assert (choice.profile, choice.version, choice.checkpoint) == ("full", "svd_xt", "/ckpt/svd_xt")
+        assert "version auto -> svd_xt" in choice.reason and "24.0 GiB free" in choice.reason
+    explicit = choose_profile("auto", "svd", None, cuda)
+    assert (explicit.profile, explicit.version) == ("small", "svd")          # svd was asked for, and is absent
+    present["svd_xt_1_1"] = "/ckpt/svd_xt_1_1"
+    present["svd"] = "/ckpt/svd"
+    assert choose_profile("auto", "auto", None, cuda).version == "svd_xt_1_1"  # the stated order
+    # too little memory for any of them (a 4 GiB card): the CPU model, and the reason names what was found
+    monkeypatch.setattr(svd_profiles, "_free_memory", lambda device: 4 * GIB)
+    small = choose_profile("auto", "auto", None, cuda)
+    assert (small.profile, small.version) == ("small", "svd") and "none is expected to fit" in small.reason
+    assert choose_profile("full", "auto", None, cuda).version == "svd_xt_1_1"   # asked for: tried anyway
+    # a CPU: the small model, whatever is downloaded; full size only when asked
+    on_cpu = choose_profile("auto", "auto", None, cpu)
+    assert (on_cpu.profile, on_cpu.version) == ("small", "svd") and "takes hours" in on_cpu.reason
+    assert choose_profile("full", "auto", None, cpu).checkpoint == "/ckpt/svd_xt_1_1"
+    present.clear()
+    nothing = choose_profile("auto", "auto", None, cuda)
+    assert nothing.profile == "small" and "no local SVD checkpoint" in nothing.reason
+    with pytest.raises(ValueError, match="version auto looked for"):
+        choose_profile("full", "auto", None, cuda)
+
+
 def test_profile_auto_asks_the_checkpoints_module(monkeypatch, tmp_path):
     monkeypatch.setenv("SVD_LAB_CHECKPOINTS", str(tmp_path / "empty"))
     assert svd_profiles._find_local("svd") is None

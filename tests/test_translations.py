@@ -22,8 +22,16 @@ import build_notebooks as builder
 
 SOURCES = sorted(builder.SOURCES.glob("[0-9][0-9]_*.py"))
 STEMS = [s.stem for s in SOURCES]
-GLOSSARY = [tuple(line.split("\t")) for line in (builder.TRANSLATIONS / "glossary.tsv").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+_ROWS = [line.split("\t") for line in (builder.TRANSLATIONS / "glossary.tsv").read_text().splitlines()
+         if line.strip() and not line.startswith("#")]
+GLOSSARY = [(row[0], row[1]) for row in _ROWS]
+#: zh-CN variant -> the glossary's term for the same concept (one term per concept)
+VARIANTS = {v.strip(): row[0] for row in _ROWS if len(row) > 2 for v in row[2].split(",") if v.strip()}
+#: every Chinese text a reader reads: the notebooks' translations, the README, the guides
+ZH_TEXTS = sorted([*builder.TRANSLATIONS.glob("[0-9][0-9]_*.md"), ROOT / "README.zh-CN.md",
+                   *(ROOT / "docs" / "zh-CN").glob("*.md")])
+HAN = "\u3400-\u9fff\uf900-\ufaff"
+FULL_WIDTH_PUNCTUATION = "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\u201c\u201d\u2018\u2019"
 
 FENCE = re.compile(r"```.*?```", re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]+`")
@@ -105,6 +113,43 @@ def test_first_use_check_bites():
     assert len(problems) == 1 and problems[0].startswith("去噪")  # 去噪 lacks its English
     assert _first_use_problems("扩散模型 (Diffusion Model) 与自编码器 (autoencoder)") == []
     assert _first_use_problems("扩散模型很好，扩散模型 (diffusion model)")  # the English came too late
+
+
+def _style_problems(text: str) -> list[str]:
+    """Variants of glossary terms; a line break between two Chinese characters (Markdown renders it as a stray
+    space); a half-width space beside a full-width quote; a gloss that repeats the term ("扩散 Transformer
+    (Diffusion Transformer)"); 倍 for a decrease ("少了 48 倍": say "只有原来的 1/48")."""
+    problems = []
+    prose = FENCE.sub("", text)
+    for variant, term in VARIANTS.items():
+        if variant in CODE_SPAN.sub("", prose):
+            problems.append(f"{variant!r}: use the glossary's {term!r}")
+    for m in re.finditer(f"[{HAN}{FULL_WIDTH_PUNCTUATION}]\n[{HAN}{FULL_WIDTH_PUNCTUATION}]", prose):
+        problems.append(f"a line break between Chinese characters: {prose[max(m.start() - 12, 0):m.end() + 12]!r}")
+    for m in re.finditer("[ \u00a0][\u201c\u201d\u2018\u2019]|[\u201c\u201d\u2018\u2019][ \u00a0]", prose):
+        problems.append(f"a half-width space beside a full-width quote: {prose[max(m.start() - 8, 0):m.end() + 8]!r}")
+    for m in re.finditer(r"([A-Za-z][A-Za-z0-9-]{2,}) \(([^)\n]+)\)", prose):
+        if re.search(rf"\b{re.escape(m.group(1))}\b", m.group(2), re.IGNORECASE):
+            problems.append(f"a gloss that repeats the term: {m.group(0)!r}")
+    for m in re.finditer(f"(少了|小了|缩小|减少|降低|下采样)[^{HAN}。，；]{{0,12}}倍", prose):
+        problems.append(f"倍 for a decrease: {prose[max(m.start() - 8, 0):m.end() + 8]!r}")
+    return problems
+
+
+@pytest.mark.parametrize("path", ZH_TEXTS, ids=[p.name for p in ZH_TEXTS])
+def test_one_term_per_concept_and_clean_chinese_typography(path):
+    problems = _style_problems(path.read_text())
+    assert not problems, f"{path.relative_to(ROOT)}:\n" + "\n".join(problems)
+
+
+def test_style_check_bites():
+    bad = ("用速度预测。\n扩散 Transformer (Diffusion Transformer) 把它\n缩小了。数值少了 48 倍。"
+           "他说 “好” 。")
+    found = _style_problems(bad)
+    assert any("'v 预测'" in p for p in found)
+    assert any("line break" in p for p in found) and any("repeats the term" in p for p in found)
+    assert any("倍 for a decrease" in p for p in found) and any("full-width quote" in p for p in found)
+    assert _style_problems("用 v 预测 (v-prediction)。只有原来的 1/48，“好”。放大 4 倍。`流水线` 在代码里不算。") == []
 
 
 @pytest.mark.parametrize("stem", STEMS)

@@ -97,6 +97,17 @@ def bootstrap_source(repo_url: str) -> str:
 # pip mirror (e.g. https://repo.huaweicloud.com/repository/pypi/simple) before running it.
 import importlib.util, os, subprocess, sys
 
+if sys.version_info < (3, 10):  # checked first: many notebook images (ModelArts among them) run Python 3.7
+    raise RuntimeError(
+        "this kernel runs Python %d.%d, and svd-lab needs Python 3.10 or newer. Pick another image, not another "
+        "mirror: on ModelArts an x86_64 GPU image whose name says py_3.10 or later (for example "
+        "pytorch_2.1.0-cuda_12.1-py_3.10.6-ubuntu_22.04-x86_64), or your own Python 3.11 environment "
+        "(docs/modelarts.md, section 2b); on Colab any current runtime. "
+        "/ 此内核是 Python %d.%d，svd-lab 需要 Python 3.10 或更新版本。请换镜像（不是换镜像源）：ModelArts 上选名称含 "
+        "py_3.10 或更高版本的 x86_64 GPU 镜像（例如 pytorch_2.1.0-cuda_12.1-py_3.10.6-ubuntu_22.04-x86_64），"
+        "或自建 Python 3.11 环境（docs/zh-CN/modelarts.md 第 2b 节）；Colab 任一当前运行时均可。"
+        % (sys.version_info[0], sys.version_info[1], sys.version_info[0], sys.version_info[1]))
+
 if importlib.util.find_spec("svd_lab") is None:
     _source = os.environ.get("{SOURCE_ENV}", "{repo_url}")  # a git URL or a local checkout
     _index = os.environ.get("PIP_INDEX_URL")  # pip reads it itself; shown so you know which index is used

@@ -8,7 +8,11 @@ links are built from it for:
 - Binder:        https://mybinder.org/v2/gh/ORG/REPO/BRANCH?labpath=notebooks/NB.ipynb   (binder/ holds its setup)
 - Huawei ModelArts CodeLab ("Run in ModelArts"):
                  https://authoring-modelarts-cnnorth4.huaweicloud.com/console/lab?share-url-b64=B64
-  where B64 is the standard base64 of the notebook file's raw URL (raw.githubusercontent.com).
+  where B64 is the standard base64 of the notebook file's public URL: by default its raw GitHub URL
+  (raw.githubusercontent.com, often unreachable from mainland China), or, where pyproject.toml sets
+  ``[tool.svd-lab.modelarts] notebooks-url``, that base URL + ``/notebooks/NB.ipynb`` (an OBS bucket or a
+  Gitee/GitCode mirror's raw URL: docs/modelarts.md section 2a says how to publish one). ``image-id`` there adds
+  ``&imageid=`` (the notebook then opens in that image instead of CodeLab's default CPU one).
 
     python tools/make_badges.py                 # print the Markdown table
     python tools/make_badges.py --write README.md   # replace the text between the badge markers in README.md
@@ -57,15 +61,35 @@ def binder_url(slug: str, notebook: str, branch: str) -> str:
     return f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath=notebooks/{notebook}"
 
 
-def notebook_public_url(slug: str, notebook: str, branch: str) -> str:
-    """The notebook file's raw URL: CodeLab downloads the .ipynb behind ``share-url-b64`` and opens it."""
+def modelarts_settings(pyproject: Path = ROOT / "pyproject.toml") -> dict:
+    """``[tool.svd-lab.modelarts]`` of pyproject.toml: ``notebooks-url`` (where ModelArts fetches the notebooks;
+    empty: raw GitHub) and ``image-id`` (empty: CodeLab's default image)."""
+    import tomllib
+
+    settings = tomllib.loads(pyproject.read_text()).get("tool", {}).get("svd-lab", {}).get("modelarts", {})
+    unknown = set(settings) - {"notebooks-url", "image-id"}
+    if unknown:
+        raise SystemExit(f"{pyproject}: unknown [tool.svd-lab.modelarts] keys {sorted(unknown)}; "
+                         "known: notebooks-url, image-id")
+    base = settings.get("notebooks-url", "").strip().rstrip("/")
+    if base and urlparse(base).scheme != "https":
+        raise SystemExit(f"{pyproject}: [tool.svd-lab.modelarts] notebooks-url {base!r} must be an https:// URL "
+                         "(ModelArts fetches the notebook from it)")
+    return {"notebooks-url": base, "image-id": settings.get("image-id", "").strip()}
+
+
+def notebook_public_url(slug: str, notebook: str, branch: str, base: str = "") -> str:
+    """The notebook file's public URL: CodeLab downloads the .ipynb behind ``share-url-b64`` and opens it.
+    ``base``: a mirror holding the repository's files (``BASE/notebooks/NB.ipynb``); empty: raw GitHub."""
+    if base:
+        return f"{base}/notebooks/{notebook}"
     return f"https://raw.githubusercontent.com/{slug}/{branch}/notebooks/{notebook}"
 
 
-def modelarts_url(slug: str, notebook: str, branch: str) -> str:
+def modelarts_url(slug: str, notebook: str, branch: str, base: str = "", image_id: str = "") -> str:
     """CodeLab's share link: ``share-url-b64`` is the standard base64 of the notebook's public URL."""
-    encoded = base64.b64encode(notebook_public_url(slug, notebook, branch).encode()).decode("ascii")
-    return f"{MODELARTS_LAB}?share-url-b64={encoded}"
+    encoded = base64.b64encode(notebook_public_url(slug, notebook, branch, base).encode()).decode("ascii")
+    return f"{MODELARTS_LAB}?share-url-b64={encoded}" + (f"&imageid={image_id}" if image_id else "")
 
 
 def notebooks(folder: Path = ROOT / "notebooks") -> list[str]:
@@ -75,15 +99,17 @@ def notebooks(folder: Path = ROOT / "notebooks") -> list[str]:
     return names
 
 
-def badge_table(url: str, names: list[str], branch: str = "main") -> str:
+def badge_table(url: str, names: list[str], branch: str = "main", modelarts: dict | None = None) -> str:
     slug = github_slug(url)
+    modelarts = modelarts or {}
+    base, image_id = modelarts.get("notebooks-url", ""), modelarts.get("image-id", "")
     lines = ["| notebook | Colab | Binder | ModelArts |", "|---|---|---|---|"]
     for nb in names:
         lines.append(
             f"| `{nb}` "
             f"| [![Open in Colab]({BADGES['colab']})]({colab_url(slug, nb, branch)}) "
             f"| [![Launch Binder]({BADGES['binder']})]({binder_url(slug, nb, branch)}) "
-            f"| [![Run in ModelArts]({BADGES['modelarts']})]({modelarts_url(slug, nb, branch)}) |"
+            f"| [![Run in ModelArts]({BADGES['modelarts']})]({modelarts_url(slug, nb, branch, base, image_id)}) |"
         )
     return "\n".join(lines)
 
@@ -105,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = args.folder.strip("/")
     names = [f"{folder}/{nb}" if folder else nb for nb in notebooks(ROOT / "notebooks" / folder)]
-    table = badge_table(repository_url(), names, args.branch)
+    table = badge_table(repository_url(), names, args.branch, modelarts_settings())
     target = args.write or args.check
     if not target:
         print(table)

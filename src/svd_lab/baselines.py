@@ -19,8 +19,9 @@ from svd_lab.errors import CourseError
 from svd_lab.notebook_runs import NotebookRun, baselines_dir, format_table
 from svd_lab.record import parse_tolerance
 
-#: profiles whose runs have baselines (the CPU ones: the same on every CPU of a kind)
-BASELINE_PROFILES = ("tiny", "small")
+#: profiles whose runs have baselines (the CPU ones: the same on every CPU of a kind): SVD's tiny and small
+#: profiles (00, 03, 04) and the mini world model (01, 02)
+BASELINE_PROFILES = ("tiny", "small", "mini")
 
 @dataclass
 class Comparison:

@@ -154,8 +154,8 @@ def check_devices(facts: dict) -> Check:
         return Check("devices", desc)
     if facts["mps"]:
         return Check("devices", "Apple MPS (unified memory)", INFO)
-    return Check("devices", f"CPU only ({_cpu_count()} cores): the tiny profile runs; real SVD would take hours",
-                 INFO, "for real checkpoints use a CUDA GPU with >= 16 GB (README: 'Using a GPU')")
+    return Check("devices", f"CPU only ({_cpu_count()} cores): the tiny and small profiles run; real SVD would take "
+                 "hours", INFO, "for real checkpoints use a CUDA GPU with >= 16 GB (README: 'Using a GPU')")
 
 
 def _cpu_count() -> int:
@@ -307,6 +307,7 @@ def advise(facts: dict, checkpoints: list) -> dict[str, str]:
     from svd_lab.memory import plan_for_free_vram
 
     advice = {}
+    fallback = _cpu_profile()
     # Only a usable SVD checkpoint makes the full profile possible (the mini world model's weights do not count).
     has_ckpt = any(getattr(c, "usable", True) and getattr(c, "format", "") not in ("mini", "small")
                    for c in checkpoints)   # the course's own shipped models are not a real SVD checkpoint
@@ -317,14 +318,21 @@ def advise(facts: dict, checkpoints: list) -> dict[str, str]:
         plan = plan_for_free_vram(gpu["free"], num_frames=25)
         advice["decoding_t"] = f"{plan.decoding_t} frames per VAE decode ({plan.reason})"
         advice["cpu_offload"] = "yes" if plan.cpu_offload else "no"
-        advice["profile"] = "full" if has_ckpt else "tiny (download a checkpoint for full: svd-lab download svd)"
+        advice["profile"] = "full" if has_ckpt else f"{fallback} (download a checkpoint for full: svd-lab download svd)"
     else:
         advice["device"] = "mps" if facts["mps"] else "cpu"
         advice["dtype"] = "float32"
-        advice["decoding_t"] = "all frames at once (tiny profile)"
-        advice["profile"] = ("tiny (full-size SVD needs a CUDA GPU; on this CPU it would take hours)"
-                             if not has_ckpt else "tiny by default; --profile full --yes would take hours here")
+        advice["decoding_t"] = f"all frames at once ({fallback.split(' ')[0]} profile)"
+        advice["profile"] = (f"{fallback} (full-size SVD needs a CUDA GPU; on this CPU it would take hours)"
+                             if not has_ckpt else f"{fallback} by default; --profile full --yes would take hours here")
     return advice
+
+
+def _cpu_profile() -> str:
+    """What ``profile="auto"`` runs without a usable checkpoint (as :mod:`svd_lab.svd.profiles` decides)."""
+    from svd_lab.small.model import is_present
+
+    return "small (the small SVD trained by svd-lab)" if is_present() else "tiny (random weights)"
 
 
 def run_doctor(checkpoints_dir: Path | str | None = None, check_network: bool = True) -> DoctorReport:

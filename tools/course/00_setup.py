@@ -14,7 +14,7 @@
 # Each notebook has exercises: a task, a check that says "correct" or "not yet", and a collapsed solution.
 #
 # Every notebook is a thin driver over the `svd_lab` library: the code you read here calls tested functions
-# instead of re-implementing models. Each one runs top to bottom on a CPU (small "tiny"/"mini" models, seconds)
+# instead of re-implementing models. Each one runs top to bottom on a CPU (the "tiny" and "small" profiles, seconds)
 # and on a CUDA GPU with the real checkpoints (the "full" profile).
 #
 # Running on Huawei ModelArts CodeLab, or where GitHub and the Hugging Face hub are slow or blocked? The
@@ -62,7 +62,7 @@ display(report)
 #
 # - **profile**: `full` needs a CUDA GPU *and* a downloaded checkpoint. Without them the notebooks use the CPU
 #   profiles: `tiny` (SVD's real architecture shrunk to ~2.6 M parameters with *untrained* weights: the pipeline
-#   runs end to end in seconds, but its videos are structured noise, not pictures) and `mini` (SVD's same three
+#   runs end to end in seconds, but its videos are structured noise, not pictures) and `small` (SVD's same three
 #   network classes, sized for a CPU and *trained* by this project on camera pans over photos: the default of
 #   notebooks 03 and 04 on a CPU). Notebooks 01 and 02 use the mini world model (a small DiT on bouncing balls).
 # - **dtype**: float16 on a GPU halves memory; a CPU computes in float32.
@@ -174,7 +174,7 @@ exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated,
 #
 # - How to check a machine for the course (`svd-lab doctor`), and what each line of its advice means.
 # - Which SVD releases exist, how big they are, which one is gated, and how to download and verify one.
-# - The three profiles: `full` (the real checkpoints, a GPU), `mini` (trained small models, any CPU), `tiny`
+# - The three profiles: `full` (the real checkpoints, a GPU), `small` (the small SVD trained by svd-lab, any CPU), `tiny`
 #   (random weights, the tests).
 #
 # ## References

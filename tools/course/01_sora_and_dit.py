@@ -34,29 +34,21 @@ mini_dir = None       # None: the shipped weights in checkpoints/mini
 output_dir = None     # None: outputs/notebooks/01_sora_and_dit
 solutions = False     # True: the exercises' solutions are filled in
 # %%
-from pathlib import Path
 
 import IPython.display
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, exercises, paths
+from svd_lab import display, exercises
 from svd_lab.mini import data, flops, metrics
 from svd_lab.mini.dit import DiTBlock, patchify, unpatchify
-from svd_lab.mini.model import SamplingSettings, load_model
-from svd_lab.record import record, reproducible
+from svd_lab.mini.model import SamplingSettings, setup_notebook
+from svd_lab.record import record
 from svd_lab.sampling import edm
 
-if profile not in ("auto", "mini"):
-    raise ValueError(f"profile {profile!r}: this notebook runs the mini world model only (use 'auto' or 'mini')")
+model, out_dir, weights = setup_notebook("01_sora_and_dit", profile=profile, device=device, seed=seed,
+                                         mini_dir=mini_dir, output_dir=output_dir)
 resolved_profile = "mini"
-if device != "cpu":
-    raise ValueError("the mini world model runs on the CPU: set device = 'cpu'")
-reproducible(seed)
-out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "01_sora_and_dit"
-out_dir.mkdir(parents=True, exist_ok=True)
-weights = Path(mini_dir) if mini_dir else paths.shipped_checkpoints_dir() / "mini"
-model = load_model(weights)
 config = model.dit.config
 print(f"mini world model from {weights}: autoencoder {sum(p.numel() for p in model.autoencoder.parameters()):,} "
       f"and DiT {sum(p.numel() for p in model.dit.parameters()):,} parameters")

@@ -30,28 +30,21 @@ mini_dir = None         # None: the shipped weights in checkpoints/mini
 output_dir = None       # None: outputs/notebooks/02_latent_diffusion
 solutions = False       # True: the exercises' solutions are filled in
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, exercises, paths
+from svd_lab import display, exercises
 from svd_lab.mini import data
-from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, load_model
+from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, setup_notebook
 from svd_lab.pixels import psnr
-from svd_lab.record import record, reproducible
+from svd_lab.record import record
 from svd_lab.sampling import edm
 from svd_lab.svd import configs
 
-if profile not in ("auto", "mini"):
-    raise ValueError(f"profile {profile!r}: this notebook runs the mini world model only (use 'auto' or 'mini')")
+model, out_dir, _ = setup_notebook("02_latent_diffusion", profile=profile, device=device, seed=seed,
+                                   mini_dir=mini_dir, output_dir=output_dir)
 resolved_profile = "mini"
-if device != "cpu":
-    raise ValueError("the mini world model runs on the CPU: set device = 'cpu'")
-reproducible(seed)
-out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "02_latent_diffusion"
-out_dir.mkdir(parents=True, exist_ok=True)
-model = load_model(Path(mini_dir) if mini_dir else paths.shipped_checkpoints_dir() / "mini")
 frames_per_video = model.frames
 
 

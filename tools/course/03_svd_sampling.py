@@ -24,7 +24,8 @@
 # reference values on `full`. `solutions = True` fills in the exercises' answers.
 # %% tags=["parameters"]
 profile = "auto"          # "auto", "small", "tiny" or "full"
-version = "svd"           # svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder
+version = "auto"          # "auto": the best SVD checkpoint here that fits the GPU (svd_xt_1_1 > svd_xt > svd > the
+                          # image-decoder ones), svd's shape on a CPU; or svd, svd_xt, svd_xt_1_1, svd_image_decoder, ...
 device = "auto"           # "auto" (CUDA > MPS > CPU), "cpu", "cuda"
 seed = 23                 # Stability's default seed
 image = None              # None: assets/rocket.png (a public-domain SpaceX photo); or a path to your image
@@ -54,9 +55,10 @@ from svd_lab.svd.versions import VERSIONS, get_version
 from svd_lab.video import count_frames, save_numbered
 
 reproducible(seed)
-spec = get_version(version)
 pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
 resolved_profile = choice.profile
+version = pipe.components.version          # "auto" resolved (the profile line below says why)
+spec = get_version(version)
 defaults = pipe.resolve_params()           # the profile's defaults over the version's
 num_frames = num_frames or (4 if resolved_profile == "tiny" else defaults["num_frames"])
 num_steps = num_steps or (3 if resolved_profile == "tiny" else defaults["num_steps"])

@@ -13,7 +13,7 @@
 # ## Parameters
 # %% tags=["parameters"]
 profile = "auto"          # "auto", "small", "tiny" or "full": where the video comes from when video_path is None
-version = "svd"
+version = "auto"          # "auto": the best SVD checkpoint here that fits the GPU, svd's shape on a CPU (as in 03)
 device = "auto"
 seed = 23
 num_frames = None         # None: the model's own (small: the 8 it was trained for; svd: 14); tiny: 14
@@ -107,9 +107,14 @@ print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_fram
 # fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
 # second-to-last position instead of the last one.
 # %%
+import torch
+
 from svd_lab.mini import data as ball_data
 
-ball = ball_data.generate(1, seed=3, frames=14)
+# the fastest speed bucket: a ball that moves a few pixels a frame, so a missing position is visible
+ball = ball_data.generate(1, seed=3, frames=14, speed_bucket=torch.tensor([ball_data.NUM_SPEED_BUCKETS - 1]))
+ball_speed = float(ball.velocities[0, 0].norm())
+print(f"the ball moves {ball_speed:.2f} px per frame on a {ball.frames.shape[-1]} px picture")
 ball_frames = (ball.frames[0, :, 0, :, :, None].repeat(1, 1, 1, 3).numpy() * 255).round().astype("uint8")
 gif_ball = out_dir / "ball.sequence.gif"
 ball_clip = ImageSequenceClip(list(ball_frames), fps=7)

@@ -37,7 +37,8 @@ def register(sub) -> None:
                    help="comma-separated motion_bucket_ids (default: the version's, 127)")
     p.add_argument("--processes", type=int, default=None,
                    help="start N processes with accelerate launch (one per GPU; --cpu without CUDA)")
-    p.add_argument("--version", choices=list(VERSIONS), default=None)
+    p.add_argument("--version", choices=["auto", *VERSIONS], default="auto",
+                   help="SVD version (default auto: as `svd-lab sample`)")
     p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
                    help="as for svd-lab sample (mini: the old name of small)")
     p.add_argument("--checkpoint", metavar="PATH")

@@ -29,8 +29,10 @@ def register(sub) -> None:
                     "settings (svd: 14 frames, 25 steps; svd_xt: 25 frames, 30 steps; 576x1024).",
     )
     p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
-    p.add_argument("--version", choices=list(VERSIONS), default=None,
-                   help="SVD version (default: svd, or the version of --checkpoint)")
+    p.add_argument("--version", choices=["auto", *VERSIONS], default="auto",
+                   help="SVD version (default auto: the best SVD checkpoint present that fits this GPU, in the order "
+                        "svd_xt_1_1 > svd_xt > svd > image-decoder variants; the small model on a CPU; with "
+                        "--checkpoint, the checkpoint's own version)")
     p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
                    help="small: the small SVD trained by svd-lab (seconds on a CPU); tiny: random tiny networks "
                         "(the machinery only); full: real weights; auto: full when a checkpoint is available on a "
@@ -130,15 +132,16 @@ def run(args) -> int:
     try:
         device = svd_pipeline.resolve_device(args.device)
         svd_pipeline.resolve_dtype(args.dtype, device)
-        version = args.version or DEFAULT_VERSION
-        spec = get_version(version)
         _check_inputs(args)
         head_sizes = head_size_options(args, args.checkpoint)
-        choice = svd_profiles.choose_profile(args.profile, version, args.checkpoint, device)
+        choice = svd_profiles.choose_profile(args.profile, args.version, args.checkpoint, device)
+        version = choice.version
         if choice.checkpoint:
             # an SVD checkpoint (not just any safetensors file), before asking anyone to wait
-            held = check_checkpoint(choice.checkpoint, args.version, **head_sizes)
-            version = args.version or held
+            held = check_checkpoint(choice.checkpoint, version, **head_sizes)
+            version = version or held
+        version = version or DEFAULT_VERSION
+        spec = get_version(version)
         out = _check_output_folder(Path(args.out).expanduser() if args.out else outputs_dir() / version)
         if choice.profile == "full" and device.type == "cpu":
             _confirm_cpu_run(args, spec, device)
@@ -153,8 +156,9 @@ def run(args) -> int:
 
     # 2. load and sample
     try:
-        pipe, _ = svd_profiles.load_pipeline(version=args.version, profile=choice.profile, checkpoint=choice.checkpoint,
-                                             device=device, dtype=args.dtype, memory=args.memory,
+        pipe, _ = svd_profiles.load_pipeline(version=choice.version, profile=choice.profile,
+                                             checkpoint=choice.checkpoint, device=device, dtype=args.dtype,
+                                             memory=args.memory,
                                              progress=not args.no_progress, **head_sizes)
         generation = pipe.run(
             args.image, num_frames=args.frames, num_steps=args.steps, seed=args.seed, fps_id=args.fps_id,

@@ -202,3 +202,22 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
                 f"`svd-lab mini train --out DIR`") from None
         modules.append(module.eval())
     return MiniWorldModel(*modules, residual_scale=residual_scale).eval()
+
+
+def setup_notebook(notebook: str, *, profile: str = "auto", device: str = "cpu", seed: int = 23,
+                   mini_dir=None, output_dir=None) -> tuple[MiniWorldModel, Path, Path]:
+    """The set-up notebooks 01 and 02 share: check their parameters, seed everything, make the output folder
+    (``outputs/notebooks/<notebook>`` unless given) and load the world model (the shipped weights unless
+    ``mini_dir``). Returns (model, output folder, weights folder)."""
+    from svd_lab import paths
+    from svd_lab.record import reproducible
+
+    if profile not in ("auto", "mini"):
+        raise ValueError(f"profile {profile!r}: this notebook runs the mini world model only (use 'auto' or 'mini')")
+    if device != "cpu":
+        raise ValueError("the mini world model runs on the CPU: set device = 'cpu'")
+    reproducible(seed)
+    out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / notebook
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = Path(mini_dir) if mini_dir else paths.shipped_checkpoints_dir() / "mini"
+    return load_model(weights), out_dir, weights

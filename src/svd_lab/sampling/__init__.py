@@ -1,4 +1,6 @@
-"""Sampling: one EDM (Karras et al. 2022) sampler shared by Stable Video Diffusion and the mini world model."""
+"""Sampling: the EDM (Karras et al. 2022) samplers -- Euler, shared by Stable Video Diffusion and the mini world
+model, and Heun's second-order method beside it -- and flow matching (:mod:`svd_lab.sampling.flow`), the sampler of
+today's video DiTs."""
 
 from svd_lab.sampling.edm import (
     Denoiser,
@@ -10,6 +12,7 @@ from svd_lab.sampling.edm import (
     karras_sigmas,
     linear_guidance,
     sample,
+    sample_heun,
     v_scaling_preconditioning,
 )
 
@@ -23,5 +26,6 @@ __all__ = [
     "karras_sigmas",
     "linear_guidance",
     "sample",
+    "sample_heun",
     "v_scaling_preconditioning",
 ]

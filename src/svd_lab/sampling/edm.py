@@ -19,7 +19,8 @@ Sampling integrates the probability-flow ODE ``dx/dsigma = (x - D(x; sigma)) / s
     d_i     = (x_i - D(x_i; sigma_i)) / sigma_i
     x_{i+1} = x_i + d_i * (sigma_{i+1} - sigma_i)
 
-The last step (to sigma = 0) returns ``D(x; sigma_{N-1})`` up to rounding.
+The last step (to sigma = 0) returns ``D(x; sigma_{N-1})`` up to rounding. :func:`sample_heun` corrects each
+step with the slope at its end (second order: error ~ step size squared), at two network evaluations per step.
 
 Guidance (classifier-free, per frame, as SVD's ``LinearPredictionGuider``): the network runs once on the batch
 ``[unconditional, conditional]`` and the raw outputs are mixed per frame ``t`` with scale ``s_t``::
@@ -278,6 +279,46 @@ def _concat_conditions(uncond: Cond, cond: Cond) -> dict[str, Any]:
     return batched
 
 
+def _checked(noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    if noise.ndim != 5:
+        raise ValueError(f"noise must be shaped (B, T, C, H, W), got {tuple(noise.shape)}")
+    sigmas = torch.as_tensor(sigmas).detach().to("cpu", torch.float32)
+    if sigmas.ndim != 1 or sigmas.numel() < 2:
+        raise ValueError("sigmas must be a 1-d tensor of at least two noise levels (the last is usually 0)")
+    if bool((sigmas[1:] >= sigmas[:-1]).any()):
+        raise ValueError("sigmas must be strictly decreasing")
+    return sigmas
+
+
+def guided(denoiser: Denoiser, noise: torch.Tensor, cond: Cond, uncond_builder: Callable[[Cond], Cond] | None = None,
+           guidance: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(x, sigma) -> D(x; sigma)`` with per-frame classifier-free guidance mixed on the raw outputs (see
+    :func:`sample` for the rule); ``noise`` gives the frame count, device and dtype."""
+    use_guidance = guidance is not None and bool((torch.as_tensor(guidance) != 1.0).any())
+    if use_guidance:
+        if uncond_builder is None:
+            raise ValueError("guidance needs an uncond_builder (cond -> unconditional inputs)")
+        guidance = torch.as_tensor(guidance, dtype=torch.float32)
+        if guidance.shape != (noise.shape[1],):
+            raise ValueError(f"guidance must have one scale per frame: shape ({noise.shape[1]},), "
+                             f"got {tuple(guidance.shape)}")
+        # (T,) -> (1, T, 1, 1, 1): broadcast over batch, channels and pixels.
+        guidance = guidance.to(noise.device, noise.dtype).view(1, -1, 1, 1, 1)
+        network_cond = _concat_conditions(uncond_builder(cond), cond)
+    else:
+        network_cond = dict(cond)
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if use_guidance:
+            raw_uncond, raw_cond = denoiser.raw(torch.cat([x, x]), sigma, network_cond).chunk(2)
+            raw = raw_uncond + guidance * (raw_cond - raw_uncond)
+        else:
+            raw = denoiser.raw(x, sigma, network_cond)
+        return denoiser.combine(x, raw.to(x.dtype), sigma)
+
+    return denoise
+
+
 def sample(
     denoiser: Denoiser,
     noise: torch.Tensor,
@@ -312,40 +353,14 @@ def sample(
     Returns:
         The sample at sigma = 0, same shape and dtype as ``noise``.
     """
-    if noise.ndim != 5:
-        raise ValueError(f"noise must be shaped (B, T, C, H, W), got {tuple(noise.shape)}")
-    sigmas = torch.as_tensor(sigmas).detach().to("cpu", torch.float32)
-    if sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise ValueError("sigmas must be a 1-d tensor of at least two noise levels (the last is usually 0)")
-    if bool((sigmas[1:] >= sigmas[:-1]).any()):
-        raise ValueError("sigmas must be strictly decreasing")
-    guided = guidance is not None and bool((torch.as_tensor(guidance) != 1.0).any())
-    if guided:
-        if uncond_builder is None:
-            raise ValueError("guidance needs an uncond_builder (cond -> unconditional inputs)")
-        guidance = torch.as_tensor(guidance, dtype=torch.float32)
-        if guidance.shape != (noise.shape[1],):
-            raise ValueError(f"guidance must have one scale per frame: shape ({noise.shape[1]},), "
-                             f"got {tuple(guidance.shape)}")
-        # (T,) -> (1, T, 1, 1, 1): broadcast over batch, channels and pixels.
-        guidance = guidance.to(noise.device, noise.dtype).view(1, -1, 1, 1, 1)
-        network_cond = _concat_conditions(uncond_builder(cond), cond)
-    else:
-        network_cond = dict(cond)
-
+    sigmas = _checked(noise, sigmas)
+    denoise = guided(denoiser, noise, cond, uncond_builder, guidance)
     x = noise * denoiser.precondition.initial_noise_scale(sigmas[0]).to(noise.device)
     num_steps = sigmas.numel() - 1
-
     with torch.no_grad(), progress_bar(total=num_steps, desc="sampling", enabled=progress) as bar:
         for i in range(num_steps):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            if guided:
-                raw_both = denoiser.raw(torch.cat([x, x]), sigma, network_cond)
-                raw_uncond, raw_cond = raw_both.chunk(2)
-                raw = raw_uncond + guidance * (raw_cond - raw_uncond)
-            else:
-                raw = denoiser.raw(x, sigma, network_cond)
-            denoised = denoiser.combine(x, raw.to(x.dtype), sigma)
+            denoised = denoise(x, sigma)
             derivative = (x - denoised) / sigma
             x = x + derivative * (sigma_next - sigma)
             if callback is not None:
@@ -353,3 +368,46 @@ def sample(
             bar.update()
     return x
 
+
+def sample_heun(
+    denoiser: Denoiser,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    cond: Cond,
+    uncond_builder: Callable[[Cond], Cond] | None = None,
+    guidance: torch.Tensor | None = None,
+    callback: Callable[[SamplerStep], None] | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    r"""Heun's second-order EDM sampler (Karras et al. 2022, Algorithm 1, deterministic); arguments as :func:`sample`.
+
+    Each step takes the Euler step, evaluates the slope again where it landed, and redoes the step with the mean
+    of the two slopes (the last step, to sigma = 0, stays Euler: the slope there is undefined)::
+
+        d_i  = (x_i - D(x_i; sigma_i)) / sigma_i
+        x'   = x_i + d_i (sigma_{i+1} - sigma_i)
+        d'   = (x' - D(x'; sigma_{i+1})) / sigma_{i+1}
+        x_{i+1} = x_i + (d_i + d') / 2 * (sigma_{i+1} - sigma_i)
+
+    Two network evaluations per step (one on the last): the error falls with the square of the step size instead
+    of linearly, so it beats Euler at equal network evaluations once the steps are small enough.
+    """
+    sigmas = _checked(noise, sigmas)
+    denoise = guided(denoiser, noise, cond, uncond_builder, guidance)
+    x = noise * denoiser.precondition.initial_noise_scale(sigmas[0]).to(noise.device)
+    num_steps = sigmas.numel() - 1
+    with torch.no_grad(), progress_bar(total=num_steps, desc="sampling (Heun)", enabled=progress) as bar:
+        for i in range(num_steps):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            denoised = denoise(x, sigma)
+            derivative = (x - denoised) / sigma
+            euler = x + derivative * (sigma_next - sigma)
+            if sigma_next > 0:
+                corrected = (euler - denoise(euler, sigma_next)) / sigma_next
+                x = x + (derivative + corrected) / 2 * (sigma_next - sigma)
+            else:
+                x = euler
+            if callback is not None:
+                callback(SamplerStep(i, num_steps, float(sigma), float(sigma_next), x, denoised))
+            bar.update()
+    return x

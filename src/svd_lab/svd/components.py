@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from svd_lab.errors import InputError
 from svd_lab.svd.configs import CLIP_MEAN, CLIP_STD, PROFILES, image_encoder_config, unet_config, vae_config
 from svd_lab.svd.versions import DECODER_IMAGE, DECODER_TEMPORAL, DEFAULT_VERSION, get_version
 
@@ -244,7 +245,7 @@ def build_components(profile: str = "tiny", version: str = DEFAULT_VERSION, devi
     the caller's global random state is left untouched). Returns an ``SVDComponents``.
     """
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise InputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     spec = get_version(version)
     device = torch.device(device)
     if device.type == "meta":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
+from svd_lab.errors import InputError
 from svd_lab.svd.versions import DECODER_IMAGE, DEFAULT_VERSION, get_version
 
 #: tiny: random weights (CI's equivalence tests); small: the small SVD the project trains and ships
@@ -253,7 +254,7 @@ CONFIGS: dict[str, dict[str, Callable[..., dict]]] = {
 
 def _check_profile(profile: str) -> None:
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise InputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 
 
 def unet_config(profile: str, version: str = DEFAULT_VERSION) -> dict:

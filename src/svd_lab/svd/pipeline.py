@@ -76,14 +76,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda requested but no CUDA GPU is available to this torch build "
+        raise InputError("device cuda requested but no CUDA GPU is available to this torch build "
                          f"(torch {torch.__version__}); use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {dev} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise InputError(f"device {dev} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device mps requested but Apple MPS is not available here; use --device cpu or auto")
+        raise InputError("device mps requested but Apple MPS is not available here; use --device cpu or auto")
     return dev
 
 
@@ -111,12 +111,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return torch.float16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, str):
         if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
+            raise InputError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
         dtype = DTYPES[dtype]
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
+        raise InputError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
     if dtype == torch.float16 and device.type == "cpu" and not _REHEARSAL["float16"]:
-        raise ValueError("float16 on the CPU is very slow or unsupported; use float32 (or bfloat16)")
+        raise InputError("float16 on the CPU is very slow or unsupported; use float32 (or bfloat16)")
     return dtype
 
 
@@ -181,9 +181,9 @@ class SVDPipeline:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if memory not in MEMORY_MODES:
-            raise ValueError(f"unknown memory mode {memory!r}; use one of {', '.join(MEMORY_MODES)}")
+            raise InputError(f"unknown memory mode {memory!r}; use one of {', '.join(MEMORY_MODES)}")
         if memory == "offload" and self.device.type != "cuda" and not _REHEARSAL["offload"]:
-            raise ValueError("memory='offload' (model CPU offload) needs a CUDA device; on "
+            raise InputError("memory='offload' (model CPU offload) needs a CUDA device; on "
                              f"{self.device.type} everything already lives in one memory")
         self.memory = memory
         self.components = components.to(dtype=self.dtype).eval()
@@ -294,10 +294,10 @@ class SVDPipeline:
         for key in ("num_frames", "num_steps", "fps_id", "motion_bucket_id", "seed", "height", "width"):
             value = params[key]
             if isinstance(value, bool) or int(value) != value:
-                raise ValueError(f"{key} must be an integer, got {value!r}")
+                raise InputError(f"{key} must be an integer, got {value!r}")
             params[key] = int(value)
         if params["num_frames"] < 1 or params["num_steps"] < 1:
-            raise ValueError(f"num_frames and num_steps must be >= 1 (got {params['num_frames']}, "
+            raise InputError(f"num_frames and num_steps must be >= 1 (got {params['num_frames']}, "
                              f"{params['num_steps']})")
         for key in ("min_guidance", "max_guidance", "cond_aug"):
             value = params[key]
@@ -305,7 +305,7 @@ class SVDPipeline:
                 raise InputError(f"{key} must be a finite number, got {value!r}")
             params[key] = float(value)
         if given.get("decoding_t") is not None and int(given["decoding_t"]) < 1:
-            raise ValueError(f"decoding_t must be >= 1, got {given['decoding_t']}")
+            raise InputError(f"decoding_t must be >= 1, got {given['decoding_t']}")
         check_size(params["width"], params["height"])
         # values outside the trained ranges are warned about (and recorded), not refused: they are experiments
         params["warnings"] = check_micro_conditioning(params["fps_id"], params["motion_bucket_id"], params["cond_aug"])

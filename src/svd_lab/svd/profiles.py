@@ -7,6 +7,10 @@
 - ``auto``: an explicit checkpoint -> full; a usable local checkpoint on a GPU -> full; otherwise small when its
   weights are present, else tiny. Full-size SVD on a CPU takes hours: ask for it with ``profile="full"``.
 
+The version may be ``"auto"`` (or None, the same): among the SVD checkpoints present here, the first in
+:data:`AUTO_VERSIONS` that the memory planner expects to fit on this GPU (a user who downloaded only ``svd_xt``
+gets ``svd_xt``); the small or tiny model (svd's shape) when none is usable here. An explicit version always wins.
+
 The old name of the small profile, ``mini`` (which also named the bouncing-ball world model), still works for now
 and prints a one-line notice.
 """
@@ -22,6 +26,11 @@ from svd_lab.errors import InputError
 from svd_lab.svd.configs import PROFILES
 from svd_lab.svd.pipeline import SVDPipeline, resolve_device, resolve_dtype
 from svd_lab.svd.versions import DECODER_TEMPORAL, DEFAULT_VERSION, get_version
+
+#: ``version="auto"`` prefers present checkpoints in this order: the newest fine-tune first; the per-frame image
+#: decoders last (they flicker more, and exist only as sgm single files)
+AUTO_VERSIONS = ("svd_xt_1_1", "svd_xt", "svd", "svd_xt_image_decoder", "svd_image_decoder")
+AUTO = "auto"
 
 #: old profile names -> current ones (each still accepted, with a notice)
 PROFILE_ALIASES = {"mini": "small"}
@@ -43,6 +52,8 @@ class ProfileChoice:
     profile: str
     reason: str
     checkpoint: str | None = None
+    #: the SVD version to build or load; None only with an explicit checkpoint and no version (its files say)
+    version: str | None = None
 
 
 def _small_present() -> bool:
@@ -75,11 +86,84 @@ def _missing_checkpoint_message(version: str) -> str:
             "(a diffusers folder or an sgm .safetensors file)")
 
 
-def choose_profile(profile: str, version: str, checkpoint: str | None, device: torch.device) -> ProfileChoice:
-    """Decide tiny, small or full (see the module docstring); an :class:`~svd_lab.errors.InputError` says why not."""
+def _free_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA device; None elsewhere (and where CUDA is absent: a device named in a test)."""
+    from svd_lab.svd.pipeline import free_vram
+
+    return free_vram(device) if device.type == "cuda" and torch.cuda.is_available() else None
+
+
+def _fits(version: str, device: torch.device) -> tuple[bool, str]:
+    """Whether the memory planner expects ``version`` to sample on ``device`` (with offload and chunking if need
+    be), and the free memory it judged by ('' off CUDA, where nothing is planned)."""
+    from svd_lab.memory import GIB, sampling_fits
+
+    free = _free_memory(device)
+    if free is None:
+        return True, ""
+    spec = get_version(version)
+    return sampling_fits(free, spec.num_frames, spec.height, spec.width, offload=True, forward_chunking=True), \
+        f"{free / GIB:.1f} GiB free"
+
+
+def _choose_auto_version(profile: str, device: torch.device) -> ProfileChoice:
+    """``version="auto"`` (see the module docstring): the first usable present checkpoint, else the CPU model."""
+    order = " > ".join(AUTO_VERSIONS)
+    if profile in ("tiny", "small"):
+        choice = choose_profile(profile, DEFAULT_VERSION, None, device)
+        choice.reason += f"; version auto -> {DEFAULT_VERSION} (the {profile} model has svd's shape)"
+        return choice
+    present = {v: path for v in AUTO_VERSIONS if (path := _find_local(v)) is not None}
+    if profile == "full" or device.type != "cpu":
+        judged = ""
+        for version, path in present.items():
+            fits, judged = _fits(version, device)
+            if fits:
+                where = f", fits {judged}" if judged else ""
+                return ProfileChoice("full", f"version auto -> {version} (the first of {order} present here{where}); "
+                                             f"local checkpoint {path}", path, version)
+        if profile == "full":
+            if not present:
+                raise InputError(f"{_missing_checkpoint_message(DEFAULT_VERSION)} (version auto looked for "
+                                 f"{', '.join(AUTO_VERSIONS)})")
+            version, path = next(iter(present.items()))
+            return ProfileChoice("full", f"version auto -> {version}, although none present is expected to fit "
+                                         f"({judged}); local checkpoint {path}", path, version)
+    choice = choose_profile(profile, DEFAULT_VERSION, None, device) if not present else None
+    fallback = "small" if _small_present() else "tiny"
+    what = "the small SVD trained by svd-lab" if fallback == "small" else "random weights"
+    if choice is not None:
+        choice.reason = (f"no local SVD checkpoint ({', '.join(AUTO_VERSIONS)}): running the {fallback} profile "
+                         f"({what}); `svd-lab download svd_xt` (or svd) for the real model")
+        return choice
+    names = ", ".join(present)
+    if device.type == "cpu":
+        reason = (f"{names} found, but this is a CPU: running the {fallback} profile ({what}; full size takes hours "
+                  "here; ask for it with --profile full --yes)")
+    else:
+        reason = (f"{names} found, but none is expected to fit ({judged}): running the {fallback} profile ({what}); "
+                  "free GPU memory, or ask for one with --version and --profile full")
+    return ProfileChoice(fallback, reason, None, DEFAULT_VERSION)
+
+
+def choose_profile(profile: str, version: str | None, checkpoint: str | None, device: torch.device) -> ProfileChoice:
+    """Decide tiny, small or full, and the version (see the module docstring); an
+    :class:`~svd_lab.errors.InputError` says why not."""
     profile = canonical_profile(profile)
     if profile not in ("auto", *PROFILES):
         raise InputError(f"unknown profile {profile!r}; use auto, {', '.join(PROFILES)}")
+    if version in (None, AUTO):
+        if checkpoint is None:
+            return _choose_auto_version(profile, device)
+        version = None
+    else:
+        get_version(version)
+    choice = _choose_profile(profile, version or DEFAULT_VERSION, checkpoint, device)
+    choice.version = version if checkpoint is not None and choice.profile == "full" else version or DEFAULT_VERSION
+    return choice
+
+
+def _choose_profile(profile: str, version: str, checkpoint: str | None, device: torch.device) -> ProfileChoice:
     if profile in ("tiny", "small"):
         if checkpoint:
             raise InputError(f"profile {profile} uses the course's own small weights: drop --checkpoint, or use "
@@ -115,20 +199,18 @@ def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint:
                   clip_head_width: int | None = None) -> tuple[SVDPipeline, ProfileChoice]:
     """Build the pipeline for a version and profile (see :func:`choose_profile`); returns it with the choice made.
 
-    ``version`` None means 'svd', or with a checkpoint the version the checkpoint holds (an explicit version labels
-    a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt). ``unet_head_channels`` /
-    ``clip_head_width``: attention head sizes of an sgm checkpoint file (see
+    ``version`` None or "auto": see the module docstring; with a checkpoint, the version the checkpoint holds (an
+    explicit version labels a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt).
+    ``unet_head_channels`` / ``clip_head_width``: attention head sizes of an sgm checkpoint file (see
     :func:`svd_lab.svd.loading.load_checkpoint`).
     """
     from svd_lab.svd.components import build_components
     from svd_lab.svd.loading import load_checkpoint
 
-    requested_version = version
-    version = version or DEFAULT_VERSION
-    get_version(version)
     dev = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, dev)
     choice = choose_profile(profile, version, checkpoint, dev)
+    version = choice.version or DEFAULT_VERSION
     if choice.profile == "tiny":
         components = build_components("tiny", version, seed=seed)
     elif choice.profile == "small":
@@ -138,7 +220,7 @@ def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint:
     else:
         # Load on the CPU in the target dtype; the pipeline places the networks (offload may keep them there).
         components = load_checkpoint(choice.checkpoint, dtype=resolved_dtype, device="cpu",
-                                     version=version if checkpoint is None else requested_version,
+                                     version=choice.version,
                                      progress=progress, unet_head_channels=unet_head_channels,
                                      clip_head_width=clip_head_width)
     return SVDPipeline(components, device=dev, dtype=resolved_dtype, memory=memory), choice

@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 
-from svd_lab.errors import UnknownNameError
+from svd_lab.errors import InputError, UnknownNameError
 
 DECODER_TEMPORAL = "temporal"
 DECODER_IMAGE = "image"
@@ -139,7 +139,7 @@ def check_micro_conditioning(fps_id: int, motion_bucket_id: int, cond_aug: float
     Returns the warning texts (also issued with ``warnings.warn``). Negative values are errors.
     """
     if fps_id < 0 or motion_bucket_id < 0 or cond_aug < 0:
-        raise ValueError(
+        raise InputError(
             f"fps_id, motion_bucket_id and cond_aug must be >= 0 (got {fps_id}, {motion_bucket_id}, {cond_aug})"
         )
     messages = []
