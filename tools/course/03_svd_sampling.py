@@ -263,6 +263,52 @@ display.show_video(video, caption=f"{version}, {resolved_profile} profile, seed 
 # %%
 display.frame_grid(video, title=f"the {video.num_frames} frames ({resolved_profile} profile)")
 # %% [markdown]
+# ### 2.10 Inside the UNet: an image UNet with temporal layers in between
+#
+# SVD's UNet is Stable Diffusion 2.1's image UNet, which it was initialised from, with temporal layers added:
+# after every spatial ResNet block a temporal one (a 3-D convolution over neighbouring frames); after every spatial
+# transformer (self-attention within a frame, cross-attention to the CLIP embedding) a temporal transformer
+# (attention across all frames at each latent pixel, with a frame-position embedding); and after each pair a learned
+# blend, `out = alpha * spatial + (1 - alpha) * temporal`. SVD was trained in three stages (Blattmann et al. 2023):
+# image pretraining (the SD 2.1 weights), video pretraining on a curated set of short clips at low resolution
+# (filtered for motion, text and aesthetics), and fine-tuning on fewer, high-quality clips at 576x1024. The
+# parameters of the full-size UNet by kind of layer, counted on the `meta` device (shapes only, no memory):
+# %%
+from svd_lab.svd import anatomy
+from svd_lab.svd.components import build_components
+
+full_unet = build_components("full", version, device="meta").unet
+groups = anatomy.parameter_groups(full_unet)
+total = sum(groups.values())
+for kind, count in groups.items():
+    print(f"{kind:<58}{count / 1e6:>9.1f} M  {count / total:>6.1%}")
+temporal_share = (groups["temporal ResNet (3-D conv over frames)"]
+                  + groups["temporal attention (across frames)"]) / total
+print(f"{'total':<58}{total / 1e6:>9.1f} M; the temporal layers are {temporal_share:.0%} of it")
+# %% [markdown]
+# One temporal transformer block of the model loaded here: attention whose tokens are the frames at one latent pixel.
+# %%
+name, block = next((n, m) for n, m in comps.unet.named_modules() if n.endswith("temporal_transformer_blocks.0"))
+print(name)
+print(block)
+# %% [markdown]
+# Which layers mix frames? Change frame 0 at the input of each layer (with the inputs it saw in one UNet call) and
+# measure how much the *other* frames' outputs move, relative to frame 0's own change. A layer that works frame by
+# frame leaves them exactly as they were.
+# %%
+unet_dtype = next(comps.unet.parameters()).dtype
+unet_input = torch.cat([x, cond["concat"]], dim=2).to(pipe.device, unet_dtype)    # (1, T, 8, h, w)
+unet_cond = {"timestep": edm.v_scaling_preconditioning.noise_level(sigmas[0]).to(pipe.device),
+             "encoder_hidden_states": cond["crossattn"].to(unet_dtype),
+             "added_time_ids": cond["vector"].to(unet_dtype)}
+mixing = anatomy.frame_mixing(comps.unet, unet_input, unet_cond)
+by_kind = {}
+for row in mixing:
+    by_kind.setdefault(row.kind, []).append(row.leak)
+for kind, leaks in by_kind.items():
+    verdict = "mixes frames" if max(leaks) > 1e-6 else "frame by frame"
+    print(f"{kind:<58}{len(leaks):>3} layers  other frames move {max(leaks):.1e} x  -> {verdict}")
+# %% [markdown]
 # ### Exercise 1 · Guidance by hand
 #
 # At the first step the loop kept `first_step["raw_uncond"]` and `first_step["raw_cond"]`, the UNet's two
