@@ -203,6 +203,18 @@ def test_heun_follows_its_formula_and_converges_at_second_order():
     assert error(heun_gain, 5) > error(euler_gain, 5)                  # too few steps: the correction misleads
 
 
+def test_a_known_denoiser_runs_through_both_samplers():
+    """KnownDenoiser(D) is sampled exactly as the same D written as a raw network with its preconditioning."""
+    sd = 0.5
+    known = edm.KnownDenoiser(lambda x, sigma: x * sd**2 / (sd**2 + sigma.to(x.dtype) ** 2))
+    noise = torch.randn(8, 1, 1, 2, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    sigmas = edm.karras_sigmas(10, 0.002, 80.0)
+    for sampler in (edm.sample, edm.sample_heun):
+        torch.testing.assert_close(sampler(known, noise, sigmas, {}, progress=False),
+                                   sampler(_gaussian_denoiser(sd), noise, sigmas, {}, progress=False),
+                                   rtol=1e-6, atol=1e-9)
+
+
 def test_heun_guides_and_calls_back_as_euler_does():
     calls, steps = [], []
 

@@ -5,6 +5,7 @@ today's video DiTs."""
 from svd_lab.sampling.edm import (
     Denoiser,
     EDMPreconditioning,
+    KnownDenoiser,
     Preconditioning,
     SamplerStep,
     VScalingPreconditioning,
@@ -19,6 +20,7 @@ from svd_lab.sampling.edm import (
 __all__ = [
     "Denoiser",
     "EDMPreconditioning",
+    "KnownDenoiser",
     "Preconditioning",
     "SamplerStep",
     "VScalingPreconditioning",

@@ -249,6 +249,22 @@ class Denoiser:
         return self.combine(x, self.raw(x, sigma, cond), sigma)
 
 
+class KnownDenoiser(Denoiser):
+    """A :class:`Denoiser` whose ``D(x; sigma)`` is known in closed form (the ideal denoiser of toy data), so the
+    samplers run on it unchanged: its raw output is ``(D - c_skip x) / c_out``, which ``combine`` turns back into
+    ``D`` (up to rounding). ``denoise(x, sigma)``: x shaped like the sampler state, sigma a 0-d tensor."""
+
+    def __init__(self, denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 precondition: Preconditioning | None = None):
+        super().__init__(network=None, precondition=precondition or edm_preconditioning())
+        self.denoise = denoise
+
+    def raw(self, x: torch.Tensor, sigma: torch.Tensor, cond: Cond) -> torch.Tensor:
+        sigma = _as_sigma(sigma)
+        c_skip, c_out, _, _ = self.precondition(sigma)
+        return (self.denoise(x, sigma) - c_skip * x) / c_out
+
+
 # --------------------------------------------------------------------------------------------- sampler
 @dataclass
 class SamplerStep:
