@@ -496,10 +496,13 @@ live_rows = {name: metrics.score_videos(v, reference.frames[:, 0], reference.spe
              for name, v in compared_videos.items()}
 print(metrics.format_table(live_rows))
 # %% [markdown]
-# Read the three rows. The **untrained** DiT scores like the static copy: adaLN-Zero makes a fresh network output
-# zero, so it predicts "no change from the first frame" -- the ball is perfectly present and never moves (speed r
-# near 0, nothing in bucket). After a minute of training the ball starts to move, roughly at the requested speed,
-# but often fades or blurs; 16,000 steps make it sharp and physical. Try `live_steps = 1000` (about 3 minutes).
+# Read the three rows. The **untrained** DiT scores like the static copy. Its last layer starts at zero
+# (adaLN-Zero), so its output F is 0 and the denoiser reduces to `D = c_skip(sigma) x`: it predicts nothing, it
+# only shrinks its own noisy input, and the sampler ends on a scaled-down remnant of the starting noise around the
+# conditioning -- not on a prediction of "no change". The ball stays where the first frame put it (speed r near 0,
+# nothing in bucket). After a minute of training the ball starts to move, roughly at the requested speed, but
+# often fades or blurs; 16,000 steps make it sharp and physical. Try `live_steps = 1000` (about 3 minutes on an
+# idle 2-core CPU, longer while other work runs).
 #
 # ## What you learned
 #

@@ -279,7 +279,8 @@ print("the mini model diffuses:", f"(latent - first-frame latent) x {model.resid
 print(f"sigma {mini_sigmas[0]:.1f} -> {mini_sigmas[1]:.2f}: largest difference hand vs library = {step_difference:.2e}")
 # %% [markdown]
 # Now the whole run, keeping every step's state $x_i$ and the model's current guess of the clean video
-# $D(x_i;\sigma_i)$. Early guesses are blurry averages; the ball sharpens as $\sigma$ falls.
+# $D(x_i;\sigma_i)$. At the first steps the guess is close to the data's average -- nearly empty, dark frames (the
+# ball is small, the background black); the ball appears and sharpens as $\sigma$ falls.
 # %%
 steps = []
 video = model.generate(first_frame, bucket, seed=seed, settings=settings, callback=steps.append)   # (1, T, 1, 32, 32)
@@ -374,9 +375,10 @@ print(f"\nsmallest speed error at guidance {best_scale:g}; the unconditional mod
 # %% [markdown]
 # Read the table: with guidance 0 (the unconditional model) the speed follows nothing, its correlation with the
 # bucket is near 0; at 1 the model's own conditioning already tracks the bucket; a moderate scale sharpens it
-# further, and beyond it the error grows again as the ball overshoots the requested speed -- too much guidance
-# exaggerates the condition. (With SVD, too much guidance shows as over-saturated, flickering frames.) This is why
-# the scale is a knob with a sweet spot, and why SVD keeps it modest and ramps it over the frames.
+# further. Beyond that, on these 16 videos, the differences between the larger scales are within what another seed
+# changes: this table cannot say whether more guidance helps or hurts here. (With SVD, too much guidance shows as
+# over-saturated, flickering frames.) That is why the scale is a knob to measure rather than to max out, and why
+# SVD keeps it modest and ramps it over the frames.
 #
 # ## What you learned
 #
