@@ -197,10 +197,18 @@ my_noisy = None   # your answer: a tensor shaped like data_points
 if solutions:
     my_noisy = data_points + 2.0 * torch.randn(data_points.shape, generator=toy_gen)
 # %%
-exercises.check("noise_it", my_noisy,
-                lambda a: a.shape == data_points.shape and abs(float(a.std()) - float((data_points.var() + 4) ** 0.5)) < 0.1
-                and not torch.equal(a, data_points),
-                hint="x = x0 + sigma * n with n = torch.randn(...) of the same shape")
+def _is_noised_data(a: torch.Tensor) -> bool:
+    """x = x0 + 2 n: what was added to each data point is noise of std 2, mean 0, independent of the point (a
+    fresh sample of the right spread, or the data scaled up, does not pass)."""
+    if a.shape != data_points.shape:
+        return False
+    added = a - data_points
+    correlation = float(torch.corrcoef(torch.stack([added, data_points]))[0, 1])
+    return abs(float(added.std()) - 2.0) < 0.1 and abs(float(added.mean())) < 0.15 and abs(correlation) < 0.1
+
+
+exercises.check("noise_it", my_noisy, _is_noised_data,
+                hint="x = x0 + sigma * n with n = torch.randn(...) of the same shape (add it to data_points)")
 # %% [markdown]
 # SVD and the mini world model below are exactly this, with a network for `D`, videos for `x`, and an image and
 # a speed as the condition.
