@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svd_lab import notebook_runs
 from svd_lab.atomic import write_text_atomic
 from svd_lab.errors import CourseError
-from svd_lab.notebook_runs import NotebookRun, baselines_dir, format_table
+from svd_lab.notebook_runs import NotebookRun, format_table
 from svd_lab.record import parse_tolerance
 
 #: profiles whose runs have baselines (the CPU ones: the same on every CPU of a kind): SVD's tiny and small
@@ -110,7 +111,8 @@ def compare_records(notebook: str, records: dict, baseline: dict) -> list[Compar
 
 
 def baseline_path(notebook: str, folder: Path | None = None) -> Path:
-    return (folder or baselines_dir()) / f"{Path(notebook).stem}.json"
+    # notebook_runs.baselines_dir looked up at call time: one place decides (and tests can move it)
+    return (folder or notebook_runs.baselines_dir()) / f"{Path(notebook).stem}.json"
 
 
 def load_baseline(notebook: str, folder: Path | None = None) -> dict | None:
