@@ -40,6 +40,7 @@ QUICK = {
     "02_latent_diffusion.ipynb": {"max_guidance": 2.5},
     "03_svd_sampling.ipynb": {"num_steps": 8},
     "04_gif_display.ipynb": {"num_steps": 8},
+    "05_finetune.ipynb": {"steps": 16},
 }
 
 

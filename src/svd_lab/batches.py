@@ -330,11 +330,13 @@ def process_state():
 
 def run_batch(jobs: list[Job], out: str | os.PathLike, *, version: str | None = None, profile: str = "auto",
               checkpoint: str | None = None, device: str | None = None, dtype: str | None = None,
-              memory: str = "auto", progress: bool = True, pipe=None, log=print) -> BatchResult:
+              memory: str = "auto", progress: bool = True, pipe=None, log=print, lora: str | None = None,
+              lora_scale: float = 1.0) -> BatchResult:
     """Run the pending ``jobs`` into ``out`` (see the module docstring); returns every job's final state.
 
     ``device`` None: the process's accelerate device (``cuda:<local rank>`` on GPUs, else the CPU). ``pipe``: an
-    already loaded :class:`SVDPipeline` to use instead of loading one (a notebook).
+    already loaded :class:`SVDPipeline` to use instead of loading one (a notebook). ``lora``: an adapter file
+    applied at ``lora_scale`` (the adapter's hash and scale are part of every job's identity).
     """
     from svd_lab.progress import progress_bar
 
@@ -348,7 +350,7 @@ def run_batch(jobs: list[Job], out: str | os.PathLike, *, version: str | None = 
 
         pipe, choice = load_pipeline(version, profile=profile, checkpoint=checkpoint,
                                      device=device or ("cpu" if state.device.type == "cpu" else str(state.device)),
-                                     dtype=dtype, memory=memory, progress=False)
+                                     dtype=dtype, memory=memory, progress=False, lora=lora, lora_scale=lora_scale)
         reason = f"; profile {choice.profile} ({choice.reason})"
     else:
         reason = f"; profile {pipe.components.profile} (the pipeline given)"

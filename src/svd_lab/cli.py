@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "svd_lab.commands.small",
     "svd_lab.commands.sample",
     "svd_lab.commands.batch",
+    "svd_lab.commands.finetune",
 ]
 
 

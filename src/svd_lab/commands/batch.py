@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
                    help="as for svd-lab sample (mini: the old name of small)")
     p.add_argument("--checkpoint", metavar="PATH")
+    p.add_argument("--lora", metavar="FILE", help="a LoRA adapter from `svd-lab finetune --mode lora`")
+    p.add_argument("--lora-scale", type=finite_float, default=1.0, help="adapter strength (default 1)")
     p.add_argument("--frames", type=int, dest="num_frames")
     p.add_argument("--steps", type=int, dest="num_steps")
     p.add_argument("--fps-id", type=int)
@@ -105,7 +107,8 @@ def run(args) -> int:
         return _launch(args, sys.argv[sys.argv.index("batch"):])
     jobs = _jobs(args)
     result = run_batch(jobs, args.out, version=args.version, profile=args.profile, checkpoint=args.checkpoint,
-                       device=args.device, dtype=args.dtype, memory=args.memory, progress=not args.no_progress)
+                       device=args.device, dtype=args.dtype, memory=args.memory, progress=not args.no_progress,
+                       lora=args.lora, lora_scale=args.lora_scale)
     from svd_lab.batches import process_state
 
     if process_state().is_main_process:

@@ -24,7 +24,7 @@ def register(sub) -> None:
     ):
         r = cs.add_parser(name, help=helptext)
         r.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
-                       help="only these (file name, stem or number such as 02); default: all five")
+                       help="only these (file name, stem or number such as 02); default: all of them")
         r.add_argument("--output", metavar="DIR", help="output folder (default: outputs/course)")
         r.add_argument("--profile", help="profile parameter for every notebook (default: each notebook's 'auto')")
         r.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",

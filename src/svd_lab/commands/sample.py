@@ -40,6 +40,10 @@ def register(sub) -> None:
                         "of small)")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="a diffusers folder or an sgm .safetensors file (default: found in checkpoints/)")
+    p.add_argument("--lora", metavar="FILE", help="a LoRA adapter from `svd-lab finetune --mode lora` (its "
+                                                  "lora.safetensors), applied to the model's UNet")
+    p.add_argument("--lora-scale", type=finite_float, default=1.0,
+                   help="strength of the adapter: 1 as trained, 0 the base model (default 1)")
     p.add_argument("--frames", type=int, help="number of frames (version default)")
     p.add_argument("--steps", type=int, help="denoising steps (version default)")
     p.add_argument("--seed", type=int, help="random seed (default 23)")
@@ -133,6 +137,10 @@ def run(args) -> int:
         device = svd_pipeline.resolve_device(args.device)
         svd_pipeline.resolve_dtype(args.dtype, device)
         _check_inputs(args)
+        if args.lora is not None:
+            from svd_lab.finetune.lora import read_adapter
+
+            read_adapter(args.lora)        # readable and ours, before any weights are loaded
         head_sizes = head_size_options(args, args.checkpoint)
         choice = svd_profiles.choose_profile(args.profile, args.version, args.checkpoint, device)
         version = choice.version
@@ -158,7 +166,7 @@ def run(args) -> int:
     try:
         pipe, _ = svd_profiles.load_pipeline(version=choice.version, profile=choice.profile,
                                              checkpoint=choice.checkpoint, device=device, dtype=args.dtype,
-                                             memory=args.memory,
+                                             memory=args.memory, lora=args.lora, lora_scale=args.lora_scale,
                                              progress=not args.no_progress, **head_sizes)
         generation = pipe.run(
             args.image, num_frames=args.frames, num_steps=args.steps, seed=args.seed, fps_id=args.fps_id,

@@ -258,7 +258,8 @@ def generate(batch: int, seed: int, frames: int = FRAMES, size: int = SIZE, held
     if batch < 1 or frames < 1:
         raise ValueError(f"batch and frames must be >= 1, got {batch} and {frames}")
     generator = torch.Generator().manual_seed(int(seed))
-    names = usable_photos(held_out, size)
+    # only-leaves clips need no photos (and no scikit-image: the fine-tuning lesson runs without the train extra)
+    names = [] if leaves is not None and leaves_share >= 1.0 else usable_photos(held_out, size)
     out, buckets, fpss, augs, steps, used, scales = [], [], [], [], [], [], []
     for _ in range(batch):
         bucket = int(torch.randint(256, (1,), generator=generator)) if motion_bucket_id is None else motion_bucket_id

@@ -294,23 +294,33 @@ def _batch(pool: LatentPool, generator: torch.Generator, batch: int, frames: int
 
 
 def svd_loss(components: SVDComponents, z0: torch.Tensor, first: torch.Tensor, fps_id: torch.Tensor,
-             motion_bucket_id: torch.Tensor, settings: TrainSettings, generator: torch.Generator) -> torch.Tensor:
-    """SVD's training loss for one batch (see the module docstring). ``z0`` scaled latents (B, T, C, h, w)."""
+             motion_bucket_id: torch.Tensor, settings, generator: torch.Generator, autocast=None) -> torch.Tensor:
+    """SVD's training loss for one batch (see the module docstring). ``z0`` scaled latents (B, T, C, h, w).
+
+    ``settings`` gives ``p_mean``, ``p_std``, ``drop`` (and ``bf16`` when ``autocast`` is None). The random numbers
+    are drawn on the CPU from ``generator`` and moved to the batch's device, so a run repeats exactly on any device;
+    ``autocast``: a context manager for the UNet call (mixed precision; default bf16 autocast when asked for).
+    """
     b, t = z0.shape[:2]
-    cond_aug = torch.exp(data.COND_AUG_LOG_MEAN + data.COND_AUG_LOG_STD * torch.randn(b, generator=generator))
+    device = z0.device
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator).to(device)
+
+    cond_aug = torch.exp(data.COND_AUG_LOG_MEAN + data.COND_AUG_LOG_STD * randn(b))
     with torch.no_grad():
         crossattn = components.image_encoder(components.clip_preprocessing(first)).image_embeds.unsqueeze(1)
-        noisy_first = first * 2 - 1 + cond_aug.view(b, 1, 1, 1) * torch.randn(first.shape, generator=generator)
+        noisy_first = first * 2 - 1 + cond_aug.view(b, 1, 1, 1) * randn(*first.shape)
         concat = components.vae.encode(noisy_first).latent_dist.mode()                  # unscaled, as SVD
-        keep = (torch.rand(b, generator=generator) >= settings.drop).float()
+        keep = (torch.rand(b, generator=generator).to(device) >= settings.drop).float()
         crossattn = crossattn * keep.view(b, 1, 1)
         concat = (concat * keep.view(b, 1, 1, 1)).unsqueeze(1).expand(-1, t, -1, -1, -1)
-    ids = torch.stack([fps_id.float(), motion_bucket_id.float(), cond_aug], dim=1)
-    sigma = torch.exp(settings.p_mean + settings.p_std * torch.randn(b, generator=generator))
-    x = z0 + sigma.view(b, 1, 1, 1, 1) * torch.randn(z0.shape, generator=generator)
+    ids = torch.stack([fps_id.float().to(device), motion_bucket_id.float().to(device), cond_aug], dim=1)
+    sigma = torch.exp(settings.p_mean + settings.p_std * randn(b))
+    x = z0 + sigma.view(b, 1, 1, 1, 1) * randn(*z0.shape)
     c_skip, c_out, c_in, c_noise = v_scaling_preconditioning(sigma.view(b, 1, 1, 1, 1))
     target = (z0 - c_skip * x) / c_out
-    with bf16_autocast(settings.bf16):
+    with autocast if autocast is not None else bf16_autocast(getattr(settings, "bf16", False)):
         raw = components.unet(torch.cat([c_in * x, concat], dim=2), c_noise.view(b),
                               encoder_hidden_states=crossattn, added_time_ids=ids).sample
     return ((raw.float() - target) ** 2).mean()

@@ -128,6 +128,8 @@ class SVDComponents:
         fingerprint: what identifies the weights: 'random <profile> <version> seed N', or a hash of the weight
             files' names, sizes and modification times (:func:`svd_lab.svd.loading.files_fingerprint`). Batch jobs
             include it in their identity, so videos of other weights are never taken for this model's.
+        trained_size: (height, width) a fine-tuned full-size model was trained at (its record says so): the
+            sampling default instead of the version's 576x1024. None: the version's (or the small profile's own).
     """
 
     unet: torch.nn.Module
@@ -139,6 +141,7 @@ class SVDComponents:
     source: str = ""
     clip_preprocessing: ClipImagePreprocessing = field(default_factory=ClipImagePreprocessing)
     fingerprint: str = ""
+    trained_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.decoder not in (DECODER_TEMPORAL, DECODER_IMAGE):

@@ -142,6 +142,7 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
         source=f"{folder} (diffusers{', ' + variant if variant else ''})",
         clip_preprocessing=_clip_preprocessing(folder),
         fingerprint=files_fingerprint(sorted(folder.rglob("*.safetensors"))),
+        trained_size=_recorded_size(folder),
     )
     components.to(device=device, dtype=dtype)
     for module in components.modules().values():
@@ -158,6 +159,17 @@ def _recorded_profile(folder: Path) -> str | None:
         return "small" if json.loads(path.read_text()).get("model") == "small" else None
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _recorded_size(folder: Path) -> tuple[int, int] | None:
+    """(height, width) a fine-tuned folder was trained at (``svd-lab finetune`` records it), else None."""
+    try:
+        size = json.loads((folder / "svd_lab_version.json").read_text()).get("trained_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return int(size[0]), int(size[1])
+    return None
 
 
 def profile_of_unet_config(config: dict) -> str:

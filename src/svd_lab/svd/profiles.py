@@ -17,8 +17,10 @@ and prints a one-line notice.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -196,13 +198,15 @@ def _choose_profile(profile: str, version: str, checkpoint: str | None, device: 
 def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint: str | None = None,
                   device: str | torch.device = "auto", dtype: str | torch.dtype | None = None, memory: str = "auto",
                   seed: int = 0, progress: bool = True, unet_head_channels: int | None = None,
-                  clip_head_width: int | None = None) -> tuple[SVDPipeline, ProfileChoice]:
+                  clip_head_width: int | None = None, lora: str | os.PathLike | None = None,
+                  lora_scale: float = 1.0) -> tuple[SVDPipeline, ProfileChoice]:
     """Build the pipeline for a version and profile (see :func:`choose_profile`); returns it with the choice made.
 
     ``version`` None or "auto": see the module docstring; with a checkpoint, the version the checkpoint holds (an
     explicit version labels a diffusers folder, e.g. svd_xt_1_1, which its configs cannot tell from svd_xt).
     ``unet_head_channels`` / ``clip_head_width``: attention head sizes of an sgm checkpoint file (see
-    :func:`svd_lab.svd.loading.load_checkpoint`).
+    :func:`svd_lab.svd.loading.load_checkpoint`). ``lora``: an adapter file ``svd-lab finetune --mode lora`` wrote,
+    applied at ``lora_scale`` (:func:`apply_lora`).
     """
     from svd_lab.svd.components import build_components
     from svd_lab.svd.loading import load_checkpoint
@@ -223,4 +227,23 @@ def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint:
                                      version=choice.version,
                                      progress=progress, unet_head_channels=unet_head_channels,
                                      clip_head_width=clip_head_width)
+    if lora is not None:
+        apply_lora(components, lora, lora_scale)
     return SVDPipeline(components, device=dev, dtype=resolved_dtype, memory=memory), choice
+
+
+def apply_lora(components, path: str | os.PathLike, scale: float = 1.0) -> dict:
+    """Add a LoRA adapter to the components' UNet (:func:`svd_lab.finetune.lora.apply_adapter`); the adapter's
+    file hash and scale join the weights' fingerprint (a batch job's identity), and a full-size model samples at the
+    size the adapter was trained at."""
+    import hashlib
+
+    from svd_lab.finetune.lora import apply_adapter
+
+    record = apply_adapter(components.unet, path, scale)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    components.fingerprint = f"{components.fingerprint or components.source} + lora {digest} x{scale:g}"
+    components.source = f"{components.source} + LoRA {path}"
+    if components.profile == "full" and record.get("height") and record.get("width"):
+        components.trained_size = (int(record["height"]), int(record["width"]))
+    return record
