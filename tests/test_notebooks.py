@@ -20,7 +20,7 @@ import pytest
 from course_runs import NOTEBOOKS, REPO, executed, fail_if_failed, solutions_run
 from svd_lab.notebook_runs import COURSE, execute_notebook
 
-PARAMETERS_EVERY_NOTEBOOK_HAS = {"profile", "device", "output_dir"}
+PARAMETERS_EVERY_NOTEBOOK_HAS = {"profile", "device", "output_dir", "language"}
 
 
 def _notebook(name: str):

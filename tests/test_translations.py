@@ -163,7 +163,11 @@ def test_zh_notebook_is_the_english_one_with_translated_markdown(stem):
     for e, z in zip(en["cells"], zh["cells"], strict=True):
         assert z["cell_type"] == e["cell_type"] and z["metadata"] == e["metadata"]
         z_text, e_text = "".join(z["source"]), "".join(e["source"])  # nbformat stores sources as lists of lines
-        if e["cell_type"] == "code":
+        if e["cell_type"] == "code" and "parameters" in e["metadata"].get("tags", []):
+            # the one exempt line: the zh-CN edition's language (svd_lab.messages)
+            assert 'language = "en"' in e_text and 'language = "zh-CN"' in z_text
+            assert builder.zh_parameters(e_text) == z_text, f"{stem}: parameters differ beyond the language line"
+        elif e["cell_type"] == "code":
             assert z_text == e_text, f"{stem} {e['id']}: code differs from the English notebook"
         else:
             assert z_text == blocks[e["id"]][1]
@@ -225,7 +229,8 @@ EXECUTED_ZH = "04_gif_display"  # executed fully: the others' code cells are the
 
 def test_one_zh_notebook_executes_and_records_what_the_english_one_records():
     """papermill runs notebooks/zh-CN/04_gif_display.ipynb top to bottom; its records (frame counts, file sizes,
-    pixel means) match the English baseline within the baseline's tolerances."""
+    pixel means) match the English baseline within the baseline's tolerances, and it prints its profile line and
+    exercise hints in Chinese."""
     from course_runs import OUTPUT, check_kernel
     from svd_lab.baselines import compare_records, load_baseline
     from svd_lab.notebook_runs import execute_notebook
@@ -238,6 +243,11 @@ def test_one_zh_notebook_executes_and_records_what_the_english_one_records():
     assert rows and all(r.verdict == "ok" for r in rows), "\n".join(f"{r.name}: {r.verdict} {r.detail}" for r in rows)
     markdown = [c for c in json.loads(run.output.read_text())["cells"] if c["cell_type"] == "markdown"]
     assert any(re.search(r"[\u4e00-\u9fff]", "".join(c["source"])) for c in markdown)  # it was the Chinese one
+    # what the library prints speaks Chinese too (svd_lab.messages): the profile line and the exercise checks
+    printed = "".join("".join(o.get("text", "")) for c in json.loads(run.output.read_text())["cells"]
+                      if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert "配置档 small：" in printed or "配置档 tiny：" in printed, printed[-2000:]
+    assert "还不对" in printed and "提示：" in printed and "not yet" not in printed
 
 
 def test_course_command_knows_the_zh_edition(capsys):

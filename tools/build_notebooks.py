@@ -27,8 +27,10 @@ byte for byte on a clean clone. What is left here beyond what jupytext would do 
 bootstrap cell and the kernel spec.
 
 The Simplified Chinese edition, ``notebooks/zh-CN/*.ipynb``, is built from the same sources: code cells
-identical, each markdown cell replaced by its translation from ``tools/course/zh-CN/<stem>.md``. That file holds one
-block per markdown cell, headed by the cell's id and a hash of the English text it translates::
+identical but for one line (the parameters cell's ``language = "zh-CN"``, which makes the library print hints,
+doctor fixes and the profile line in Chinese), each markdown cell replaced by its translation from
+``tools/course/zh-CN/<stem>.md``. That file holds one block per markdown cell, headed by the cell's id and a hash
+of the English text it translates::
 
     <!-- 00-00 en:3f2a9c1b5d7e -->
     # 00 · 环境准备 ...
@@ -267,6 +269,19 @@ def sync_translation(source: Path, translation: Translation) -> str:
     return "".join(out).rstrip("\n") + "\n"
 
 
+#: the one line in which a zh-CN code cell differs from the English one: the parameters cell's language
+LANGUAGE_LINE = re.compile(r'^language = "en"( *)', re.MULTILINE)
+
+
+def zh_parameters(source: str) -> str:
+    """The zh-CN edition's parameters cell: ``language = "zh-CN"`` (messages, hints and the doctor in Chinese,
+    :mod:`svd_lab.messages`); every other line as in English. A parameters cell without the line is an error."""
+    new, count = LANGUAGE_LINE.subn(lambda m: 'language = "zh-CN"' + " " * max(len(m.group(1)) - 3, 1), source)
+    if count != 1:
+        raise SystemExit('a parameters cell must set language = "en" exactly once (the zh-CN build sets "zh-CN")')
+    return new
+
+
 def build_notebook(path: Path, repo_url: str, translation: Translation | None = None) -> dict:
     """The notebook (as a JSON-ready dict, nbformat 4.5) for one source file; with ``translation``, its zh-CN
     edition (every markdown cell replaced by its translated block; the caller checked they are all current)."""
@@ -276,6 +291,8 @@ def build_notebook(path: Path, repo_url: str, translation: Translation | None = 
         source = bootstrap_source(repo_url) if cell["kind"] == "bootstrap" else cell["source"]
         if translation is not None and cell["kind"] == "markdown":
             source = translation.blocks[cell_id(stem, i)][1]
+        if translation is not None and "parameters" in cell["tags"]:
+            source = zh_parameters(source)
         meta: dict = {}
         if cell["tags"]:
             meta["tags"] = cell["tags"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from svd_lab.messages import t
+
 OK, WARN, ERROR, INFO = "ok", "warn", "error", "info"
 MIN_PYTHON = (3, 10)
 
@@ -67,23 +69,24 @@ class DoctorReport:
         }
 
     def __str__(self) -> str:
-        rows = [(c.name, c.status.upper(), c.value + (f"  -> fix: {c.fix}" if c.fix else "")) for c in self.checks]
+        rows = [(c.name, c.status.upper(), c.value + (t("doctor.fix_arrow", fix=c.fix) if c.fix else ""))
+                for c in self.checks]
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
-        lines = ["svd-lab doctor", "=" * 14]
+        lines = [t("doctor.title"), "=" * 14]
         lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
-        lines += ["", "Advice"]
+        lines += ["", t("doctor.advice")]
         wa = max((len(k) for k in self.advice), default=0)
         lines += [f"  {k:<{wa}}  {v}" for k, v in self.advice.items()]
         lines.append("")
-        lines.append("All required checks passed." if self.ok else
-                     f"{len(self.problems)} required check(s) failed: see the 'fix' notes above.")
+        lines.append(t("doctor.all_ok") if self.ok else t("doctor.failed", count=len(self.problems)))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = {OK: "#2e7d32", WARN: "#ef6c00", ERROR: "#c62828", INFO: "#555"}
-        header = ("<table><thead><tr><th style='text-align:left'>check</th><th>status</th>"
-                  "<th style='text-align:left'>value</th><th style='text-align:left'>fix</th></tr></thead><tbody>")
+        header = (f"<table><thead><tr><th style='text-align:left'>{t('doctor.check')}</th>"
+                  f"<th>{t('doctor.status')}</th><th style='text-align:left'>{t('doctor.value')}</th>"
+                  f"<th style='text-align:left'>{t('doctor.fix')}</th></tr></thead><tbody>")
         out = [header]
         for c in self.checks:
             out.append(
@@ -92,7 +95,7 @@ class DoctorReport:
                 f"<td style='text-align:left'>{html.escape(c.value)}</td>"
                 f"<td style='text-align:left'>{html.escape(c.fix)}</td></tr>"
             )
-        out.append("</tbody></table><p><b>Advice</b></p><ul>")
+        out.append(f"</tbody></table><p><b>{t('doctor.advice')}</b></p><ul>")
         out += [f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in self.advice.items()]
         out.append("</ul>")
         return "".join(out)
@@ -113,7 +116,7 @@ def check_python() -> Check:
     v = sys.version_info
     value = f"{platform.python_version()} ({sys.executable})"
     if (v.major, v.minor) < MIN_PYTHON:
-        return Check("python", value, ERROR, f"use Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]} (conda: environment.yml)",
+        return Check("python", value, ERROR, t("fix.python", version=f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}"),
                      required=True)
     return Check("python", value, required=True)
 
@@ -124,8 +127,7 @@ def check_torch() -> tuple[Check, dict]:
     try:
         import torch
     except ImportError:
-        return Check("torch", "not installed", ERROR,
-                     "make setup (CPU) or `pip install torch` (CUDA build, see README)", required=True), facts
+        return Check("torch", "not installed", ERROR, t("fix.torch"), required=True), facts
     build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
     facts["cuda"] = bool(torch.cuda.is_available())
     facts["mps"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -155,7 +157,7 @@ def check_devices(facts: dict) -> Check:
     if facts["mps"]:
         return Check("devices", "Apple MPS (unified memory)", INFO)
     return Check("devices", f"CPU only ({_cpu_count()} cores): the tiny and small profiles run; real SVD would take "
-                 "hours", INFO, "for real checkpoints use a CUDA GPU with >= 16 GB (README: 'Using a GPU')")
+                 "hours", INFO, t("fix.devices"))
 
 
 def _cpu_count() -> int:
@@ -179,8 +181,7 @@ def check_ascend() -> Check | None:
     if not found:
         return None
     return Check("ascend npu", f"found ({', '.join(found)}): not supported. Full-size SVD needs a CUDA GPU; the "
-                 "CPU profiles (tiny, small) run here", WARN,
-                 "on ModelArts pick a GPU flavour (V100, T4, A100) with a CUDA image: docs/modelarts.md")
+                 "CPU profiles (tiny, small) run here", WARN, t("fix.ascend"))
 
 
 # Where the checkpoints come from, probed by the doctor with a short timeout (seconds each, in parallel).
@@ -221,10 +222,7 @@ def check_sources(hub_endpoint: str | None = None, modelscope_endpoint: str | No
     ms_state = "reachable" if ms_problem is None else f"not reachable either ({ms_problem})"
     names = ", ".join(MODELSCOPE_REPOS)
     return Check("download sources", f"{hub} NOT reachable ({hub_problem}); ModelScope {ms} {ms_state}", WARN,
-                 f"the mirror: export HF_ENDPOINT={HF_MIRROR} (or svd-lab download NAME --endpoint {HF_MIRROR}); "
-                 f"ModelScope: svd-lab download {names} --source modelscope; on ModelArts, from your OBS bucket: "
-                 f"svd-lab download NAME --from obs://bucket/path (docs/modelarts.md). Needed only to download "
-                 f"real checkpoints: the course runs without them")
+                 t("fix.sources", mirror=HF_MIRROR, names=names))
 
 
 def check_disk(checkpoints_dir: Path) -> Check:
@@ -235,7 +233,7 @@ def check_disk(checkpoints_dir: Path) -> Check:
     value = f"{_gib(usage.free)} free at {checkpoints_dir}"
     # One diffusers fp16 checkpoint is ~4.5 GB, an sgm single file ~9.6 GB.
     if usage.free < 5 * 10**9:
-        return Check("disk", value, WARN, "free space: an fp16 checkpoint needs ~4.5 GB, an sgm file ~9.6 GB")
+        return Check("disk", value, WARN, t("fix.disk"))
     return Check("disk", value)
 
 
@@ -243,7 +241,7 @@ def check_ffmpeg() -> Check:
     """ffmpeg as moviepy and imageio find it: IMAGEIO_FFMPEG_EXE if set, else the binary bundled in imageio-ffmpeg."""
     import os
 
-    fix = ("pip install imageio-ffmpeg (it bundles ffmpeg), or point IMAGEIO_FFMPEG_EXE at a working ffmpeg binary")
+    fix = t("fix.ffmpeg")
     try:
         import imageio_ffmpeg
 
@@ -263,11 +261,10 @@ def check_libraries() -> list[Check]:
     for dist, why in LIBRARIES.items():
         v = _version(dist)
         if v is None:
-            checks.append(Check(dist, f"missing ({why})", ERROR, f"pip install {dist}  (or make setup)",
-                                required=True))
+            checks.append(Check(dist, f"missing ({why})", ERROR, t("fix.library", dist=dist), required=True))
         elif dist == "moviepy" and int(v.split(".")[0]) < 2:
-            checks.append(Check(dist, f"{v}: the course uses the moviepy 2.x API", ERROR,
-                                "pip install 'moviepy>=2.1,<3'", required=True))
+            checks.append(Check(dist, f"{v}: the course uses the moviepy 2.x API", ERROR, t("fix.moviepy"),
+                                required=True))
         else:
             checks.append(Check(dist, v, required=True))
     return checks
@@ -278,8 +275,7 @@ def check_kernel() -> Check:
 
     path = installed_kernel()
     if path is None:
-        return Check("jupyter kernel", f"'{DISPLAY_NAME}' not installed", ERROR,
-                     "svd-lab kernel install --sys-prefix   (or make kernel)", required=True)
+        return Check("jupyter kernel", f"'{DISPLAY_NAME}' not installed", ERROR, t("fix.kernel"), required=True)
     return Check("jupyter kernel", f"{DISPLAY_NAME} at {path}", required=True)
 
 
@@ -291,8 +287,7 @@ def check_checkpoints(checkpoints_dir: Path) -> tuple[Check, list]:
     usable = [c for c in found if c.usable]
     broken = [c for c in found if not c.usable]
     if not found:
-        return Check("checkpoints", f"none in {checkpoints_dir}", INFO,
-                     "svd-lab models; svd-lab download svd  (needed only for the full profile)"), found
+        return Check("checkpoints", f"none in {checkpoints_dir}", INFO, t("fix.checkpoints")), found
     value = ", ".join(f"{c.name} ({c.format})" for c in usable) or "no usable checkpoint"
     value += f" in {checkpoints_dir}"
     if broken:

@@ -33,12 +33,15 @@ device = "auto"           # "auto", "cpu" or "cuda"
 checkpoints_dir = None    # None: checkpoints/ in the course folder, or $SVD_LAB_CHECKPOINTS
 output_dir = None         # None: outputs/notebooks/00_setup
 solutions = False         # True: the exercises' solutions are filled in
+language = "en"           # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 from pathlib import Path
 
 import svd_lab
-from svd_lab import exercises, paths
+from svd_lab import exercises, messages, paths
 from svd_lab.record import record
+
+messages.set_language(language)
 
 ckpt_dir = Path(checkpoints_dir) if checkpoints_dir else paths.checkpoints_dir()
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "00_setup"
@@ -153,8 +156,7 @@ if solutions:
     my_bytes = REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16")
 # %%
 exercises.check("disk_plan", my_bytes,
-                lambda a: int(a) == REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16"),
-                hint="add the two versions' fp16 sizes: about 2 x 4.5 GB")
+                lambda a: int(a) == REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16"))
 # %% [markdown]
 # ### Exercise 2 · Which one needs a login?
 #
@@ -167,8 +169,7 @@ my_gated = None   # your answer: a version name such as "svd"
 if solutions:
     my_gated = next(name for name, spec in REGISTRY.items() if spec.gated)
 # %%
-exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated,
-                hint="look at the 'gated' column of the table above")
+exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated)
 # %% [markdown]
 # ## What you learned
 #

@@ -33,18 +33,21 @@ live_steps = 300      # steps of the live training in section 7 (1-3 minutes on 
 mini_dir = None       # None: the shipped weights in checkpoints/mini
 output_dir = None     # None: outputs/notebooks/01_sora_and_dit
 solutions = False     # True: the exercises' solutions are filled in
+language = "en"       # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 
 import IPython.display
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, exercises
+from svd_lab import display, exercises, messages
 from svd_lab.mini import data, flops, metrics
 from svd_lab.mini.dit import DiTBlock, patchify, unpatchify
 from svd_lab.mini.model import SamplingSettings, setup_notebook
 from svd_lab.record import record
 from svd_lab.sampling import edm
+
+messages.set_language(language)
 
 model, out_dir, weights = setup_notebook("01_sora_and_dit", profile=profile, device=device, seed=seed,
                                          mini_dir=mini_dir, output_dir=output_dir)
@@ -207,8 +210,7 @@ def _is_noised_data(a: torch.Tensor) -> bool:
     return abs(float(added.std()) - 2.0) < 0.1 and abs(float(added.mean())) < 0.15 and abs(correlation) < 0.1
 
 
-exercises.check("noise_it", my_noisy, _is_noised_data,
-                hint="x = x0 + sigma * n with n = torch.randn(...) of the same shape (add it to data_points)")
+exercises.check("noise_it", my_noisy, _is_noised_data)
 # %% [markdown]
 # SVD and the mini world model below are exactly this, with a network for `D`, videos for `x`, and an image and
 # a speed as the condition.
@@ -267,8 +269,7 @@ if solutions:
     my_token_count = (latents.shape[1] // 2) * (latents.shape[3] // config.patch) * (latents.shape[4] // config.patch)
 # %%
 exercises.check("tokens_patch_t2", my_token_count,
-                lambda a: int(a) == patchify(latents, 2, config.patch).shape[1],
-                hint="tokens = (frames / patch_t) x (height / patch) x (width / patch)")
+                lambda a: int(a) == patchify(latents, 2, config.patch).shape[1])
 # %% [markdown]
 # ## 3. DiT and the adaLN-Zero block
 #
@@ -306,8 +307,7 @@ if solutions:
     torch.nn.init.normal_(my_block.adaLN_modulation[-1].weight, std=0.02)
 # %%
 exercises.check("adaln_not_zero", my_block,
-                lambda b: isinstance(b, DiTBlock) and not torch.allclose(b(x, c), x),
-                hint="the gates come from block.adaLN_modulation[-1]; its weight is zero after construction")
+                lambda b: isinstance(b, DiTBlock) and not torch.allclose(b(x, c), x))
 # %% [markdown]
 # ## 4. Scaling: compute per forward pass
 #

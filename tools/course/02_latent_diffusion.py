@@ -29,18 +29,21 @@ guidance_sweep_scales = [0.0, 1.0, 2.0, 4.0]   # the measured guidance sweep (se
 mini_dir = None         # None: the shipped weights in checkpoints/mini
 output_dir = None       # None: outputs/notebooks/02_latent_diffusion
 solutions = False       # True: the exercises' solutions are filled in
+language = "en"         # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 
 import matplotlib.pyplot as plt
 import torch
 
-from svd_lab import display, exercises
+from svd_lab import display, exercises, messages
 from svd_lab.mini import data
 from svd_lab.mini.model import SIGMA_DATA, SamplingSettings, setup_notebook
 from svd_lab.pixels import psnr
 from svd_lab.record import record
 from svd_lab.sampling import edm
 from svd_lab.svd import configs
+
+messages.set_language(language)
 
 model, out_dir, _ = setup_notebook("02_latent_diffusion", profile=profile, device=device, seed=seed,
                                    mini_dir=mini_dir, output_dir=output_dir)
@@ -154,8 +157,7 @@ if solutions:
     my_sigmas = (hi + i / (num_steps - 1) * (lo - hi)) ** rho
 # %%
 exercises.check("karras_formula", my_sigmas,
-                lambda a: torch.allclose(torch.as_tensor(a, dtype=torch.float64), mini_sigmas[:-1].double(), rtol=1e-4),
-                hint="sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i = 0..N-1")
+                lambda a: torch.allclose(torch.as_tensor(a, dtype=torch.float64), mini_sigmas[:-1].double(), rtol=1e-4))
 # %% [markdown]
 # ## 4. Forward noising
 #
@@ -245,8 +247,7 @@ if solutions:
     my_scalars = (sd**2 / (2 * sd**2), sd * sd / (2 * sd**2) ** 0.5, 1 / (2 * sd**2) ** 0.5)   # 0.5, 0.354, 1.414
 # %%
 exercises.check("edm_scalars", my_scalars,
-                lambda a: all(abs(float(u) - float(v)) < 1e-3 for u, v in zip(a, mini_precondition(0.5)[:3], strict=True)),
-                hint="with sigma = sigma_d every sigma^2 + sigma_d^2 is 2 sigma_d^2")
+                lambda a: all(abs(float(u) - float(v)) < 1e-3 for u, v in zip(a, mini_precondition(0.5)[:3], strict=True)))
 # %% [markdown]
 # ## 6. Sampling: one Euler step by hand, then a whole run
 #

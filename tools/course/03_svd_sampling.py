@@ -36,13 +36,14 @@ width = None              # None: the model's own on small (64), 64 on tiny, 102
 motion_buckets = [0, 127, 255]   # the motion_bucket_id sweep shown side by side
 output_dir = None         # None: outputs/notebooks/03_svd_sampling
 solutions = False         # True: the exercises' solutions are filled in
+language = "en"           # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 from pathlib import Path
 
 import IPython.display
 import torch
 
-from svd_lab import display, exercises, paths
+from svd_lab import display, exercises, messages, paths
 from svd_lab.pixels import colour_error, psnr, quantize, thumbnail
 from svd_lab.record import record, reproducible
 from svd_lab.sampling import edm
@@ -53,6 +54,8 @@ from svd_lab.svd.images import image_to_tensor
 from svd_lab.svd.profiles import load_pipeline
 from svd_lab.svd.versions import VERSIONS, get_version
 from svd_lab.video import count_frames, save_numbered
+
+messages.set_language(language)
 
 reproducible(seed)
 pipe, choice = load_pipeline(version, profile=profile, device=device, seed=seed, progress=False)
@@ -69,7 +72,7 @@ if not image_path.is_file():
     raise FileNotFoundError(f"no input image at {image_path}: set the parameter image to a PNG or JPEG file")
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "03_svd_sampling"
 comps = pipe.components
-print(f"profile: {resolved_profile} ({choice.reason})")
+print(choice.line())
 print(f"version {version} on {pipe.device} in {str(pipe.dtype).replace('torch.', '')}: {num_frames} frames, "
       f"{num_steps} steps, {width}x{height}")
 print("parameters of the three networks:", {k: f"{n / 1e6:.2f} M" for k, n in comps.parameter_counts().items()})
@@ -323,9 +326,7 @@ if solutions:
     my_guided = first_step["raw_uncond"] + g * (first_step["raw_cond"] - first_step["raw_uncond"])
 # %%
 exercises.check("guidance_by_hand", my_guided,
-                lambda a: a.shape == first_step["raw"].shape and torch.allclose(a, first_step["raw"]),
-                hint="F = F_uncond + s_t (F_cond - F_uncond), with s_t broadcast over batch, channels and pixels: "
-                     "view the scales as (1, T, 1, 1, 1)")
+                lambda a: a.shape == first_step["raw"].shape and torch.allclose(a, first_step["raw"]))
 # %% [markdown]
 # ## 3. The knobs: fps_id, motion_bucket_id, cond_aug, decoding_t
 #
@@ -406,8 +407,7 @@ my_ratio = None   # your answer, e.g. 0.5
 if solutions:
     my_ratio = (6 + 1) / (12 + 1)      # the step is speed / fps, fps = fps_id + 1: 7 / 13
 # %%
-exercises.check("fps_ratio", my_ratio, lambda a: abs(float(a) - 7 / 13) < 0.01,
-                hint="frames per second = fps_id + 1; at a fixed speed the step per frame is speed / fps")
+exercises.check("fps_ratio", my_ratio, lambda a: abs(float(a) - 7 / 13) < 0.01)
 if resolved_profile == "small" and fps_motion[6]:
     print(f"the model's measured ratio: {fps_motion[12] / fps_motion[6]:.2f}")
 # %% [markdown]
@@ -432,8 +432,7 @@ def _moves_faster(bucket) -> bool:
     return 0 <= int(bucket) <= 255 and fast >= 1.5 * slow > 0
 
 
-exercises.check("fast_rocket", my_bucket, _moves_faster,
-                hint="motion_bucket_id is the speed the model was trained to produce: go well above 64")
+exercises.check("fast_rocket", my_bucket, _moves_faster)
 # %% [markdown]
 # ### decoding_t changes the result
 #

@@ -23,14 +23,17 @@ width = None              # None: the model's own on small (64), 64 on tiny, 102
 video_path = None         # an existing mp4 to convert instead of sampling one
 output_dir = None         # None: outputs/notebooks/04_gif_display
 solutions = False         # True: the exercises' solutions are filled in
+language = "en"           # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 from pathlib import Path
 
 import IPython.display
 
-from svd_lab import display, exercises, paths
+from svd_lab import display, exercises, messages, paths
 from svd_lab.record import record, reproducible
 from svd_lab.video import Video, count_frames, read_frames, read_video, save_numbered
+
+messages.set_language(language)
 
 reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "04_gif_display"
@@ -45,7 +48,7 @@ if video_path is None:
                  num_steps=num_steps or (3 if tiny else None), height=height or (64 if tiny else None),
                  width=width or (64 if tiny else None), seed=seed, progress=False)
     mp4_path = save_numbered(video, out_dir)["mp4"]
-    print(f"sampled with the {resolved_profile} profile ({choice.reason})")
+    print(choice.line())
 else:
     resolved_profile = "file"
     mp4_path = Path(video_path)
@@ -155,8 +158,7 @@ def _written(n: int) -> int:
     return count
 
 
-exercises.check("frames_written", my_frames_written, lambda a: int(a) == _written(21),
-                hint="print(repr(sum([1 / 7] * 21))): is it 3?")
+exercises.check("frames_written", my_frames_written, lambda a: int(a) == _written(21))
 # %% [markdown]
 # ### Exercise 2 · Write the ball GIF with every frame
 #
@@ -172,8 +174,7 @@ if solutions:
         my_gif.unlink()
     ball_video.save_gif(my_gif)                              # ffmpeg, one palette, every frame
 # %%
-exercises.check("full_ball_gif", my_gif, lambda a: count_frames(Path(a)) == len(ball_frames),
-                hint="the library's Video.save_gif (e.g. ball_video.save_gif(path)) writes every frame; moviepy's stops early")
+exercises.check("full_ball_gif", my_gif, lambda a: count_frames(Path(a)) == len(ball_frames))
 # %% [markdown]
 # The library's writer (`Video.save_gif`, ffmpeg with one palette computed from all frames) writes every frame;
 # that is what `svd-lab sample --gif` uses.

@@ -25,6 +25,7 @@ clips = 8                 # training clips to generate (one more is held out for
 motion_bucket_id = 200    # the speed of the generated clips
 output_dir = None         # None: outputs/notebooks/05_finetune
 solutions = False         # True: the exercises' solutions are filled in
+language = "en"           # "en" or "zh-CN" (set by the zh-CN edition): hints, doctor and profile lines
 # %%
 import shutil
 from pathlib import Path
@@ -32,7 +33,7 @@ from pathlib import Path
 import IPython.display
 import torch
 
-from svd_lab import display, exercises, paths
+from svd_lab import display, exercises, messages, paths
 from svd_lab.finetune import lora
 from svd_lab.finetune.demo import write_pan_clips
 from svd_lab.finetune.measure import signed_motion
@@ -40,6 +41,8 @@ from svd_lab.finetune.train import FinetuneSettings, finetune, sample
 from svd_lab.record import record, reproducible
 from svd_lab.small.model import is_present, load_small
 from svd_lab.svd.images import image_to_tensor, load_image
+
+messages.set_language(language)
 
 reproducible(seed)
 out_dir = Path(output_dir) if output_dir else paths.outputs_dir() / "notebooks" / "05_finetune"
@@ -188,8 +191,7 @@ def _directions_right(answer) -> bool:
     return all(answer(video) == truth for video, truth in known) and answer(before["astronaut"]) == "left"
 
 
-exercises.check("direction", my_direction, _directions_right,
-                hint="signed_motion(video)[0] is + when the content moves left; compare its size with 0.2 first")
+exercises.check("direction", my_direction, _directions_right)
 if my_direction is not None:
     print({n: f"{my_direction(before[n])} -> {my_direction(after[n])}" for n in names})
 # %% [markdown]
@@ -207,8 +209,7 @@ if solutions:
                                 for layer in lora.lora_layers(model.unet).values())
 # %%
 exercises.check("adapter_parameters", my_adapter_parameters,
-                lambda a: int(a) == result.record["trainable_parameters"],
-                hint="rank * (in_features + out_features) per layer, summed")
+                lambda a: int(a) == result.record["trainable_parameters"])
 # %% [markdown]
 # ## 6. On a GPU: which mode fits which card
 #

@@ -17,6 +17,7 @@ from svd_lab.checkpoints.errors import (
     OfflineError,
 )
 from svd_lab.checkpoints.registry import HF_MIRROR, HUB_WEB, MODELSCOPE_REPOS, CheckpointSpec
+from svd_lab.messages import t
 
 
 def _token_available(token: str | bool | None) -> bool:
@@ -33,20 +34,10 @@ def _token_available(token: str | bool | None) -> bool:
 
 def _gated_message(spec: CheckpointSpec, endpoint: str, token, status: int | None) -> str:
     sent = _token_available(token)
-    if status == 403 or sent:
-        why = ("the hub answered 403: a token was sent, but its account has not been granted access yet "
-               "(accept the licence with the account that owns the token; approval can take a moment), or "
-               "the token lacks read permission")
-    else:
-        why = "the hub answered 401: no token was sent"
-    mirror = (f"\n  You are using {endpoint}: a mirror passes a gated repository through only with a token of an "
-              f"account that accepted the licence on {HUB_WEB}." if not endpoint.startswith(HUB_WEB) else "")
-    return (f"{spec.repo_id} is gated ({why}).\n"
-            f"  1. Open {spec.repo_url} , log in, read the licence ({spec.licence}) and accept it"
-            f" ('agree to share your contact information').\n"
-            f"  2. Create a read token at {HUB_WEB}/settings/tokens .\n"
-            f"  3. Give it to svd-lab without writing it into a notebook or a file you share: run `hf auth login` in "
-            f"a terminal, or `export HF_TOKEN=...` in the shell that starts svd-lab / Jupyter.{mirror}")
+    why = t("download.gated_403") if status == 403 or sent else t("download.gated_401")
+    mirror = t("download.gated_mirror", endpoint=endpoint, hub=HUB_WEB) if not endpoint.startswith(HUB_WEB) else ""
+    return t("download.gated", repo=spec.repo_id, why=why, url=spec.repo_url, licence=spec.licence, hub=HUB_WEB,
+             mirror=mirror)
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -63,18 +54,14 @@ def _short_reason(exc: BaseException) -> str:
 def modelscope_hint(name: str) -> str:
     """How to get ``name`` from ModelScope, or which release ModelScope has when it lacks this one."""
     if name in MODELSCOPE_REPOS:
-        return f"or download it from ModelScope: svd-lab download {name} --source modelscope"
+        return t("download.modelscope", name=name)
     have = list(MODELSCOPE_REPOS)
-    return (f"ModelScope has a copy of {', '.join(have)} only (svd-lab download {have[0]} --source modelscope)"
-            if have else "")
+    return t("download.modelscope_other", have=", ".join(have), first=have[0]) if have else ""
 
 
 def _network_message(endpoint: str, exc: BaseException, partial_note: str = "", name: str = "NAME") -> str:
-    return (f"could not download from {endpoint} ({_short_reason(exc)}).{partial_note}\n"
-            f"  Check your connection or proxy (HTTPS_PROXY), then run the same command again: it resumes.\n"
-            f"  In mainland China the hub is blocked: use the mirror with --endpoint {HF_MIRROR} "
-            f"(or export HF_ENDPOINT={HF_MIRROR}); {modelscope_hint(name)}.\n"
-            f"  On Huawei ModelArts, copy the files from OBS instead: svd-lab download {name} --from obs://bucket/path")
+    return t("download.network", endpoint=endpoint, reason=_short_reason(exc), partial=partial_note,
+             mirror=HF_MIRROR, modelscope=modelscope_hint(name), name=name)
 
 
 def _translate(exc: BaseException, spec: CheckpointSpec, endpoint: str, token, revision: str,
@@ -84,29 +71,28 @@ def _translate(exc: BaseException, spec: CheckpointSpec, endpoint: str, token, r
     from huggingface_hub import errors as hf_errors
 
     if isinstance(exc, hf_errors.OfflineModeIsEnabled):
-        return OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and {spec.name} is not complete locally: "
-                            f"unset HF_HUB_OFFLINE to download it")
+        return OfflineError(t("download.offline", name=spec.name))
     if isinstance(exc, hf_errors.GatedRepoError):
         status = exc.response.status_code if exc.response is not None else None
         return HubAccessError(_gated_message(spec, endpoint, token, status))
     if isinstance(exc, hf_errors.RevisionNotFoundError):
-        return HubNotFoundError(f"revision {revision!r} does not exist in {spec.repo_id} on {endpoint}: "
-                                f"use --revision main or a commit hash from {spec.repo_url}/commits/main")
+        return HubNotFoundError(t("download.no_revision", revision=repr(revision), repo=spec.repo_id,
+                                  endpoint=endpoint, url=spec.repo_url))
     if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-        return HubNotFoundError(f"a file of {spec.name} is missing from {spec.repo_id} on {endpoint} "
-                                f"({str(exc).splitlines()[-1][:200]})")
+        return HubNotFoundError(t("download.missing_file", name=spec.name, repo=spec.repo_id, endpoint=endpoint,
+                                  detail=str(exc).splitlines()[-1][:200]))
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
         status = exc.response.status_code if exc.response is not None else None
-        login = ("" if _token_available(token) else
-                 " If it is private or gated, log in first (`hf auth login` or HF_TOKEN).")
-        return HubNotFoundError(f"{spec.repo_id} was not found on {endpoint} (HTTP {status}).{login} "
-                                f"Check the endpoint: the official hub is {HUB_WEB}, the mirror {HF_MIRROR}.")
+        login = "" if _token_available(token) else t("download.login_first")
+        return HubNotFoundError(t("download.no_repo", repo=spec.repo_id, endpoint=endpoint, status=status,
+                                  login=login, hub=HUB_WEB, mirror=HF_MIRROR))
     if isinstance(exc, hf_errors.HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
             return HubAccessError(_gated_message(spec, endpoint, token, status))
         if status == 404:
-            return HubNotFoundError(f"{endpoint} answered 404 for {spec.repo_id}: {str(exc).splitlines()[0][:200]}")
+            return HubNotFoundError(t("download.answered_404", endpoint=endpoint, repo=spec.repo_id,
+                                      detail=str(exc).splitlines()[0][:200]))
         return HubNetworkError(_network_message(endpoint, exc, partial_note, spec.name))
     if isinstance(exc, (httpx2.TransportError, httpx2.HTTPError, ConnectionError, TimeoutError)):
         return HubNetworkError(_network_message(endpoint, exc, partial_note, spec.name))

@@ -157,7 +157,7 @@ def run(args) -> int:
         raise
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    print(f"profile {choice.profile}: {choice.reason}", file=sys.stderr)
+    print(choice.line(), file=sys.stderr)
     if choice.profile in ("tiny", "small") and device.type == "cpu":
         # Tiny networks: thread hand-offs cost more than the arithmetic, one thread is fastest (and steady).
         torch.set_num_threads(1)
@@ -188,7 +188,9 @@ def run(args) -> int:
         raise UserError(f"could not write the video to {out}: {exc}") from None
     if params.get("oom_fallback"):
         fb = params["oom_fallback"]
-        print(f"note: ran out of memory while {fb['stage']}; retried with {fb['after']}", file=sys.stderr)
+        from svd_lab.messages import t
+
+        print(t("oom.retry_note", stage=t(f"oom.stage.{fb['stage']}"), after=fb["after"]), file=sys.stderr)
     seconds = params.get("sampling_seconds", 0) + params.get("decoding_seconds", 0)
     print(f"{generation.video.num_frames} frames, {generation.video.width}x{generation.video.height}, "
           f"{generation.video.fps:g} fps, {seconds:.1f} s ({params['profile']} profile, {params['device']}, "

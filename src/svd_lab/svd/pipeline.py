@@ -413,18 +413,18 @@ class SVDPipeline:
             block.set_chunk_feed_forward(chunk_size=1 if on else None, dim=0)
 
     def _oom_error(self, message, stage, plan, n, h, w) -> SVDOutOfMemoryError:
+        from svd_lab.messages import t
+
         free = free_vram(self.device)
         if free is None:
-            advice = ("fewer --frames, a smaller --width/--height, or --decoding-t 1 "
-                      "(this device has no separate GPU memory: close other programs)")
+            advice = t("oom.no_vram_advice")
         else:
             total = int(torch.cuda.get_device_properties(self.device).total_memory)
             advice = memory_planning.fitting_settings(max(free, total - torch.cuda.memory_reserved(self.device)),
                                                       n, h, w)
-        return SVDOutOfMemoryError(
-            f"out of memory while {stage} on {self.device} even after retrying with decoding_t {plan.decoding_t}, "
-            f"cpu offload {'on' if plan.cpu_offload else 'off'} and forward chunking ({message}); settings that "
-            f"should fit: {advice}")
+        return SVDOutOfMemoryError(t("oom.failed", stage=t(f"oom.stage.{stage}"), device=self.device,
+                                     decoding_t=plan.decoding_t, offload="on" if plan.cpu_offload else "off",
+                                     message=message, advice=advice))
 
 
 def _feed_forward_blocks(unet: torch.nn.Module) -> dict[str, torch.nn.Module]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from svd_lab.errors import InputError
+from svd_lab.messages import t
 from svd_lab.svd.configs import PROFILES
 from svd_lab.svd.pipeline import SVDPipeline, resolve_device, resolve_dtype
 from svd_lab.svd.versions import DECODER_TEMPORAL, DEFAULT_VERSION, get_version
@@ -56,6 +57,10 @@ class ProfileChoice:
     checkpoint: str | None = None
     #: the SVD version to build or load; None only with an explicit checkpoint and no version (its files say)
     version: str | None = None
+
+    def line(self) -> str:
+        """"profile small: <why>", in the reader's language (:mod:`svd_lab.messages`)."""
+        return t("profile.line", profile=self.profile, reason=self.reason)
 
 
 def _small_present() -> bool:
@@ -113,7 +118,7 @@ def _choose_auto_version(profile: str, device: torch.device) -> ProfileChoice:
     order = " > ".join(AUTO_VERSIONS)
     if profile in ("tiny", "small"):
         choice = choose_profile(profile, DEFAULT_VERSION, None, device)
-        choice.reason += f"; version auto -> {DEFAULT_VERSION} (the {profile} model has svd's shape)"
+        choice.reason += t("profile.auto_small", version=DEFAULT_VERSION, profile=profile)
         return choice
     present = {v: path for v in AUTO_VERSIONS if (path := _find_local(v)) is not None}
     if profile == "full" or device.type != "cpu":
@@ -121,30 +126,27 @@ def _choose_auto_version(profile: str, device: torch.device) -> ProfileChoice:
         for version, path in present.items():
             fits, judged = _fits(version, device)
             if fits:
-                where = f", fits {judged}" if judged else ""
-                return ProfileChoice("full", f"version auto -> {version} (the first of {order} present here{where}); "
-                                             f"local checkpoint {path}", path, version)
+                where = t("profile.auto_fits", judged=judged) if judged else ""
+                return ProfileChoice("full", t("profile.auto_full", version=version, order=order, where=where,
+                                               path=path), path, version)
         if profile == "full":
             if not present:
                 raise InputError(f"{_missing_checkpoint_message(DEFAULT_VERSION)} (version auto looked for "
                                  f"{', '.join(AUTO_VERSIONS)})")
             version, path = next(iter(present.items()))
-            return ProfileChoice("full", f"version auto -> {version}, although none present is expected to fit "
-                                         f"({judged}); local checkpoint {path}", path, version)
+            return ProfileChoice("full", t("profile.auto_none_fit_full", version=version, judged=judged, path=path),
+                                 path, version)
     choice = choose_profile(profile, DEFAULT_VERSION, None, device) if not present else None
     fallback = "small" if _small_present() else "tiny"
-    what = "the small SVD trained by svd-lab" if fallback == "small" else "random weights"
+    what = t(f"profile.what.{fallback}")
     if choice is not None:
-        choice.reason = (f"no local SVD checkpoint ({', '.join(AUTO_VERSIONS)}): running the {fallback} profile "
-                         f"({what}); `svd-lab download svd_xt` (or svd) for the real model")
+        choice.reason = t("profile.auto_no_local", versions=", ".join(AUTO_VERSIONS), profile=fallback, what=what)
         return choice
     names = ", ".join(present)
     if device.type == "cpu":
-        reason = (f"{names} found, but this is a CPU: running the {fallback} profile ({what}; full size takes hours "
-                  "here; ask for it with --profile full --yes)")
+        reason = t("profile.found_on_cpu", names=names, profile=fallback, what=what)
     else:
-        reason = (f"{names} found, but none is expected to fit ({judged}): running the {fallback} profile ({what}); "
-                  "free GPU memory, or ask for one with --version and --profile full")
+        reason = t("profile.auto_none_fit", names=names, judged=judged, profile=fallback, what=what)
     return ProfileChoice(fallback, reason, None, DEFAULT_VERSION)
 
 
@@ -175,24 +177,21 @@ def _choose_profile(profile: str, version: str, checkpoint: str | None, device: 
         if profile == "small" and get_version(version).decoder != DECODER_TEMPORAL:
             raise InputError(f"the small SVD has a temporal VAE decoder; {version} uses the per-frame image "
                              "decoder: use --profile tiny, or a version without _image_decoder")
-        what = "random weights" if profile == "tiny" else "the small SVD trained by svd-lab"
-        return ProfileChoice(profile, f"{profile} profile requested ({what})")
+        return ProfileChoice(profile, t("profile.requested", profile=profile, what=t(f"profile.what.{profile}")))
     if checkpoint:
-        return ProfileChoice("full", f"checkpoint {checkpoint}", str(checkpoint))
+        return ProfileChoice("full", t("profile.checkpoint", path=checkpoint), str(checkpoint))
     found = _find_local(version)
     if profile == "full":
         if found is None:
             raise InputError(_missing_checkpoint_message(version))
-        return ProfileChoice("full", f"local checkpoint {found}", found)
+        return ProfileChoice("full", t("profile.local", path=found), found)
     if found is not None and device.type != "cpu":
-        return ProfileChoice("full", f"local checkpoint {found}", found)
+        return ProfileChoice("full", t("profile.local", path=found), found)
     fallback = "small" if _small_present() and get_version(version).decoder == DECODER_TEMPORAL else "tiny"
-    what = "the small SVD trained by svd-lab" if fallback == "small" else "random weights"
+    what = t(f"profile.what.{fallback}")
     if found is None:
-        return ProfileChoice(fallback, f"no local {version} checkpoint: running the {fallback} profile ({what}); "
-                                       f"`svd-lab download {version}` for the real model")
-    return ProfileChoice(fallback, f"{version} checkpoint found, but this is a CPU: running the {fallback} profile "
-                                   f"({what}; full size takes hours here; ask for it with --profile full --yes)")
+        return ProfileChoice(fallback, t("profile.no_local", version=version, profile=fallback, what=what))
+    return ProfileChoice(fallback, t("profile.checkpoint_on_cpu", version=version, profile=fallback, what=what))
 
 
 def load_pipeline(version: str | None = None, profile: str = "auto", checkpoint: str | None = None,
