@@ -178,6 +178,57 @@ heun_wins_from = min((e for e in sampler_error["Heun"] if all(sampler_error["Heu
 print(f"Heun is more accurate from {heun_wins_from} evaluations on; with fewer, its correction, measured at a tiny "
       "sigma after a huge step, misleads it" if heun_wins_from else "Heun never won here")
 # %% [markdown]
+# **Flow matching, the modern alternative.** Today's video DiTs (Wan, HunyuanVideo; SD3 for images) are trained with
+# *flow matching* (rectified flow) instead: data and noise are joined by a straight line `x_t = (1 - t) x_0 + t n`,
+# `t` from 0 (data) to 1 (noise), the network learns the velocity `v = n - x_0`, and sampling integrates
+# `dx/dt = v` from `t = 1` down to 0 with Euler steps in `t` (`svd_lab.sampling.flow`). It is the same family of
+# ODEs in other coordinates: `x_t / (1 - t)` is the data seen through noise `sigma = t / (1 - t)`, so the ideal
+# velocity of this data comes from the same ideal denoiser, `v(x, t) = (x - D(x / (1 - t); t / (1 - t))) / t`. Below:
+# flow-matching paths over `t`, and flow-matching Euler against the 500-step reference above, from the same noise,
+# beside EDM's Euler at the same numbers of evaluations (`shift` is Wan's and SD3's timestep shift, which spends more
+# steps at high noise).
+# %%
+from svd_lab.sampling import flow
+
+
+def toy_velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The ideal flow-matching velocity of the two-cluster data (from the ideal denoiser, see above)."""
+    t = float(t)
+    if t >= 1.0:
+        return x - means.mean()               # at t = 1 the state is pure noise: E[x_0] = 0 here
+    clean = toy_denoiser((x / (1 - t)).flatten(), t / (1 - t)).view_as(x).to(x.dtype)
+    return (x - clean) / t
+
+
+flow_path = [start[::200].flatten()]
+flow.sample_flow(toy_velocity, start[::200], flow.flow_times(12), progress=False,
+                 callback=lambda i, x, t: flow_path.append(x.flatten()))
+flow_error = {shift: {} for shift in (1.0, 3.0)}
+for evaluations in (5, 11, 23, 47, 95):
+    for shift, errors in flow_error.items():
+        flowed = flow.sample_flow(toy_velocity, start, flow.flow_times(evaluations, shift), progress=False)
+        errors[evaluations] = float((flowed - reference).abs().mean())
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+axes[0].plot(flow.flow_times(12).tolist(), torch.stack(flow_path).numpy(), lw=0.6)
+axes[0].invert_xaxis()
+axes[0].set_xlabel("t (1 = noise -> 0 = data)")
+axes[0].set_title("flow matching: 12 Euler steps in t")
+axes[1].loglog(list(sampler_error["Euler"]), list(sampler_error["Euler"].values()), "o-", label="EDM Euler")
+for shift, errors in flow_error.items():
+    axes[1].loglog(list(errors), list(errors.values()), "s--", label=f"flow Euler, shift {shift:g}")
+axes[1].set_xlabel("velocity / denoiser evaluations")
+axes[1].set_ylabel("mean |x - x_reference|")
+axes[1].set_title("error against the same 500-step reference")
+axes[1].legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+for evaluations, edm_error in sampler_error["Euler"].items():
+    print(f"{evaluations:>3} evaluations: EDM Euler {edm_error:.4f}, flow Euler "
+          + ", ".join(f"shift {shift:g} {errors[evaluations]:.4f}" for shift, errors in flow_error.items()))
+ratios = [flow_error[1.0][e] / sampler_error["Euler"][e] for e in flow_error[1.0]]
+print(f"flow Euler (shift 1) / EDM Euler error at equal evaluations: {min(ratios):.2f} to {max(ratios):.2f} "
+      "(below 1: the straighter path needs fewer steps on this data)")
+# %% [markdown]
 # **Guidance.** A *conditional* denoiser knows something extra (here: "you are asked for the +1 cluster", made a
 # 90/10 prior); an *unconditional* one does not. Classifier-free guidance extrapolates from the unconditional
 # prediction through the conditional one with a scale s: `D = D_u + s (D_c - D_u)`. s = 1 is the conditional model;
@@ -552,6 +603,10 @@ record("physics_mini_model", {k: (v if not isinstance(v, float) or math.isfinite
 record("physics_real_videos", rows["real videos"].to_dict())
 record("toy_share_right", toy_share_right)
 record("toy_guidance_share", {str(k): v for k, v in guidance_share.items()})
+record("toy_sampler_error", {name: {str(k): v for k, v in errors.items()} for name, errors in sampler_error.items()},
+       tolerance="rel:0.01")
+record("toy_flow_error", {str(shift): {str(k): v for k, v in errors.items()} for shift, errors in flow_error.items()},
+       tolerance="rel:0.01")
 record("live_steps", live_record["dit_steps"])
 record("failed_samples", failed)
 record("live_loss_decreased", late < early)
