@@ -104,3 +104,18 @@ def test_the_cli_speaks_chinese_with_svd_lab_lang(tmp_path):
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "配置档 tiny：按要求使用 tiny 配置档（随机权重）" in done.stderr
+
+
+def test_chinese_messages_use_the_glossary_terms():
+    """The catalogue follows tools/course/zh-CN/glossary.tsv like the notebooks: no variant a term replaced."""
+    glossary = REPO / "tools" / "course" / "zh-CN" / "glossary.tsv"
+    variants = []
+    for line in glossary.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) > 2:
+            variants += [v.strip() for v in parts[2].split(",") if v.strip()]
+    assert variants
+    text = "\n".join(entry["zh-CN"] for entry in messages.CATALOGUE.values())
+    assert [v for v in variants if v in text] == []
