@@ -43,7 +43,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -94,7 +94,6 @@ class FinetuneSettings:
     validate_every: int = 0                 # steps between validation videos (0: only before and after)
     validation_steps: int | None = None     # sampling steps of a validation video (default: the version's)
     threads: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
         """Every setting validated before any data is read or any weight loaded."""
