@@ -74,9 +74,17 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "exercise.why": {"en": ": {reason}", "zh-CN": "：{reason}"},
     "exercise.no_answer": {"en": "no answer yet (replace None above)", "zh-CN": "还没有答案（请替换上面的 None）"},
     "exercise.raised": {"en": "checking your answer raised {error}", "zh-CN": "检查你的答案时出错：{error}"},
-    "hint.disk_plan": {"en": "add the two versions' fp16 sizes: about 2 x 4.5 GB",
-                       "zh-CN": "把两个版本的 fp16 大小加起来：大约 2 x 4.5 GB"},
-    "hint.gated": {"en": "look at the 'gated' column of the table above", "zh-CN": "看上表中的 'gated' 一列"},
+    "hint.weights_in_memory": {
+        "en": "parameters = FULL_PARAMETER_COUNTS['unet'] + ['vae'] + ['image_encoder']; GB = parameters x 4 / 1e9 in "
+              "float32, x 2 / 1e9 in float16; answer a dict {{'fp32': ..., 'fp16': ...}}",
+        "zh-CN": "参数量 = FULL_PARAMETER_COUNTS['unet'] + ['vae'] + ['image_encoder']；GB = 参数量 x 4 / 1e9（float32），"
+                 "x 2 / 1e9（float16）；答案是一个字典 {{'fp32': ..., 'fp16': ...}}"},
+    "hint.latent_video": {
+        "en": "the VAE halves height and width once per down block after the first: factor 2 ** "
+              "(len(block_out_channels) - 1); channels = latent_channels; the frames stay; compression = "
+              "(frames x 3 x height x width) / (product of the latent shape)",
+        "zh-CN": "VAE 在第一个下采样块之后的每个块都把高和宽减半：缩小倍数 2 ** (len(block_out_channels) - 1)；通道数 = "
+                 "latent_channels；帧数不变；压缩比 = (帧数 x 3 x 高 x 宽) / (潜变量形状各维之积)"},
     "hint.noise_it": {"en": "x = x0 + sigma * n with n = torch.randn(...) of the same shape (add it to data_points)",
                       "zh-CN": "x = x0 + sigma * n，其中 n = torch.randn(...)，形状相同（加到 data_points 上）"},
     "hint.tokens_patch_t2": {"en": "tokens = (frames / patch_t) x (height / patch) x (width / patch)",

@@ -64,7 +64,7 @@ display(report)
 # The **advice** at the bottom is what the sampling code will choose on this machine:
 #
 # - **profile**: `full` needs a CUDA GPU *and* a downloaded checkpoint. Without them the notebooks use the CPU
-#   profiles: `tiny` (SVD's real architecture shrunk to ~2.6 M parameters with *untrained* weights: the pipeline
+#   profiles: `tiny` (SVD's real architecture shrunk to ~2.6<!-- r:tiny_parameters/1e6 --> M parameters with *untrained* weights: the pipeline
 #   runs end to end in seconds, but its videos are structured noise, not pictures) and `small` (SVD's same three
 #   network classes, sized for a CPU and *trained* by this project on camera pans over photos: the default of
 #   notebooks 03 and 04 on a CPU). Notebooks 01 and 02 use the mini world model (a small DiT on bouncing balls).
@@ -93,7 +93,7 @@ print(f"kernel {DISPLAY_NAME!r}: " + (f"installed at {kernel_path}" if kernel_pa
 # %% [markdown]
 # ## 3. Checkpoints
 #
-# Stability AI released several Stable Video Diffusion checkpoints. `svd` makes 14 frames, `svd_xt` 25; the
+# Stability AI released several Stable Video Diffusion checkpoints. `svd` makes 14<!-- r:registry_frames[svd] --> frames, `svd_xt` 25<!-- r:registry_frames[svd_xt] -->; the
 # `*_image_decoder` variants decode every frame on its own instead of with the temporal VAE decoder; `svd_xt_1_1`
 # was fine-tuned for fixed conditioning (6 fps, motion bucket 127). Each is available in the *diffusers* layout
 # (a folder per network) and/or as one *sgm* file (Stability's own format, which `svd_lab` converts).
@@ -143,38 +143,77 @@ if not found:
 # download SVD-XT from ModelScope: `svd-lab download svd_xt --source modelscope`. Inside ModelArts, copy from your
 # OBS bucket: `svd-lab download svd --from obs://bucket/path` (see the [ModelArts guide](../docs/modelarts.md)).
 # %% [markdown]
-# ### Exercise 1 · Plan the disk
+# ### Exercise 1 · Weights in memory: predict, then compute
 #
-# You want to try both SVD (14 frames) and SVD-XT (25 frames) in the diffusers layout. How many bytes will the two
-# fp16 downloads take together? Use the registry (`REGISTRY[name].size("diffusers", "fp16")`), not the rounded
-# table.
+# A parameter is one number: 4 bytes in float32, 2 in float16. **Predict** first, without computing: does the whole
+# of SVD (UNet, temporal VAE and CLIP image encoder) fit in the memory of a 16 GB card (a T4 or V100) in float32? In
+# float16? Then **compute** the gigabytes (`1 GB = 1e9 bytes`) of its weights in both precisions from the parameter counts
+# (`FULL_PARAMETER_COUNTS` in `svd_lab.svd.configs`: counted by building the networks on the `meta` device; the
+# `image_vae` entry belongs to the image-decoder variants, leave it out). Compare with the fp16 download in the
+# table above: a checkpoint file *is* its parameters. What your answer leaves out is the activations of sampling,
+# which notebook 03 measures.
 # %%
-my_bytes = None   # your answer: an integer number of bytes
+from svd_lab.svd.configs import FULL_PARAMETER_COUNTS
+
+my_weights_gb = None   # your answer: {"fp32": gigabytes, "fp16": gigabytes}
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    my_bytes = REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16")
+    _svd_parameters = sum(FULL_PARAMETER_COUNTS[k] for k in ("unet", "vae", "image_encoder"))
+    my_weights_gb = {"fp32": _svd_parameters * 4 / 1e9, "fp16": _svd_parameters * 2 / 1e9}
+    print(f"{_svd_parameters:,} parameters: {my_weights_gb['fp32']:.2f} GB in float32, "
+          f"{my_weights_gb['fp16']:.2f} GB in float16 (the fp16 download above)")
 # %%
-exercises.check("disk_plan", my_bytes,
-                lambda a: int(a) == REGISTRY["svd"].size("diffusers", "fp16") + REGISTRY["svd_xt"].size("diffusers", "fp16"))
+def _weights_right(a) -> bool:
+    """Both precisions within 1% of parameters x bytes per parameter (the image-only VAE left out)."""
+    n = sum(FULL_PARAMETER_COUNTS[k] for k in ("unet", "vae", "image_encoder"))
+    return all(abs(float(a[k]) - n * size / 1e9) <= 0.01 * n * size / 1e9 for k, size in (("fp32", 4), ("fp16", 2)))
+
+
+exercises.check("weights_in_memory", my_weights_gb, _weights_right)
 # %% [markdown]
-# ### Exercise 2 · Which one needs a login?
+# ### Exercise 2 · The latent video SVD-XT denoises
 #
-# One release is *gated*: Hugging Face serves it only after you accept its licence and log in. Name it (the
-# registry knows: `spec.gated`).
+# SVD never denoises pixels: its VAE turns each frame into a smaller latent (notebook 02 says why). Work out the
+# shape `(frames, channels, height, width)` of the latent video that SVD-XT's UNet denoises at its reference size,
+# from the model's own configuration: the version (`get_version("svd_xt")`: frames, height, width) and the VAE's
+# config (`full_vae_config()`: `latent_channels`, and one halving of height and width per down block after the
+# first in `block_out_channels`). Then compute how many times fewer numbers that is than the RGB video.
 # %%
-my_gated = None   # your answer: a version name such as "svd"
+from svd_lab.svd.configs import full_vae_config
+from svd_lab.svd.versions import get_version
+
+my_latent_shape = None   # your answer: a tuple (frames, channels, height, width)
+my_compression = None    # your answer: values of the RGB video / values of the latent video
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    my_gated = next(name for name, spec in REGISTRY.items() if spec.gated)
+    _xt, _vae = get_version("svd_xt"), full_vae_config()
+    _factor = 2 ** (len(_vae["block_out_channels"]) - 1)
+    my_latent_shape = (_xt.num_frames, _vae["latent_channels"], _xt.height // _factor, _xt.width // _factor)
+    my_compression = (_xt.num_frames * 3 * _xt.height * _xt.width) / (
+        my_latent_shape[0] * my_latent_shape[1] * my_latent_shape[2] * my_latent_shape[3])
 # %%
-exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated)
+import math
+
+
+def _latent_right(a) -> bool:
+    """The shape from the configs; and the compression as a number of that shape (not the shape alone)."""
+    xt, vae = get_version("svd_xt"), full_vae_config()
+    down = 2 ** (len(vae["block_out_channels"]) - 1)
+    shape = (xt.num_frames, vae["latent_channels"], xt.height // down, xt.width // down)
+    pixels = xt.num_frames * 3 * xt.height * xt.width
+    return tuple(int(v) for v in a[0]) == shape and abs(float(a[1]) - pixels / math.prod(shape)) < 1e-6
+
+
+exercises.check("latent_video", (my_latent_shape, my_compression) if my_latent_shape is not None else None,
+                _latent_right)
 # %% [markdown]
 # ## What you learned
 #
 # - How to check a machine for the course (`svd-lab doctor`), and what each line of its advice means.
 # - Which SVD releases exist, how big they are, which one is gated, and how to download and verify one.
+# - What a model costs before it runs: parameters x bytes per parameter, and the latent video its UNet denoises.
 # - The three profiles: `full` (the real checkpoints, a GPU), `small` (the small SVD trained by svd-lab, any CPU), `tiny`
 #   (random weights, the tests).
 #
@@ -187,9 +226,13 @@ exercises.check("gated", my_gated, lambda a: REGISTRY[a].gated)
 # - [huggingface_hub download guide](https://huggingface.co/docs/huggingface_hub/guides/download) (mirrors, tokens, resume).
 # %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+from svd_lab.svd.configs import TINY_PARAMETER_COUNTS
+
 record("profile", resolved_profile)
 record("registry", sorted(REGISTRY))
 record("registry_frames", {name: spec.num_frames for name, spec in REGISTRY.items()})
 record("kernel_installed", kernel_path is not None)
+record("tiny_parameters", sum(TINY_PARAMETER_COUNTS[k] for k in ("unet", "vae", "image_encoder")))
+record("svd_fp16_download_gb", REGISTRY["svd"].size("diffusers", "fp16") / 1e9)
 # %% [markdown]
 # Next: **01 · Sora and DiT**.
