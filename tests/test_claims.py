@@ -98,7 +98,7 @@ CONSTANTS = (
 FENCE = re.compile(r"```.*?```", re.DOTALL)
 #: an indented code block: lines indented by 4 spaces after a blank line
 INDENTED_CODE = re.compile(r"(?:(?<=\n\n)|^)(?: {4}|\t)[^\n]*(?:\n(?: {4}|\t)[^\n]*)*")
-CODE_SPAN = re.compile(r"`([^`\n]+)`")
+CODE_SPAN = re.compile(r"`([^`]+)`")   # may wrap onto the next line
 BARE_NUMBER = re.compile(r"\s*[-+]?[\d.,x%]+\s*")
 LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
 URL = re.compile(r"https?://\S+")
@@ -109,7 +109,7 @@ COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 MODEL_NAME = re.compile(r"\b(?:DiT|ViT)-[A-Za-z]+/\d+")
 #: a number: an optional sign (not after a letter or digit: "5-30" is a range), digits with thousands commas and
 #: decimals, sizes ("64x64", "4x8x8"), a multiplier ("8x") or magnitude suffix ("7M", "400K", "1.52B"), a percent
-NUMBER = re.compile(r"(?<![A-Za-z0-9_.,/\\])(?:(?<=[\s(\[=~≈])[-+−])?\d+(?:,\d{3})*(?:\.\d+)?"
+NUMBER = re.compile(r"(?<![A-Za-z0-9_.,\\])(?:(?<=[\s(\[=~≈])[-+−])?\d+(?:,\d{3})*(?:\.\d+)?"
                     r"(?:[x×]\d+(?:\.\d+)?)*(?:x(?![A-Za-z0-9])|[KMB](?![A-Za-z]))?%?")
 
 

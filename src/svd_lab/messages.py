@@ -98,6 +98,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
                  "其中 i = 0..N-1"},
     "hint.edm_scalars": {"en": "with sigma = sigma_d every sigma^2 + sigma_d^2 is 2 sigma_d^2",
                          "zh-CN": "当 sigma = sigma_d 时，每个 sigma^2 + sigma_d^2 都等于 2 sigma_d^2"},
+    "hint.few_steps": {
+        "en": "loop n over 1, 2, 3: model.generate(sweep_set.frames[:, 0], sweep_set.speed_bucket, seed=seed, "
+              "settings=SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0)), then "
+              "physics.score_videos(...).presence; look at the levels of a 2-step schedule to choose the sentence",
+        "zh-CN": "让 n 依次取 1、2、3：model.generate(sweep_set.frames[:, 0], sweep_set.speed_bucket, seed=seed, "
+                 "settings=SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0))，再取 "
+                 "physics.score_videos(...).presence；看看 2 步调度的各个噪声水平，再选句子"},
     "hint.guidance_by_hand": {
         "en": "F = F_uncond + s_t (F_cond - F_uncond), with s_t broadcast over batch, channels and pixels: view the "
               "scales as (1, T, 1, 1, 1)",

@@ -60,7 +60,8 @@ def grey_frames(video):
 # Diffusion models run their network once per sampling step (twice with guidance), over the whole video. The
 # cost grows with the number of values per video, and self-attention grows with the *square* of the number of
 # tokens. An autoencoder that shrinks each frame first makes every step cheaper; the diffusion model never sees
-# pixels. SVD's VAE downsamples by 8 in each direction and keeps 4 channels; the mini model's autoencoder by 4.
+# pixels. SVD's VAE downsamples by 8<!-- r:svd_vae_downsample --> in each direction and keeps 4<!-- r:svd_latent_channels -->
+# channels; the mini model's autoencoder by 4<!-- r:mini_downsample -->.
 # %%
 def latent_shape(frames, height, width, downsample, channels):
     return (frames, channels, height // downsample, width // downsample)
@@ -80,7 +81,7 @@ for name, pixels, latents in rows:
     print(f"{name:<28}{pixels!s:>26}{latents!s:>24}{ratio:>11.0f}x")
 svd_compression = torch.tensor(rows[0][1]).prod().item() // torch.tensor(rows[0][2]).prod().item()
 # %% [markdown]
-# For SVD that is 48 times fewer values per step. Even so, one step of SVD's UNet at 576x1024 is a large
+# For SVD that is 48<!-- r:svd_latent_compression --> times fewer values per step. Even so, one step of SVD's UNet at 576x1024 is a large
 # computation, counted here from the network definition (on PyTorch's `meta` device: shapes only, no memory):
 # %%
 from svd_lab.svd.cost import svd_unet_cost
@@ -92,7 +93,8 @@ print(f"25 steps: {25 * unet_step.flops / 1e15:.1f} PFLOP for one 14-frame video
 # ## 2. A real latent video
 #
 # The mini world model's data are generated videos of a ball moving at constant speed and bouncing off the
-# walls. Its autoencoder turns each 32x32 frame into a 4x8x8 latent. Encoding is per frame (time is mixed only by
+# walls. Its autoencoder turns each 32x32<!-- r:mini_frame_size --> frame into a
+# 4x8x8<!-- r:mini_latent_frame --> latent. Encoding is per frame (time is mixed only by
 # the diffusion model), exactly as in SVD.
 # %%
 clip = data.generate(1, seed=seed, frames=frames_per_video, speed_bucket=torch.tensor([speed_bucket]))
@@ -124,7 +126,7 @@ plt.show()
 # $$\sigma_i = \Big(\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}\big(\sigma_{min}^{1/\rho} - \sigma_{max}^{1/\rho}\big)\Big)^{\rho}$$
 #
 # With $\rho = 7$ most steps are spent at low noise, where the details are decided. SVD uses
-# $\sigma_{min} = 0.002$, $\sigma_{max} = 700$; the mini model $\sigma_{max} = 80$.
+# $\sigma_{min} = 0.002$, $\sigma_{max} = 700$; the mini model $\sigma_{max} = 80<!-- r:mini_sigmas[0] -->$.
 # %%
 svd_sigmas = edm.karras_sigmas(25, sigma_min=0.002, sigma_max=700.0)
 settings = SamplingSettings(steps=num_steps, guidance_min=min_guidance, guidance_max=max_guidance)
@@ -162,10 +164,10 @@ exercises.check("karras_formula", my_sigmas,
 # ## 4. Forward noising
 #
 # Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
-# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max} = 80$: the noisy latent
+# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max} = 80<!-- r:mini_sigmas[0] -->$: the noisy latent
 # itself (left: channel 0 of the first frame) and what the decoder makes of the noisy video. Once $\sigma$ is well
-# above the latents' own spread (their standard deviation, about 0.5, printed in section 2) the ball is gone; at 80
-# the latent is pure noise about 160x larger than the signal. Sampling runs this film backwards.
+# above the latents' own spread (their standard deviation, about 0.5<!-- r:latent_std -->, printed in section 2) the ball is gone;
+# at 80<!-- r:noise_levels[-1] --> the latent is pure noise about 160x<!-- r:noise_to_signal_at_max --> larger than the signal. Sampling runs this film backwards.
 #
 # One subtlety of the mini model: it does **not** diffuse the latents themselves but their **change from the
 # first frame** (`MiniWorldModel.to_diffusion_space`: `y = k (z - z_first)`), so frame 0 of what it diffuses is
@@ -206,7 +208,7 @@ plt.show()
 #
 # $c_{in}$ keeps the network's input at unit variance; at low noise $c_{skip} \to 1$ (the input is almost clean:
 # pass it through), at high noise $c_{skip} \to 0$ and the network's prediction takes over. The mini model uses
-# the EDM choice with the data's spread $\sigma_d = 0.5$; SVD uses *v-scaling* (the same idea with
+# the EDM choice with the data's spread $\sigma_d = 0.5<!-- r:sigma_data -->$; SVD uses *v-scaling* (the same idea with
 # $\sigma_d = 1$ and a sign flip: its network predicts "v", a mix of noise and image).
 #
 # | | $c_{skip}$ | $c_{out}$ | $c_{in}$ | $c_{noise}$ |
@@ -217,7 +219,7 @@ plt.show()
 mini_precondition = edm.edm_preconditioning(SIGMA_DATA)
 svd_precondition = edm.v_scaling_preconditioning
 print(f"{'sigma':>8} | {'EDM(0.5): c_skip  c_out   c_in  c_noise':>38} | {'v-scaling: c_skip  c_out   c_in':>32}")
-for sigma in (0.002, 0.1, 0.5, 1.0, 5.0, 80.0, 700.0):
+for sigma in (0.002, 0.1, 1.0, 5.0, 80.0, 700.0):   # sigma_d = 0.5 is exercise 2's: not printed
     a = [float(v) for v in mini_precondition(sigma)]
     b = [float(v) for v in svd_precondition(sigma)]
     print(f"{sigma:>8g} | {a[0]:13.4f} {a[1]:6.3f} {a[2]:6.3f} {a[3]:7.3f} | {b[0]:15.4f} {b[1]:7.3f} {b[2]:6.3f}")
@@ -236,7 +238,7 @@ plt.show()
 # %% [markdown]
 # ### Exercise 2 · Preconditioning by hand
 #
-# At sigma equal to the data's spread (sigma = sigma_d = 0.5), what are EDM's `c_skip`, `c_out` and `c_in`? Work
+# At sigma equal to the data's spread (sigma = sigma_d = 0.5<!-- r:sigma_data -->), what are EDM's `c_skip`, `c_out` and `c_in`? Work
 # them out from the table, as three numbers.
 # %%
 my_scalars = None   # your answer: (c_skip, c_out, c_in)
@@ -244,7 +246,7 @@ my_scalars = None   # your answer: (c_skip, c_out, c_in)
 # Solution (click to reveal)
 if solutions:
     sd = 0.5
-    my_scalars = (sd**2 / (2 * sd**2), sd * sd / (2 * sd**2) ** 0.5, 1 / (2 * sd**2) ** 0.5)   # 0.5, 0.354, 1.414
+    my_scalars = (sd**2 / (2 * sd**2), sd * sd / (2 * sd**2) ** 0.5, 1 / (2 * sd**2) ** 0.5)   # 1/2, sd/sqrt(2), 1/(sd sqrt(2))
 # %%
 exercises.check("edm_scalars", my_scalars,
                 lambda a: all(abs(float(u) - float(v)) < 1e-3 for u, v in zip(a, mini_precondition(0.5)[:3], strict=True)))
@@ -313,7 +315,8 @@ display.show_video(grey_frames(video), "gif", fps=8, caption=f"sampled video ({n
 # $$F = F_u + s_t\,(F_c - F_u)$$
 #
 # $s = 1$ is the plain conditional model; $s > 1$ follows the condition more strongly. SVD makes the scale rise
-# linearly over the frames (svd: 1.0 → 2.5, svd_xt: 1.5 → 3.0): the first frame is pinned by the input image and
+# linearly over the frames (svd: 1.0<!-- r:version_defaults[svd][min_guidance] --> → 2.5<!-- r:version_defaults[svd][max_guidance] -->,
+# svd_xt: 1.5<!-- r:version_defaults[svd_xt][min_guidance] --> → 3.0<!-- r:version_defaults[svd_xt][max_guidance] -->): the first frame is pinned by the input image and
 # needs little guidance, later frames more.
 #
 # **What "without the condition" means differs**, and it decides what guidance amplifies:
@@ -321,7 +324,7 @@ display.show_video(grey_frames(video), "gif", fps=8, caption=f"sampled video ({n
 # - **SVD**'s unconditional branch drops the **image** (zero CLIP embedding, zero image latent) and *keeps* fps_id,
 #   motion_bucket_id and cond_aug. Guidance pushes the video towards "this particular image", at the requested motion.
 # - **The mini model** here is conditioned on the first frame *and* a speed bucket; its unconditional branch keeps
-#   the **first frame** and replaces the **speed** by a "null" bucket (trained by dropping the bucket 10% of the
+#   the **first frame** and replaces the **speed** by a "null" bucket (trained by dropping the bucket 10%<!-- r:class_dropout*100 --> of the
 #   time). Guidance pushes towards "this speed".
 # %%
 guidance_scales = edm.linear_guidance(frames_per_video, min_guidance, max_guidance)
@@ -376,16 +379,65 @@ print(f"\nsmallest speed error at guidance {best_scale:g}; the unconditional mod
 # %% [markdown]
 # Read the table: with guidance 0 (the unconditional model) the speed follows nothing, its correlation with the
 # bucket is near 0; at 1 the model's own conditioning already tracks the bucket; a moderate scale sharpens it
-# further. Beyond that, on these 16 videos, the differences between the larger scales are within what another seed
-# changes: this table cannot say whether more guidance helps or hurts here. (With SVD, too much guidance shows as
+# further. Beyond that, on these 16<!-- r:sweep_videos --> videos, the differences between the larger scales are
+# within what another seed changes: this table cannot say whether more guidance helps or hurts here. (With SVD, too much guidance shows as
 # over-saturated, flickering frames.) That is why the scale is a knob to measure rather than to max out, and why
 # SVD keeps it modest and ramps it over the frames.
+# %% [markdown]
+# ### Exercise 3 · Fewer steps: predict, measure, explain
 #
+# **Predict** before you run anything: on the 16<!-- r:sweep_videos --> sweep videos above, at guidance 1, what
+# share of the videos still shows the ball (`presence`, the physics check's score) after 1, 2<!-- r:few_step_counts[1] --> and
+# 3<!-- r:few_step_counts[2] --> sampler steps? Will 2<!-- r:few_step_counts[1] --> steps be better than 1?
+#
+# **Measure**: sample them with `SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0)` (the sweep's seed)
+# and score them with `physics.score_videos`, for n = 1, 2<!-- r:few_step_counts[1] --> and 3<!-- r:few_step_counts[2] -->; answer a dict `{n: presence}`.
+#
+# **Explain** what you see by choosing one sentence (print `edm.karras_sigmas(2, settings.sigma_min,
+# settings.sigma_max)` first):
+#
+# - `"a"`: more steps always help, so the three shares differ by a similar amount;
+# - `"b"`: a 2<!-- r:few_step_counts[1] -->-step schedule's second level is sigma_min, where the denoiser returns its input almost unchanged: the
+#   first step jumps from sigma_max to the model's first guess (the nearly empty frames of section 6), as 1 step
+#   does, and the second step adds almost nothing;
+# - `"c"`: at guidance 1 the speed condition is dropped, so the step count cannot matter.
+# %%
+my_presence = None      # your answer: {1: share, 2: share, 3: share}
+my_explanation = None   # your answer: "a", "b" or "c"
+# %% tags=["solution"]
+# Solution (click to reveal)
+if solutions:
+    print(edm.karras_sigmas(2, settings.sigma_min, settings.sigma_max))
+    my_presence = {}
+    for n in (1, 2, 3):
+        _few = model.generate(sweep_set.frames[:, 0], sweep_set.speed_bucket, seed=seed,
+                              settings=SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0))
+        my_presence[n] = physics.score_videos(_few, sweep_set.frames[:, 0], sweep_set.speed_bucket).presence
+    print(my_presence)
+    my_explanation = "b"
+# %%
+few_steps_presence = {}
+for n in (1, 2, 3):
+    _few = model.generate(sweep_set.frames[:, 0], sweep_set.speed_bucket, seed=seed,
+                          settings=SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0))
+    few_steps_presence[n] = physics.score_videos(_few, sweep_set.frames[:, 0], sweep_set.speed_bucket).presence
+
+
+def _few_steps_right(a) -> bool:
+    """The three measured shares (exactly: the same seed gives the same videos) and the explanation that fits them."""
+    measured, why = a
+    return (sorted(int(k) for k in measured) == [1, 2, 3]
+            and all(abs(float(measured[k]) - few_steps_presence[int(k)]) < 1e-9 for k in measured) and why == "b")
+
+
+exercises.check("few_steps", (my_presence, my_explanation) if my_presence is not None else None, _few_steps_right)
+# %% [markdown]
 # ## What you learned
 #
 # - Why diffusion runs on latents (compute), and what an autoencoder's latents look like.
 # - The EDM schedule, forward noising up to sigma_max, the four preconditioning scalars, and the Euler step.
 # - Guidance: the formula, SVD's per-frame ramp, what each model's unconditional branch drops, and how to measure it.
+# - Predict, measure, explain: why a 2<!-- r:few_step_counts[1] -->-step Karras schedule samples like 1 step.
 #
 # ## References
 #
@@ -399,6 +451,8 @@ print(f"\nsmallest speed error at guidance {best_scale:g}; the unconditional mod
 # - Blattmann et al. 2023, *Stable Video Diffusion*, [arXiv:2311.15127](https://arxiv.org/abs/2311.15127).
 # %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+from svd_lab.svd.versions import get_version
+
 record("profile", resolved_profile)
 record("svd_latent_compression", svd_compression)
 record("svd_unet_gmacs_per_step", unet_step.macs / 1e9)
@@ -416,3 +470,17 @@ record("video_shape", list(video.shape))
 record("video_frame_means", video.mean(dim=(0, 2, 3, 4)))
 record("unguided_frame_means", unguided.mean(dim=(0, 2, 3, 4)))
 record("guidance_sweep", {str(k): v for k, v in guidance_sweep.items()})
+record("few_step_counts", list(few_steps_presence))
+record("few_steps_presence", {str(k): v for k, v in few_steps_presence.items()})
+record("svd_vae_downsample", svd_down)
+record("svd_latent_channels", svd_vae["latent_channels"])
+record("mini_downsample", model.autoencoder.downsample)
+record("mini_frame_size", [data.SIZE, data.SIZE])
+record("mini_latent_frame", list(latents.shape[2:]))
+record("mini_latent_grid", list(latents.shape[3:]))
+record("noise_levels", noise_levels)
+record("noise_to_signal_at_max", noisy_std[-1] / latents.std().item())
+record("sigma_data", SIGMA_DATA)
+record("class_dropout", model.dit.config.class_dropout)
+record("sweep_videos", len(sweep_set.speed_bucket))
+record("version_defaults", {name: get_version(name).defaults() for name in ("svd", "svd_xt")})
