@@ -53,8 +53,9 @@ class Constant:
 CONSTANTS = (
     # --- SVD, its checkpoints and Stability's reference script (simple_video_sample.py; svd_lab.svd.versions)
     Constant("0.18215", (), "the latent scale of SD/SVD's VAE: vae/config.json scaling_factor (sgm: scale_factor)"),
-    Constant("14", ("frame", "帧", "SVD (", "decoding_t", "参考"), "svd makes 14 frames (model card; versions.py)"),
-    Constant("25", ("frame", "帧", "SVD-XT"), "svd_xt makes 25 frames (model card; versions.py)"),
+    Constant("14", ("frame", "帧", "SVD (", "decoding_t", "参考"), "svd makes 14 frames (model card; versions.py)",
+             ("03", "05")),
+    Constant("25", ("frame", "帧", "SVD-XT"), "svd_xt makes 25 frames (model card; versions.py)", ("03",)),
     Constant("576x1024", (), "SVD's training and reference size (SVD paper sec. 4; simple_video_sample.py)"),
     Constant("1024x576", ("SVD_Xtend", "A100", "ran out", "显存不足", "out of memory"),
              "SVD_Xtend's reported size (pixeli99/SVD_Xtend issue #39)"),

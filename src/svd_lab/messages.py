@@ -114,8 +114,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
                        "zh-CN": "每秒帧数 = fps_id + 1；速度固定时，每帧的位移是 速度 / fps"},
     "hint.fast_rocket": {"en": "motion_bucket_id is the speed the model was trained to produce: go well above 64",
                          "zh-CN": "motion_bucket_id 就是模型被训练去产生的速度：取一个远大于 64 的值"},
-    "hint.frames_written": {"en": "print(repr(sum([1 / 7] * 21))): is it 3?",
-                            "zh-CN": "print(repr(sum([1 / 7] * 21)))：结果是 3 吗？"},
+    "hint.frames_written": {"en": "print(repr(sum([1 / 7] * 21)), repr(sum([1 / 8] * 16))): which one is exact? "
+                                  "Answer ({{(21, 7): frames, (16, 8): frames}}, letter)",
+                            "zh-CN": "print(repr(sum([1 / 7] * 21)), repr(sum([1 / 8] * 16)))：哪一个是精确的？"
+                                     "答案为 ({{(21, 7): 帧数, (16, 8): 帧数}}, 字母)"},
     "hint.full_ball_gif": {
         "en": "the library's Video.save_gif (e.g. ball_video.save_gif(path)) writes every frame; moviepy's stops early",
         "zh-CN": "库中的 Video.save_gif（例如 ball_video.save_gif(path)）会写出每一帧；moviepy 的写法会提前停下"},

@@ -6,7 +6,8 @@
 # checks the files: how many frames each really holds, how long it plays, how big it is.
 #
 # On a CPU the video comes from the `small` profile (the small SVD this project trained, not the untrained `tiny`
-# one: the rocket photo panning, at the 64x64 and 8 frames it was trained for); on a GPU with a checkpoint, from the
+# one: the rocket photo panning, at the 64x64<!-- r:video_size --> and 8<!-- r:video_shape[0] --> frames it
+# was trained for); on a GPU with a checkpoint, from the
 # real model. You can also point `video_path` at any mp4, for example one written by notebook 03.
 # %% [bootstrap]
 # %% [markdown]
@@ -79,7 +80,7 @@ if video_path is None:
 # %% [markdown]
 # ## 1. mp4 → GIF with moviepy
 #
-# Most SVD tutorials (the article this course grew from among them) convert with moviepy. moviepy 2 changed its API: `from moviepy.editor import *` is gone, import
+# Most SVD tutorials (the article this course grew from among them) convert with moviepy. moviepy 2<!-- r:moviepy_major --> changed its API: `from moviepy.editor import *` is gone, import
 # the classes from `moviepy` directly, and `set_*`/`subclip`/`resize` became `with_*`/`subclipped`/`resized`.
 # %%
 from moviepy import ImageSequenceClip, VideoFileClip
@@ -90,24 +91,27 @@ with VideoFileClip(str(mp4_path)) as clip:
     clip.write_gif(str(gif_moviepy), fps=clip.fps, logger=None)
 print(f"{gif_moviepy.name}: {count_frames(gif_moviepy)} frames")
 # %% [markdown]
-# ### A trap: building a clip from frames at 7 fps
+# ### A trap: building a clip from frames at 7<!-- r:fps --> fps
 #
 # When the frames are still in memory it is tempting to skip the mp4 and write
-# `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2.2.1 that GIF can be **one frame short**: the
-# clip's duration is the sum of the frames' durations 1/7 computed in floating point, a hair under the exact
+# `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2<!-- r:moviepy_major --> (the version is printed below)
+# that GIF can be **one frame short**: the clip's duration is the sum of the frames' durations
+# 1/7<!-- r:fps --> computed in floating point, a hair under the exact
 # value (printed below), and the writer stops before the last frame. Counting the frames of what was written
 # catches it:
 # %%
+import moviepy
+
 gif_sequence = out_dir / f"{mp4_path.stem}.sequence.gif"
 sequence = ImageSequenceClip(list(video.frames), fps=video.fps)
-print(f"ImageSequenceClip duration: {sequence.duration!r} s")
+print(f"moviepy {moviepy.__version__}: ImageSequenceClip duration {sequence.duration!r} s")
 sequence.write_gif(str(gif_sequence), fps=video.fps, logger=None)
 sequence.close()
 sequence_frames = count_frames(gif_sequence)
 print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_frames}")
 # %% [markdown]
-# Which frame went missing? On a bouncing ball it is plain to see: 14 frames of a ball crossing the picture at 7
-# fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
+# Which frame went missing? On a bouncing ball it is plain to see: 14<!-- r:ball_frames --> frames of a ball crossing the
+# picture at 7<!-- r:ball_fps --> fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
 # second-to-last position instead of the last one.
 # %%
 import torch
@@ -132,38 +136,52 @@ IPython.display.display(display.compare([ball_frames, ball_written],
 display.frame_grid(ball_frames, fps=7, columns=3, frame_indices=range(len(ball_frames) - 3, len(ball_frames)),
                    title="the last three frames: the GIF stops at the second of them")
 # %% [markdown]
-# ### Exercise 1 · Predict the loss
+# ### Exercise 1 · Predict the loss, then explain it
 #
 # A clip of `n` frames at `fps` frames per second lasts `n / fps` seconds in exact arithmetic. `ImageSequenceClip`
 # adds up the `n` frame durations `1 / fps` in floating point, and the GIF writer then writes
-# `int(duration * fps)` frames. For 21 frames at 7 fps, how many frames does it write? Reason with Python's floats,
-# then let the check write the GIF and count.
+# `int(duration * fps)` frames. **Predict** how many frames it writes for 21<!-- r:exercise_clips[0][0] --> frames at
+# 7<!-- r:exercise_clips[0][1] --> fps, and for 16<!-- r:exercise_clips[1][0] --> frames at
+# 8<!-- r:exercise_clips[1][1] --> fps, reasoning with Python's floats (`sum([1 / fps] * n)`); the check writes both
+# GIFs and counts. Then **explain** the difference by choosing one sentence:
+#
+# - `"a"`: moviepy drops the last frame of every GIF it builds from frames;
+# - `"b"`: `1 / 8` is a power of two, stored exactly in binary floating point, so the durations add up to exactly
+#   the clip's length; `1 / 7` is not, the sum ends a hair short, and `int()` rounds the frame count down;
+# - `"c"`: the GIF format cannot store a frame rate of 7<!-- r:exercise_clips[0][1] --> fps, so the writer resamples the clip.
 # %%
-my_frames_written = None   # your answer: an integer
+my_frames_written = None   # your answer: {(21, 7): frames, (16, 8): frames}
+my_reason = None           # your answer: "a", "b" or "c"
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    duration = sum([1 / 7] * 21)                              # 2.999999999999999, not 3
-    my_frames_written = int(duration * 7)                     # int(20.999999999999993) = 20
+    my_frames_written = {(n, fps): int(sum([1 / fps] * n) * fps) for n, fps in ((21, 7), (16, 8))}
+    print(my_frames_written)       # int(20.999999999999993) = 20; int(2.0 * 8) = 16
+    my_reason = "b"
 # %%
-def _written(n: int) -> int:
-    """Frames in the GIF moviepy writes for n distinct frames at 7 fps (identical frames would be merged)."""
+exercise_clips = [(21, 7), (16, 8)]
+
+
+def _written(n: int, fps: int) -> int:
+    """Frames in the GIF moviepy writes for n distinct frames at fps (identical frames would be merged)."""
     frames_n = ball_data.generate(1, seed=3, frames=n).frames[0, :, 0, :, :, None].repeat(1, 1, 1, 3)
-    clip21 = ImageSequenceClip(list((frames_n.numpy() * 255).round().astype("uint8")), fps=7)
+    clip_n = ImageSequenceClip(list((frames_n.numpy() * 255).round().astype("uint8")), fps=fps)
     path = out_dir / "exercise.gif"
-    clip21.write_gif(str(path), fps=7, logger=None)
-    clip21.close()
+    clip_n.write_gif(str(path), fps=fps, logger=None)
+    clip_n.close()
     count = count_frames(path)
     path.unlink()
     return count
 
 
-exercises.check("frames_written", my_frames_written, lambda a: int(a) == _written(21))
+exercise_written = {clip: _written(*clip) for clip in exercise_clips}
+exercises.check("frames_written", (my_frames_written, my_reason) if my_frames_written is not None else None,
+                lambda a: all(int(a[0][clip]) == n for clip, n in exercise_written.items()) and a[1] == "b")
 # %% [markdown]
 # ### Exercise 2 · Write the ball GIF with every frame
 #
-# Write `ball_frames` (14 frames, 7 fps) to `out_dir / "ball.full.gif"` so that the file holds all 14 frames, and
-# set `my_gif` to its path. Any way that works is fine.
+# Write `ball_frames` (14<!-- r:ball_frames --> frames, 7<!-- r:ball_fps --> fps) to `out_dir / "ball.full.gif"` so that the
+# file holds all 14<!-- r:ball_frames --> frames, and set `my_gif` to its path. Any way that works is fine.
 # %%
 my_gif = None   # your answer: the path of the GIF you wrote
 # %% tags=["solution"]
@@ -230,13 +248,14 @@ display.compare([read_frames(mp4_path), read_frames(gif_moviepy), read_frames(gi
 # %% [markdown]
 # ## What you learned
 #
-# - Convert an mp4 to a GIF with moviepy 2 (the new imports), and why frames go missing when a clip is built from
-#   frames at 7 fps (a floating-point duration); how to count what a file really holds.
+# - Convert an mp4 to a GIF with moviepy 2<!-- r:moviepy_major --> (the new imports), and why frames go missing when a
+#   clip is built from frames at 7<!-- r:fps --> fps (a floating-point duration that `1 / 8` would not have); how
+#   to count what a file really holds.
 # - Show videos inline as HTML5 or GIF, as a frame grid, with a scrubber, and side by side.
 #
 # ## References
 #
-# - [moviepy 2 documentation](https://zulko.github.io/moviepy/) and its
+# - [moviepy 2<!-- r:moviepy_major --> documentation](https://zulko.github.io/moviepy/) and its
 #   [v1 -> v2 migration guide](https://zulko.github.io/moviepy/getting_started/updating_to_v2.html).
 # - [FFmpeg's palettegen/paletteuse filters](https://ffmpeg.org/ffmpeg-filters.html#palettegen) (how `Video.save_gif`
 #   makes one palette for all frames).
@@ -248,6 +267,12 @@ record("video_shape", [video.num_frames, video.height, video.width, 3])
 record("fps", video.fps)
 record("frame_counts", counts)
 record("ball_gif_frames", len(ball_written))
+record("ball_frames", len(ball_frames))
+record("ball_fps", ball_video.fps)
+record("video_size", [video.height, video.width])
+record("moviepy_major", int(moviepy.__version__.split(".")[0]))
+record("exercise_clips", [list(clip) for clip in exercise_clips])
+record("exercise_written", [exercise_written[clip] for clip in exercise_clips])
 record("mp4_bytes", mp4_path.stat().st_size)
 record("gif_moviepy_bytes", gif_moviepy.stat().st_size)
 record("gif_library_bytes", gif_library.stat().st_size)
