@@ -52,3 +52,15 @@ def test_bad_times_and_the_callback():
     assert [i for i, _ in seen] == [0, 1, 2, 3] and seen[-1][1] == 0.0
     with pytest.raises(ValueError, match="strictly decreasing"):
         flow.sample_flow(lambda x, t: x, torch.ones(2), torch.tensor([0.0, 1.0]), progress=False)
+
+
+def test_heun_in_t_is_second_order_on_the_ideal_velocity():
+    """Heun's error on the Gaussian flow falls about 4x when the steps double (Euler's: 2x)."""
+    s = 0.5
+    velocity = flow.gaussian_velocity(s)
+    noise = torch.randn(2000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errors = [(flow.sample_flow_heun(velocity, noise, flow.flow_times(n), progress=False) - noise * s).abs().max()
+              .item() for n in (16, 32, 64)]
+    assert all(2.8 < a / b < 5.5 for a, b in itertools.pairwise(errors)), errors
+    euler = (flow.sample_flow(velocity, noise, flow.flow_times(32), progress=False) - noise * s).abs().max().item()
+    assert errors[1] < euler / 4, (errors, euler)

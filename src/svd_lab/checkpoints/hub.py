@@ -226,17 +226,22 @@ def plan_download(name: str, format: str = DIFFUSERS, variant: str | None = FP16
     # 1. which checkpoint, into which folder, made of which repository files
     spec = downloadable_spec(name, format)
     target = checkpoints_root(dir) / spec.name
-    variant = normalize_variant(format, variant)
-    repo_files = spec.files(format, variant)
+    variant = normalize_variant(format, variant, spec)
+    repo_files = None if spec.listed else spec.files(format, variant)
 
     # 2. offline: the hub cannot be asked, the verification record alone says what is there
     if is_offline():
+        if repo_files is None:   # chosen from a listing: what the last download recorded
+            repo_files = recorded_files(target)
         return _offline_plan(spec, format, variant, target, revision, repo_files)
 
     # 3. the hub's file list, with every size and hash (one request); every file must be in it
     endpoint = resolve_endpoint(endpoint)
     info = _call_hub(lambda: _model_info(spec.repo_id, revision, endpoint, token), spec, endpoint, token, revision)
     siblings = {s.rfilename: s for s in (info.siblings or [])}
+    if repo_files is None:
+        repo_files = spec.files(format, variant, listing=list(siblings))
+        _require_listed_layout(spec, revision, endpoint, repo_files)
     _require_published(spec, format, variant, revision, endpoint, [p for p in repo_files if p not in siblings])
 
     # 4. each file against the disk, the staging area and the HF cache; then the free space
@@ -261,6 +266,28 @@ def _offline_plan(spec: CheckpointSpec, format: str, variant: str | None, target
                 pf.action = Action.PRESENT
         plan.files.append(pf)
     return plan
+
+
+def recorded_files(target: Path) -> list[str]:
+    """The repository paths a previous download into ``target`` verified (offline, a listed release's files)."""
+    record = VerificationRecord(target)
+    return sorted(k for k in record.files if not Path(k).is_absolute())
+
+
+def _require_listed_layout(spec: CheckpointSpec, revision: str, endpoint: str, repo_files: list[str]) -> None:
+    """A listed (Wan) repository must hold a diffusers pipeline: model_index.json and each network's config and
+    safetensors weights. A HubNotFoundError naming what is missing otherwise."""
+    missing = [] if "model_index.json" in repo_files else ["model_index.json"]
+    for part in ("transformer", "vae", "text_encoder"):
+        if f"{part}/config.json" not in repo_files:
+            missing.append(f"{part}/config.json")
+        if not any(p.startswith(f"{part}/") and p.endswith(".safetensors") for p in repo_files):
+            missing.append(f"{part}/*.safetensors")
+    if not any(p.startswith("tokenizer/") for p in repo_files):
+        missing.append("tokenizer/")
+    if missing:
+        raise HubNotFoundError(f"{spec.repo_id} at {revision} on {endpoint} is not a diffusers Wan repository: "
+                               f"it lacks {', '.join(missing)}.")
 
 
 def _require_published(spec: CheckpointSpec, format: str, variant: str | None, revision: str, endpoint: str,

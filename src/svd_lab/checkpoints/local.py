@@ -89,11 +89,61 @@ def _check_files(files: list[Path], record: VerificationRecord | None) -> tuple[
     return "; ".join(problems), verified and bool(files)
 
 
-def inspect_diffusers_folder(folder: Path, name: str | None = None) -> LocalCheckpoint:
-    """Describe a diffusers-layout SVD folder (the one with model_index.json)."""
+def _is_wan_folder(folder: Path, spec) -> bool:
+    if spec is not None:
+        return spec.listed
+    try:
+        return str(json.loads((folder / "model_index.json").read_text()).get("_class_name", "")).startswith("Wan")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def inspect_wan_folder(folder: Path, name: str | None = None) -> LocalCheckpoint:
+    """Describe a diffusers-layout Wan folder: model_index.json, each network's config and every weight file its
+    shard index names, each weight file verified against the download's record (or structurally complete)."""
     folder = Path(folder)
     name = name or folder.name
     spec = REGISTRY.get(name)
+    version = spec.version if spec is not None and spec.listed else None
+    missing: list[str] = [] if (folder / "model_index.json").is_file() else ["model_index.json"]
+    weights: list[Path] = []
+    for part in ("transformer", "vae", "text_encoder"):
+        sub = folder / part
+        if not (sub / "config.json").is_file():
+            missing.append(f"{part}/config.json")
+        part_weights = sorted(sub.glob("*.safetensors")) if sub.is_dir() else []
+        for index in sorted(sub.glob("*.safetensors.index.json")) if sub.is_dir() else []:
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, AttributeError):
+                missing.append(f"{part}/{index.name} (unreadable)")
+                continue
+            missing += [f"{part}/{s}" for s in shards if not (sub / s).is_file()]
+        if not part_weights:
+            missing.append(f"{part}/*.safetensors")
+        weights += part_weights
+    if not (folder / "tokenizer").is_dir():
+        missing.append("tokenizer/")
+    hint = f"svd-lab download {name}" if spec is not None and spec.downloadable else "download it again"
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and ".svd-lab" not in p.relative_to(folder).parts]
+    if missing:
+        return LocalCheckpoint(name, version, DIFFUSERS, folder, usable=False,
+                               reason=f"incomplete, missing {', '.join(missing)}: run `{hint}` (it resumes)",
+                               files=files)
+    problem, verified = _check_files(weights, VerificationRecord(folder))
+    return LocalCheckpoint(name, version, DIFFUSERS, folder, usable=not problem,
+                           reason=f"{problem}: run `{hint}` to re-fetch it" if problem else "",
+                           size_bytes=sum(f.stat().st_size for f in files), verified=verified, files=files)
+
+
+def inspect_diffusers_folder(folder: Path, name: str | None = None) -> LocalCheckpoint:
+    """Describe a diffusers-layout SVD folder (the one with model_index.json); a Wan folder is described by
+    :func:`inspect_wan_folder`."""
+    folder = Path(folder)
+    name = name or folder.name
+    spec = REGISTRY.get(name)
+    if _is_wan_folder(folder, spec):
+        return inspect_wan_folder(folder, name)
     version = spec.version if spec is not None and DIFFUSERS in spec.formats else None
     if version is None:  # a folder not named after a registry entry: the UNet's frame count tells the version
         try:

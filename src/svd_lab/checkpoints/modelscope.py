@@ -174,13 +174,16 @@ def plan_download(name: str, format: str = DIFFUSERS, variant: str | None = FP16
     spec = downloadable_spec(name, format)
     repo = modelscope_repo(spec)
     target = checkpoints_root(dir) / spec.name
-    variant = normalize_variant(format, variant)
-    repo_files = spec.files(format, variant)
+    variant = normalize_variant(format, variant, spec)
+    repo_files = None if spec.listed else spec.files(format, variant)
     endpoint = resolve_endpoint(endpoint)
     api = _api(endpoint, token)
 
     listing = _call(lambda: api.list_repo_files(repo, "model", revision=revision), spec, repo, endpoint, revision)
     blobs = {f.path: f for f in listing if not f.is_dir}
+    if repo_files is None:   # a listed (Wan) release: its files are chosen from the listing
+        repo_files = spec.files(format, variant, listing=list(blobs))
+        hub._require_listed_layout(spec, revision, endpoint, repo_files)
     hub._require_published(spec, format, variant, revision, endpoint, [p for p in repo_files if p not in blobs])
 
     plan = DownloadPlan(spec, format, variant, target, endpoint, revision, None, repo_id=repo)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from svd_lab.checkpoints.errors import CheckpointError, CorruptDownloadError, ObsUnavailableError
-from svd_lab.checkpoints.hub import DownloadPlan, DownloadResult, PlannedFile
+from svd_lab.checkpoints.hub import DownloadPlan, DownloadResult, PlannedFile, _require_listed_layout
 from svd_lab.checkpoints.local import checkpoints_root, inspect_download
 from svd_lab.checkpoints.registry import DIFFUSERS, HF_MIRROR, downloadable_spec, normalize_variant
 from svd_lab.checkpoints.staging import FolderLock, move_into_place, remove_if_empty, staging_dir
@@ -46,10 +46,10 @@ def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str 
     # 2. which checkpoint, into which folder, made of which files
     spec = downloadable_spec(name, format)
     target = checkpoints_root(dir) / spec.name
-    variant = normalize_variant(format, variant)
-    repo_files = spec.files(format, variant)
+    variant = normalize_variant(format, variant, spec)
+    repo_files = None if spec.listed else spec.files(format, variant)  # a listed (Wan) release: after the copy
     plan = DownloadPlan(spec, format, variant, target, source, "obs", None,
-                        files=[PlannedFile(p, None, None, None, target / p) for p in repo_files])
+                        files=[PlannedFile(p, None, None, None, target / p) for p in repo_files or []])
     result = DownloadResult(checkpoint=None, plan=plan)  # type: ignore[arg-type]  (filled in below)
 
     with FolderLock(target):
@@ -66,6 +66,13 @@ def copy_from_obs(name: str, source: str, format: str = DIFFUSERS, variant: str 
             else:
                 mox.file.copy_parallel(source, str(staging))
             # 5. every expected file there, every weight file structurally complete
+            if repo_files is None:
+                repo_files = spec.files(format, variant, listing=[
+                    p.relative_to(staging).as_posix() for p in sorted(staging.rglob("*")) if p.is_file()])
+                try:
+                    _require_listed_layout(spec, "obs", source, repo_files)
+                except CheckpointError as exc:
+                    raise CheckpointError(f"{source}: {exc}") from None
             _check_copy(staging, repo_files, source, name, format, variant, target)
             # 6. hashed, moved into place, recorded
             record = VerificationRecord(target)

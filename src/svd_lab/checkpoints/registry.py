@@ -79,6 +79,13 @@ class CheckpointSpec:
     licence_note: str = ""
     gated: bool = False
     sizes: dict[str, int] = field(default_factory=dict)  # "diffusers" / "diffusers-fp16" / "sgm" / "mini" -> bytes
+    family: str = "svd"  # "svd" or "wan": which model family (and which diffusers layout) the release is
+
+    @property
+    def listed(self) -> bool:
+        """True when the files are chosen from the repository's listing (Wan: sharded weights whose count the
+        registry does not fix) rather than named in advance (SVD's fixed layout)."""
+        return self.family == WAN
 
     @property
     def downloadable(self) -> bool:
@@ -89,10 +96,15 @@ class CheckpointSpec:
         """The model page on the hub: where the licence is read (and, for a gated repo, accepted)."""
         return f"{HUB_WEB}/{self.repo_id}" if self.repo_id else None
 
-    def files(self, format: str, variant: str | None = None) -> list[str]:
-        """Repository paths that make this checkpoint in ``format`` (variant only matters for diffusers)."""
+    def files(self, format: str, variant: str | None = None, listing: list[str] | None = None) -> list[str]:
+        """Repository paths that make this checkpoint in ``format`` (variant only matters for SVD's diffusers
+        layout). A :attr:`listed` release needs the repository's ``listing`` to choose from."""
         if format not in self.formats:
             raise ValueError(f"{self.name} has no {format!r} format (it has: {', '.join(self.formats)})")
+        if self.listed:
+            if listing is None:
+                raise ValueError(f"{self.name}'s files are chosen from its repository listing: pass listing=")
+            return wan_files(listing)
         if format == DIFFUSERS:
             return checkpoint_files(variant)
         if format == SGM:
@@ -102,6 +114,22 @@ class CheckpointSpec:
     def size(self, format: str, variant: str | None = None) -> int | None:
         key = f"{format}-{variant}" if (format == DIFFUSERS and variant) else format
         return self.sizes.get(key)
+
+
+WAN = "wan"
+#: the folders of a Wan diffusers repository that the pipeline loads (an image encoder is Wan2.1-I2V's only)
+WAN_FOLDERS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae", "image_encoder", "image_processor")
+#: weights in other formats that some repositories carry beside the safetensors: never fetched (no pickle)
+_NOT_FETCHED = (".bin", ".pth", ".pt", ".ckpt", ".msgpack", ".h5", ".onnx")
+
+
+def wan_files(listing) -> list[str]:
+    """The files of a Wan diffusers repository that a download fetches: ``model_index.json`` and everything in
+    the network folders except pickled or foreign weight formats; configs and small files first."""
+    chosen = [p for p in listing
+              if p == "model_index.json" or (p.split("/", 1)[0] in WAN_FOLDERS and "/" in p
+                                             and not p.endswith(_NOT_FETCHED))]
+    return sorted(chosen, key=lambda p: (p.endswith(".safetensors"), p))
 
 
 def _sizes(version: VersionSpec) -> dict[str, int]:
@@ -155,6 +183,22 @@ REGISTRY[SMALL] = CheckpointSpec(
 )
 
 
+def _wan_specs() -> dict[str, CheckpointSpec]:
+    """One entry per registered Wan version; size: parameters x 4 bytes (the repositories hold float32 weights;
+    an estimate for `svd-lab models`, a download checks the exact sizes the server reports)."""
+    from svd_lab.wan.configs import FULL_PARAMETER_COUNTS as WAN_COUNTS
+    from svd_lab.wan.versions import WAN_VERSIONS
+
+    return {v.name: CheckpointSpec(
+        name=v.name, version=v.name, description=v.description, formats=(DIFFUSERS,), repo_id=v.hub_repo,
+        modelscope_repo=v.modelscope_repo, num_frames=v.num_frames, licence=v.licence,
+        licence_note="Apache-2.0 (Wan's model card): free to use, keep the licence notice", gated=False,
+        sizes={DIFFUSERS: 4 * sum(WAN_COUNTS[v.name].values())}, family=WAN) for v in WAN_VERSIONS.values()}
+
+
+REGISTRY.update(_wan_specs())
+
+
 def get_spec(name: str) -> CheckpointSpec:
     """The registry entry called ``name``; an :class:`~svd_lab.errors.UnknownNameError` (a KeyError) listing the
     known names otherwise."""
@@ -191,9 +235,10 @@ def downloadable_spec(name: str, format: str) -> CheckpointSpec:
     return spec
 
 
-def normalize_variant(format: str, variant: str | None) -> str | None:
-    """The file variant to fetch: 'fp16', or None for full precision ('fp32', 'full', ...); None outside diffusers."""
-    if format != DIFFUSERS:
+def normalize_variant(format: str, variant: str | None, spec: CheckpointSpec | None = None) -> str | None:
+    """The file variant to fetch: 'fp16', or None for full precision ('fp32', 'full', ...); None outside SVD's
+    diffusers layout (Wan's repositories come in one precision)."""
+    if format != DIFFUSERS or (spec is not None and spec.listed):
         return None
     if variant in (None, "", "fp32", "none", "full"):
         return None

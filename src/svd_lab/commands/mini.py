@@ -18,6 +18,11 @@ def register(sub) -> None:
                    help="DiT optimiser steps (default: the shipped recipe's count unless --minutes is given)")
     t.add_argument("--minutes", type=finite_float, default=None, help="wall-clock limit for the whole run")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--objective", choices=("edm", "flow"), default="edm",
+                   help="edm (the shipped model) or flow (flow matching, as Wan; the same noise levels)")
+    t.add_argument("--autoencoder", metavar="DIR", default=None,
+                   help="reuse the autoencoder of this mini model folder (e.g. checkpoints/mini) instead of training "
+                        "one: only the DiT is trained, so two objectives can be compared on the same latents")
     t.add_argument("--out", default=None,
                    help="output folder (default: outputs/mini/run-<seed>); must not hold a model already")
     t.add_argument("--snapshot-every", type=int, default=500, metavar="STEPS",
@@ -35,6 +40,8 @@ def register(sub) -> None:
                    help="also score real data, a static copy and an untrained model")
     e.add_argument("--videos", type=int, default=64)
     e.add_argument("--steps", type=int, default=None, help="sampling steps (default 20)")
+    e.add_argument("--solver", choices=("euler", "heun"), default="euler",
+                   help="euler (default) or heun (second order, about twice the network calls)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=run_eval)
 
@@ -81,7 +88,8 @@ def run_train(args) -> int:
         torch.set_num_threads(args.threads)
     # the defaults are the shipped recipe; a time limit alone replaces its step count
     steps = args.steps if args.steps is not None else (None if args.minutes else TrainSettings.steps)
-    settings = TrainSettings(seed=args.seed, steps=steps, minutes=args.minutes)
+    settings = TrainSettings(seed=args.seed, steps=steps, minutes=args.minutes, objective=args.objective)
+    autoencoder = _load(args.autoencoder).autoencoder if args.autoencoder else None
     out = Path(args.out) if args.out else outputs_dir() / "mini" / f"run-{args.seed}"
     if (out / "dit.safetensors").exists():
         raise UserError(f"{out} already holds a mini model; choose another --out or remove it first")
@@ -89,9 +97,10 @@ def run_train(args) -> int:
         raise UserError(f"--out {out} exists and is not a folder")
     command = "svd-lab mini train " + " ".join(
         x for x in [f"--steps {args.steps}" if args.steps else "", f"--minutes {args.minutes}" if args.minutes else "",
-                    f"--seed {args.seed}"] if x)
+                    f"--seed {args.seed}", f"--objective {args.objective}",
+                    f"--autoencoder {args.autoencoder}" if args.autoencoder else ""] if x)
     _, record = train(settings, out=out, progress=not args.no_progress, snapshot_every=args.snapshot_every,
-                      checkpoint_every=args.checkpoint_every, facts={"command": command})
+                      checkpoint_every=args.checkpoint_every, facts={"command": command}, autoencoder=autoencoder)
     print(f"saved {out} ({record['dit_steps']} DiT steps, {record['seconds_per_step']} s/step, "
           f"autoencoder PSNR {record['autoencoder']['psnr_db']} dB); evaluate with `svd-lab mini eval --model {out}`")
     return 0
@@ -103,7 +112,7 @@ def run_eval(args) -> int:
 
     if args.videos < 2:
         raise UserError("--videos must be at least 2")
-    settings = SamplingSettings(**({"steps": args.steps} if args.steps else {}))
+    settings = SamplingSettings(**({"steps": args.steps} if args.steps else {}), solver=args.solver)
     model = _load(args.model)
     rows = {}
     if args.baselines:

@@ -1,4 +1,5 @@
-"""``svd-lab sample IMAGE``: one image in, one video out (Stable Video Diffusion).
+"""``svd-lab sample IMAGE``: one image in, one video out (Stable Video Diffusion); with ``--model`` a Wan version,
+a prompt (and for Wan2.2-TI2V optionally an image) in, one video out (:func:`run_wan`).
 
 Without a checkpoint on a CPU it runs the small profile when its weights are in ``checkpoints/small`` (the small SVD
 trained by ``svd-lab small train``, at the frame size and count it was trained at: camera pans whose speed follows
@@ -22,17 +23,26 @@ from svd_lab.svd.versions import DEFAULT_VERSION
 def register(sub) -> None:
     from svd_lab.commands.convert import add_head_size_arguments
     from svd_lab.svd.versions import VERSIONS
+    from svd_lab.wan.versions import WAN_NAMES
 
     p = sub.add_parser(
         "sample", help="turn an image into a video with Stable Video Diffusion",
         description="Turn an image into a video with Stable Video Diffusion. Defaults are the version's reference "
                     "settings (svd: 14 frames, 25 steps; svd_xt: 25 frames, 30 steps; 576x1024).",
     )
-    p.add_argument("image", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the video size")
-    p.add_argument("--version", choices=["auto", *VERSIONS], default="auto",
-                   help="SVD version (default auto: the best SVD checkpoint present that fits this GPU, in the order "
-                        "svd_xt_1_1 > svd_xt > svd > image-decoder variants; the small model on a CPU; with "
-                        "--checkpoint, the checkpoint's own version)")
+    p.add_argument("image", nargs="?", help="input image (PNG, JPEG, WebP, ...); resized and centre-cropped to the "
+                                            "video size. Needed for SVD; optional for wan2.2-ti2v-5b (its first "
+                                            "frame); not taken by text-only Wan versions")
+    p.add_argument("--version", "--model", dest="version", choices=["auto", *VERSIONS, *WAN_NAMES], default="auto",
+                   help="the model: an SVD version (default auto: the best SVD checkpoint present that fits this GPU, "
+                        "in the order svd_xt_1_1 > svd_xt > svd > image-decoder variants; the small model on a CPU; "
+                        "with --checkpoint, the checkpoint's own version) or a Wan version (" + ", ".join(WAN_NAMES)
+                        + ": text to video with --prompt)")
+    p.add_argument("--prompt", help="Wan: what happens in the video (English or Chinese)")
+    p.add_argument("--negative-prompt", help="Wan: what guidance steers away from (default: Wan's own)")
+    p.add_argument("--guidance", type=finite_float, help="Wan: classifier-free guidance scale (default 5)")
+    p.add_argument("--shift", type=finite_float, help="Wan: flow schedule shift (default: the checkpoint's)")
+    p.add_argument("--solver", choices=["unipc", "euler"], help="Wan: UniPC (default, Wan's own) or Euler")
     p.add_argument("--profile", choices=["auto", "small", "tiny", "full", "mini"], default="auto",
                    help="small: the small SVD trained by svd-lab (seconds on a CPU); tiny: random tiny networks "
                         "(the machinery only); full: real weights; auto: full when a checkpoint is available on a "
@@ -56,8 +66,9 @@ def register(sub) -> None:
     p.add_argument("--height", type=int, help="video height, a multiple of 64 (576; small: its own; tiny: 64)")
     p.add_argument("--decoding-t", type=int, help="frames decoded at once: lower it if the GPU runs out of memory "
                                                   "(default: planned from free VRAM on CUDA, else 14)")
-    p.add_argument("--memory", choices=["auto", "resident", "offload"], default="auto",
-                   help="offload: model CPU offload (CUDA); auto: decided from free VRAM")
+    p.add_argument("--memory", choices=["auto", "resident", "offload", "group"], default="auto",
+                   help="offload: model CPU offload (CUDA); group: Wan's transformer streamed in block groups; "
+                        "auto: decided from free VRAM")
     p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 elsewhere), float32, float16, "
                                                    "bfloat16")
@@ -122,6 +133,19 @@ def run(args) -> int:
     from pathlib import Path
 
     import torch
+
+    from svd_lab.wan.versions import is_wan
+
+    if is_wan(args.version):
+        return run_wan(args)
+    if args.image is None:
+        raise UserError("svd-lab sample needs an input image for SVD (svd-lab sample IMAGE); for a video from text "
+                        "alone use a Wan version: --model wan2.1-t2v-1.3b --prompt \"...\"")
+    wan_only = [f"--{k.replace('_', '-')}" for k in ("prompt", "negative_prompt", "guidance", "shift", "solver")
+                if getattr(args, k) is not None]
+    if wan_only:
+        raise UserError(f"{', '.join(wan_only)} apply to Wan versions only (--model {'/'.join(_wan_names())}); "
+                        "SVD is conditioned on the image")
 
     from svd_lab.commands.convert import head_size_options
     from svd_lab.paths import outputs_dir
@@ -195,6 +219,88 @@ def run(args) -> int:
     print(f"{generation.video.num_frames} frames, {generation.video.width}x{generation.video.height}, "
           f"{generation.video.fps:g} fps, {seconds:.1f} s ({params['profile']} profile, {params['device']}, "
           f"{params['dtype']})")
+    for kind in ("mp4", "gif", "png", "json"):
+        if kind in written:
+            print(f"wrote {written[kind]}")
+    return 0
+
+
+def _wan_names() -> tuple[str, ...]:
+    from svd_lab.wan.versions import WAN_NAMES
+
+    return WAN_NAMES
+
+
+def run_wan(args) -> int:
+    """``svd-lab sample [IMAGE] --model wan... --prompt ...``: everything checked before any weights load."""
+    from pathlib import Path
+
+    import torch
+
+    from svd_lab.paths import outputs_dir
+    from svd_lab.svd import pipeline as svd_pipeline
+    from svd_lab.video import save_numbered
+    from svd_lab.wan.memory import generate
+    from svd_lab.wan.pipeline import load_wan_pipeline
+    from svd_lab.wan.versions import get_wan_version
+
+    spec = get_wan_version(args.version)
+    svd_only = [name for name, value in (("--fps-id", args.fps_id), ("--motion-bucket-id", args.motion_bucket_id),
+                                         ("--cond-aug", args.cond_aug), ("--min-guidance", args.min_guidance),
+                                         ("--max-guidance", args.max_guidance), ("--decoding-t", args.decoding_t),
+                                         ("--lora", args.lora)) if value is not None]
+    if svd_only:
+        raise UserError(f"{', '.join(svd_only)} apply to SVD only; Wan takes --prompt, --guidance, --shift, --solver")
+    if not (args.prompt or "").strip():
+        raise UserError(f"{spec.name} makes a video from text: add --prompt \"what happens in the video\"")
+    if args.image is not None:
+        if not spec.takes_image:
+            raise UserError(f"{spec.name} is text-to-video only: it takes no image (leave the image out, or use "
+                            "wan2.2-ti2v-5b for image-to-video)")
+        _check_inputs(args)
+    device = svd_pipeline.resolve_device(args.device)
+    dtype = None if args.dtype == "auto" else svd_pipeline.resolve_dtype(args.dtype, device)
+    profile = args.profile
+    if profile == "auto":
+        from svd_lab.checkpoints import find_checkpoint
+
+        found = args.checkpoint or find_checkpoint(spec.name)
+        profile = "full" if found is not None and device.type == "cuda" else "tiny"
+    if profile not in ("tiny", "full"):
+        raise UserError(f"Wan runs on the tiny profile (random tiny networks) or full (a checkpoint), not {profile}")
+    out = _check_output_folder(Path(args.out).expanduser() if args.out else outputs_dir() / spec.name)
+    if profile == "full" and device.type == "cpu" and not args.yes:
+        raise UserError(f"full-size {spec.name} on a CPU takes hours (a {spec.description.split(',')[0]}): rerun "
+                        "with --yes to start it anyway, use --profile tiny to see the machinery, or a CUDA GPU")
+    if profile == "tiny" and device.type == "cpu":
+        torch.set_num_threads(1)
+    print(f"{spec.name}: {profile} profile on {device}"
+          + (" (random tiny networks: the machinery, not a real video)" if profile == "tiny" else ""),
+          file=sys.stderr)
+    pipe = load_wan_pipeline(spec.name, profile, checkpoint=args.checkpoint, device=device, dtype=dtype,
+                             memory=args.memory, num_frames=args.frames, height=args.height, width=args.width)
+    try:
+        generation = generate(pipe, prompt=args.prompt, image=args.image, negative_prompt=args.negative_prompt,
+                              num_frames=args.frames, num_steps=args.steps, height=args.height, width=args.width,
+                              guidance=args.guidance, shift=args.shift, solver=args.solver, seed=args.seed,
+                              progress=not args.no_progress)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    video = generation.video()
+    video.params["input_image"] = str(Path(args.image).resolve()) if args.image else None
+    conditioning = None
+    if args.image is not None:
+        from svd_lab.svd.images import load_image
+
+        conditioning = load_image(args.image, video.width, video.height)
+    try:
+        written = save_numbered(video, out, conditioning_image=conditioning, gif=args.gif)
+    except (OSError, UserError) as exc:
+        raise UserError(f"could not write the video to {out}: {exc}") from None
+    p = generation.params
+    print(f"{video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps, "
+          f"{p['sampling_seconds'] + p['decoding_seconds']:.1f} s ({p['profile']} profile, {p['device']}, "
+          f"{p['dtype']}, {p['solver']} x {p['num_steps']} steps)")
     for kind in ("mp4", "gif", "png", "json"):
         if kind in written:
             print(f"wrote {written[kind]}")

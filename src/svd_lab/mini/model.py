@@ -38,6 +38,16 @@ class SamplingSettings:
     #: guidance on the speed bucket, rising over frames like SVD's (frame 0 is pinned by the first-frame condition)
     guidance_min: float = 1.0
     guidance_max: float = 2.0
+    #: "euler" (first order) or "heun" (second order: two network calls per step but the last)
+    solver: str = "euler"
+
+
+def flow_c_noise(t: torch.Tensor) -> torch.Tensor:
+    """What a flow-trained mini DiT is told about the noise level ``t``: ``ln(t / (1 - t)) / 4``, EDM's
+    ``c_noise = ln(sigma) / 4`` at the equivalent ``sigma = t / (1 - t)`` (so both objectives feed the same
+    embedding the same range). t is kept inside [1e-5, 1 - 1e-3]: the sampler starts at t = 1 (sigma infinite)."""
+    t = t.float().clamp(1e-5, 1 - 1e-3)
+    return torch.log(t / (1 - t)) / 4
 
 
 class MiniWorldModel(torch.nn.Module):
@@ -52,10 +62,12 @@ class MiniWorldModel(torch.nn.Module):
       preconditioning assumes (``sigma_data``).
     """
 
-    def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT, residual_scale: float | None = None):
+    def __init__(self, autoencoder: FrameAutoencoder, dit: VideoDiT, residual_scale: float | None = None,
+                 objective: str = "edm"):
         super().__init__()
         self.autoencoder, self.dit = autoencoder, dit
         self.residual_scale = residual_scale
+        self.objective = objective      # "edm" (a denoiser) or "flow" (a velocity): how the DiT was trained
 
     def to_diffusion_space(self, latents: torch.Tensor, first_latent: torch.Tensor) -> torch.Tensor:
         """Latent video (B, T, C, h, w) -> what the DiT models (the latents, or the scaled change from frame 0)."""
@@ -99,7 +111,14 @@ class MiniWorldModel(torch.nn.Module):
         Returns:
             (B, T, 1, H, W) intensities in [0, 1].
         """
-        from svd_lab.sampling.edm import Denoiser, edm_preconditioning, karras_sigmas, linear_guidance, sample
+        from svd_lab.sampling.edm import (
+            Denoiser,
+            edm_preconditioning,
+            karras_sigmas,
+            linear_guidance,
+            sample,
+            sample_heun,
+        )
 
         s = settings or SamplingSettings()
         if first_frames.ndim == 4:
@@ -121,12 +140,33 @@ class MiniWorldModel(torch.nn.Module):
             # Guidance on the motion condition only: the unconditional branch keeps the first frame.
             return {"first_frame": c["first_frame"], "labels": self.dit.null_labels(c["labels"].shape[0])}
 
-        denoiser = Denoiser(self.network, edm_preconditioning(SIGMA_DATA))
-        sigmas = karras_sigmas(s.steps, s.sigma_min, s.sigma_max)
         guidance = linear_guidance(cfg.frames, s.guidance_min, s.guidance_max)
-        latents = sample(denoiser, noise, sigmas, cond, uncond_builder=uncond_builder, guidance=guidance,
-                         callback=callback, progress=progress)
+        if s.solver not in ("euler", "heun"):
+            raise ValueError(f"unknown solver {s.solver!r}: euler or heun")
+        if self.objective == "flow":
+            latents = self._sample_flow(noise, cond, uncond_builder(cond), guidance, s, callback, progress)
+        else:
+            denoiser = Denoiser(self.network, edm_preconditioning(SIGMA_DATA))
+            sigmas = karras_sigmas(s.steps, s.sigma_min, s.sigma_max)
+            run = sample_heun if s.solver == "heun" else sample
+            latents = run(denoiser, noise, sigmas, cond, uncond_builder=uncond_builder, guidance=guidance,
+                          callback=callback, progress=progress)
         return data.from_model_space(self.autoencoder.decode(self.from_diffusion_space(latents, first_latent)))
+
+
+    def _sample_flow(self, noise, cond, uncond, guidance, s: SamplingSettings, callback, progress):
+        """Flow sampling from t = 1 (the noise) to 0, guidance on the velocity per frame like SVD's."""
+        from svd_lab.sampling.flow import flow_times, sample_flow, sample_flow_heun
+
+        w = guidance.view(1, -1, 1, 1, 1).to(noise)
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            c = flow_c_noise(t.reshape(1)).expand(x.shape[0])
+            conditional, unconditional = self.network(x, c, cond), self.network(x, c, uncond)
+            return unconditional + w * (conditional - unconditional)
+
+        run = sample_flow_heun if s.solver == "heun" else sample_flow
+        return run(velocity, noise, flow_times(s.steps), callback=callback, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -151,7 +191,8 @@ def save_model(model: MiniWorldModel, folder: str | os.PathLike, facts: dict | N
     targets = [folder / AUTOENCODER_FILE, folder / DIT_FILE]
     if not overwrite and any(t.exists() for t in targets):
         raise FileExistsError(f"{folder} already holds a mini model; choose another --out or remove it first")
-    facts = {"kind": "svd-lab-mini", **(facts or {}), "residual_scale": model.residual_scale}
+    facts = {"kind": "svd-lab-mini", **(facts or {}), "residual_scale": model.residual_scale,
+             "objective": model.objective}
     _save_module(model.autoencoder, model.autoencoder.config.to_dict(), targets[0], facts)
     _save_module(model.dit, model.dit.config.to_dict(), targets[1], facts)
     return folder
@@ -176,7 +217,7 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
         raise FileNotFoundError(f"no mini model in {folder}: missing {', '.join(missing)} "
                                 f"(train one with `svd-lab mini train --out {folder}`)")
     modules = []
-    residual_scale = None
+    residual_scale, objective = None, "edm"
     for name, build in ((AUTOENCODER_FILE, lambda c: FrameAutoencoder(AutoencoderConfig.from_dict(c))),
                         (DIT_FILE, lambda c: VideoDiT(DiTConfig(**c)))):
         path = folder / name
@@ -188,6 +229,7 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
                 module = build(json.loads(meta["config"]))
                 if name == DIT_FILE:
                     residual_scale = json.loads(meta.get("residual_scale", "null"))
+                    objective = json.loads(meta.get("objective", '"edm"'))
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
             state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
             module.load_state_dict(state)
@@ -201,7 +243,7 @@ def load_model(folder: str | os.PathLike) -> MiniWorldModel:
                 f"restore it with `git checkout -- {path}` (the shipped weights) or train again with "
                 f"`svd-lab mini train --out DIR`") from None
         modules.append(module.eval())
-    return MiniWorldModel(*modules, residual_scale=residual_scale).eval()
+    return MiniWorldModel(*modules, residual_scale=residual_scale, objective=objective).eval()
 
 
 def setup_notebook(notebook: str, *, profile: str = "auto", device: str = "cpu", seed: int = 23,

@@ -1,4 +1,5 @@
-r"""Training the mini world model: first the autoencoder, then the video DiT with the EDM objective.
+r"""Training the mini world model: first the autoencoder, then the video DiT with the EDM objective (or flow
+matching, :func:`flow_loss`, the objective of Wan and SD3: ``TrainSettings(objective="flow")``).
 
 EDM training (Karras et al. 2022): draw a clean latent video ``z_0``, a noise level ``ln sigma ~ N(P_mean, P_std^2)``
 (EDM's image default -1.2, 1.2; the shipped model centres it at 0.0, see :class:`TrainSettings`) and noise ``n``;
@@ -69,6 +70,10 @@ class TrainSettings:
     p_mean: float = 0.0
     p_std: float = 1.2
     bf16: bool = True
+    #: "edm" (the shipped model: a preconditioned denoiser) or "flow" (flow matching: a velocity on the straight
+    #: path from data to noise, as Wan trains). Flow draws logit(t) ~ N(p_mean, p_std^2): the same distribution
+    #: of noise levels, since its t corresponds to EDM's sigma = t / (1 - t)
+    objective: str = "edm"
     #: diffuse the change from the first frame instead of the latents (see MiniWorldModel)
     residual: bool = True
     dit: dict = field(default_factory=lambda: DiTConfig().to_dict())
@@ -157,6 +162,29 @@ def edm_loss(dit: VideoDiT, latents: torch.Tensor, first_latent: torch.Tensor, l
     return ((raw.float() - target) ** 2).mean()
 
 
+def flow_loss(dit: VideoDiT, latents: torch.Tensor, first_latent: torch.Tensor, labels: torch.Tensor,
+              bf16: bool = True, generator: torch.Generator | None = None,
+              p_mean: float = TrainSettings.p_mean, p_std: float = TrainSettings.p_std) -> torch.Tensor:
+    """The flow-matching loss: ``x_t = (1 - t) z_0 + t n``, target velocity ``n - z_0``, plain mean squared error.
+
+    No preconditioning: the path's ends are the data and the noise themselves. ``logit(t) ~ N(p_mean, p_std^2)``
+    (SD3's logit-normal; with EDM's p_mean and p_std it trains the same noise levels as :func:`edm_loss`). The
+    network is told :func:`svd_lab.mini.model.flow_c_noise` -- EDM's ``ln(sigma) / 4`` at the equivalent sigma.
+    """
+    from svd_lab.mini.model import flow_c_noise
+
+    b = latents.shape[0]
+    t = torch.sigmoid(p_mean + p_std * torch.randn(b, generator=generator)).view(b, 1, 1, 1, 1)
+    noise = torch.randn(latents.shape, generator=generator)
+    noisy = (1 - t) * latents + t * noise
+    with bf16_autocast(bf16):
+        raw = dit(noisy, flow_c_noise(t.reshape(b)), {"first_frame": first_latent, "labels": labels})
+    return ((raw.float() - (noise - latents)) ** 2).mean()
+
+
+LOSSES = {"edm": edm_loss, "flow": flow_loss}
+
+
 @dataclass
 class _Schedule:
     """When a run stops and how far along it is: a step count, a deadline, or both (whichever comes first)."""
@@ -193,8 +221,8 @@ def _dit_step(model: MiniWorldModel, opt: torch.optim.Optimizer, settings: Train
     with torch.no_grad(), bf16_autocast(settings.bf16):
         latents = model.autoencoder.encode(data.to_model_space(videos.frames)).float()
     first = latents[:, :1]
-    loss = edm_loss(model.dit, model.to_diffusion_space(latents, first), first, videos.speed_bucket, settings.bf16,
-                    generator, settings.p_mean, settings.p_std)
+    loss = LOSSES[settings.objective](model.dit, model.to_diffusion_space(latents, first), first,
+                                      videos.speed_bucket, settings.bf16, generator, settings.p_mean, settings.p_std)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.dit.parameters(), 1.0)
@@ -228,6 +256,8 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
 
     if settings.steps is None and settings.minutes is None:
         raise ValueError("give a step count, a time limit in minutes, or both")
+    if settings.objective not in LOSSES:
+        raise ValueError(f"unknown objective {settings.objective!r}: use one of {', '.join(LOSSES)}")
     if out is not None and not overwrite and (Path(out) / DIT_FILE).exists():
         raise FileExistsError(f"{out} already holds a mini model; choose another output folder or remove it")
     start = time.time()
@@ -246,7 +276,7 @@ def train(settings: TrainSettings, out: str | os.PathLike | None = None, progres
     what = f"the change from the first frame, scale {residual_scale}" if residual_scale else "the latents"
     log(f"diffusing {what}")
     torch.manual_seed(settings.seed + 1)
-    model = MiniWorldModel(ae, VideoDiT(DiTConfig(**settings.dit)), residual_scale)
+    model = MiniWorldModel(ae, VideoDiT(DiTConfig(**settings.dit)), residual_scale, objective=settings.objective)
     opt = torch.optim.AdamW(model.dit.parameters(), settings.lr, weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed + 2)
     record = {"settings": asdict(settings), "autoencoder": ae_stats, "loss": [], "snapshots": [],
@@ -311,7 +341,7 @@ def _write_training_log(folder: Path, record: dict) -> None:
     ax.plot(steps, smooth(losses), lw=1.5, label="smoothed")
     ax.set_yscale("log")
     ax.set_xlabel("DiT step")
-    ax.set_ylabel("EDM loss")
+    ax.set_ylabel(f"{record['settings'].get('objective', 'edm').upper()} loss")
     ax.set_title("mini world model training")
     ax.legend()
     fig.tight_layout()
