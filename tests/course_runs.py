@@ -41,6 +41,7 @@ QUICK = {
     "03_svd_sampling.ipynb": {"num_steps": 8},
     "04_gif_display.ipynb": {"num_steps": 8},
     "05_finetune.ipynb": {"steps": 16},
+    "06_wan_flow_matching.ipynb": {"train_steps": 5, "compare_videos": 8},
 }
 
 

@@ -37,6 +37,7 @@ COURSE = (
     "03_svd_sampling.ipynb",
     "04_gif_display.ipynb",
     "05_finetune.ipynb",
+    "06_wan_flow_matching.ipynb",
 )
 # Profiles that run on a CPU and therefore have committed baselines.
 DEFAULT_CELL_TIMEOUT = 600  # seconds per cell: generous for a slow CPU, finite so a dead kernel cannot hang a run

@@ -65,14 +65,14 @@ def collect(dir=None) -> dict:
             state, ckpt = _local_state(found, spec.name, fmt)
             if ckpt is not None:
                 matched.add(id(ckpt))
-            size = spec.size(fmt, FP16 if fmt == DIFFUSERS else None)
+            size = spec.size(fmt, FP16 if fmt == DIFFUSERS and not spec.listed else None)
             if ckpt is not None and ckpt.size_bytes:
                 size = ckpt.size_bytes
             rows.append({"name": spec.name, "format": fmt, "size_bytes": size, "local": state,
                          "path": str(ckpt.path) if ckpt else None,
                          "problem": ckpt.reason if ckpt is not None and not ckpt.usable else None,
                          "gated": spec.gated, "licence": spec.licence, "repo_id": spec.repo_id,
-                         "description": spec.description})
+                         "description": spec.description, "estimate": spec.listed})
     others = [{"name": c.name, "format": c.format, "path": str(c.path), "usable": c.usable, "problem": c.reason}
               for c in found if id(c) not in matched]
     return {"checkpoints_dir": str(root), "rows": rows, "unregistered": others}
@@ -84,7 +84,8 @@ def render(data: dict) -> str:
     previous = None
     for r in data["rows"]:
         table.append((r["name"] if r["name"] != previous else "", r["format"],
-                      _gb(r["size_bytes"]) + ("*" if r["format"] == "diffusers" and r["local"] == "-" else ""),
+                      _gb(r["size_bytes"]) + ("**" if r.get("estimate") and r["local"] == "-" else
+                                              "*" if r["format"] == "diffusers" and r["local"] == "-" else ""),
                       r["local"], ("yes" if r["gated"] else "no") if r["repo_id"] else "-", r["licence"]))
         previous = r["name"]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
@@ -95,6 +96,8 @@ def render(data: dict) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("* diffusers sizes are the fp16 download (default); full precision (--variant fp32) is about twice "
                  "that.")
+    lines.append("** Wan: an estimate, parameters x 4 bytes (float32; wan2.1's repository is 28.9 GB, 22.7 GB of it "
+                 "the UMT5-XXL text encoder); a download checks the exact sizes the server lists.")
     problems = [r for r in data["rows"] if r["problem"]] + [r for r in data["unregistered"] if r["problem"]]
     if problems:
         lines += ["", "Present but not usable (loaders will refuse them):"]
@@ -112,6 +115,11 @@ def render(data: dict) -> str:
         "  svd-lab download svd --format sgm           Stability's single file (about 9.6 GB)",
         "  svd-lab download svd --endpoint https://hf-mirror.com   through the mirror (mainland China)",
         "  svd-lab download --help                     gated repos, tokens, offline use, ModelArts OBS",
+        "",
+        "Wan (text to video, a video DiT trained with flow matching): wan2.1-t2v-1.3b (Wan's figure: 8.19 GB VRAM at",
+        "480p with offloading), wan2.2-ti2v-5b (text or image to video, 720p on a 24 GB GPU by Wan's figure).",
+        "  svd-lab download wan2.1-t2v-1.3b --source modelscope   from ModelScope (mainland China)",
+        "  svd-lab sample --model wan2.1-t2v-1.3b --prompt \"a cat walks on the beach\"",
         "",
         "Licences: read the model card on the hub before using a checkpoint. Gated repos (svd_xt_1_1) need you to",
         "accept the licence on the hub page first, then a token: `hf auth login` or HF_TOKEN.",
