@@ -77,14 +77,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "hint.weights_in_memory": {
         "en": "parameters = FULL_PARAMETER_COUNTS['unet'] + ['vae'] + ['image_encoder']; GB = parameters x 4 / 1e9 in "
               "float32, x 2 / 1e9 in float16; answer a dict {{'fp32': ..., 'fp16': ...}}",
-        "zh-CN": "参数量 = FULL_PARAMETER_COUNTS['unet'] + ['vae'] + ['image_encoder']；GB = 参数量 x 4 / 1e9（float32），"
-                 "x 2 / 1e9（float16）；答案是一个字典 {{'fp32': ..., 'fp16': ...}}"},
+        "zh-CN": "参数量 = FULL_PARAMETER_COUNTS['unet'] + ['vae'] + ['image_encoder']；"
+                 "GB = 参数量 x 4 / 1e9（float32），x 2 / 1e9（float16）；答案是一个字典 {{'fp32': ..., 'fp16': ...}}"},
     "hint.latent_video": {
         "en": "the VAE halves height and width once per down block after the first: factor 2 ** "
               "(len(block_out_channels) - 1); channels = latent_channels; the frames stay; compression = "
               "(frames x 3 x height x width) / (product of the latent shape)",
-        "zh-CN": "VAE 在第一个下采样块之后的每个块都把高和宽减半：缩小倍数 2 ** (len(block_out_channels) - 1)；通道数 = "
-                 "latent_channels；帧数不变；压缩比 = (帧数 x 3 x 高 x 宽) / (潜变量形状各维之积)"},
+        "zh-CN": "VAE 在第一个下采样块之后的每个块都把高和宽减半：缩小倍数 2 ** (len(block_out_channels) - 1)；"
+                 "通道数 = latent_channels；帧数不变；压缩比 = (帧数 x 3 x 高 x 宽) / (潜变量形状各维之积)"},
     "hint.noise_it": {"en": "x = x0 + sigma * n with n = torch.randn(...) of the same shape (add it to data_points)",
                       "zh-CN": "x = x0 + sigma * n，其中 n = torch.randn(...)，形状相同（加到 data_points 上）"},
     "hint.tokens_patch_t2": {"en": "tokens = (frames / patch_t) x (height / patch) x (width / patch)",
@@ -110,8 +110,17 @@ CATALOGUE: dict[str, dict[str, str]] = {
               "scales as (1, T, 1, 1, 1)",
         "zh-CN": "F = F_uncond + s_t (F_cond - F_uncond)，s_t 要在批次、通道和像素上广播：把尺度 view 成 (1, T, 1, 1, "
                  "1)"},
-    "hint.fps_ratio": {"en": "frames per second = fps_id + 1; at a fixed speed the step per frame is speed / fps",
-                       "zh-CN": "每秒帧数 = fps_id + 1；速度固定时，每帧的位移是 速度 / fps"},
+    "hint.fps_ratio": {
+        "en": "frames per second = fps_id + 1, so the predicted ratio is (6 + 1) / (12 + 1); the measured one is "
+              "fps_motion[12] / fps_motion[6]; then compare fps_motion[f] with requested_step(191, f) for each f. "
+              "Answer (prediction, measured, letter)",
+        "zh-CN": "每秒帧数 = fps_id + 1，所以预测的比值是 (6 + 1) / (12 + 1)；测得的比值是 fps_motion[12] / "
+                 "fps_motion[6]；再对每个 f 比较 fps_motion[f] 与 requested_step(191, f)。答案为 (预测, 测量, 字母)"},
+    "hint.speed_asked": {
+        "en": "the rule is proportional to the bucket: bucket = target_step / requested_step(255, 6) * 255, rounded; "
+              "generate with motion_bucket_id=bucket, fps_id=6 and answer (bucket, measured_step(video))",
+        "zh-CN": "规则与运动桶成正比：bucket = target_step / requested_step(255, 6) * 255，取整；用 "
+                 "motion_bucket_id=bucket、fps_id=6 生成视频，答案为 (bucket, measured_step(video))"},
     "hint.fast_rocket": {"en": "motion_bucket_id is the speed the model was trained to produce: go well above 64",
                          "zh-CN": "motion_bucket_id 就是模型被训练去产生的速度：取一个远大于 64 的值"},
     "hint.frames_written": {"en": "print(repr(sum([1 / 7] * 21)), repr(sum([1 / 8] * 16))): which one is exact? "

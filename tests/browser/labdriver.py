@@ -689,6 +689,34 @@ class NotebookSession:
         value_after = readout.inner_text().strip() if readout.count() else None
         return {"value_before": value_before, "value_after": value_after, "before": before, "after": after}
 
+    # -- buttons (the playground of notebook 03)
+    def button_cells(self, label: str) -> list[int]:
+        """Indices of the cells whose output holds an ipywidgets button labelled ``label``."""
+        cells = self.page.locator(".jp-Notebook .jp-Cell")
+        return [i for i in range(cells.count())
+                if cells.nth(i).locator(".jp-Cell-outputArea .widget-button", has_text=label).count()]
+
+    def press_button(self, cell_index: int, label: str, timeout: float = 180) -> dict:
+        """Click the cell's button ``label`` as a user would and wait until a new video (playable) or image (loaded)
+        shows in the cell's output. Returns what the cell shows before and after, and its text after."""
+        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(cell_index)
+        count_js = """(area) => ({
+            videos: [...area.querySelectorAll('video')].filter(v => v.readyState >= 1 && v.videoWidth > 0).length,
+            images: [...area.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length})"""
+        area = cell.locator(".jp-Cell-outputArea").first
+        before = area.evaluate(count_js)
+        button = cell.locator(".jp-Cell-outputArea .widget-button", has_text=label).first
+        button.scroll_into_view_if_needed()
+        button.click()
+        deadline = time.monotonic() + timeout
+        after = before
+        while time.monotonic() < deadline:
+            after = area.evaluate(count_js)
+            if after["videos"] > before["videos"] or after["images"] > before["images"]:
+                break
+            time.sleep(0.5)
+        return {"before": before, "after": after, "text": area.inner_text()[-2000:]}
+
     # -- screenshots
     def screenshot(self, path: Path, max_height: int = 16000) -> Path:
         """The whole notebook in one image: the viewport is stretched to the notebook's height, then restored."""

@@ -27,6 +27,12 @@ def promised(notebook: Path) -> set[str]:
     return set().union(*(labdriver.expectations(c.source) for c in nb.cells if c.cell_type == "code"))
 
 
+def test_the_playground_is_in_the_course():
+    """The browser test presses Generate where a Playground is built: notebook 03 must build one."""
+    nb = nbformat.read(REPO / "notebooks" / "03_svd_sampling.ipynb", as_version=4)
+    assert any("Playground(pipe" in c.source for c in nb.cells if c.cell_type == "code")
+
+
 def test_the_course_exercises_every_kind_of_display():
     """Guards the source-reading rules: if the course stopped matching them, the browser checks would go blind."""
     if not NOTEBOOKS:
@@ -50,10 +56,22 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, course_lab, browser_context
         session.wait_for_media()
         cells = session.cells()
         problems = session.problems(cells)
+        # The playground (notebook 03): press Generate once; a video and its measured motion must appear. Its
+        # sliders set the next generation's parameters, not a frame, so the slider check below leaves them alone.
+        report["generate"] = []
+        generate_cells = session.button_cells("Generate")
+        for index in generate_cells:
+            pressed = session.press_button(index, "Generate")
+            report["generate"].append({"cell": index, **pressed})
+            if not (pressed["after"]["videos"] > pressed["before"]["videos"]
+                    or pressed["after"]["images"] > pressed["before"]["images"]):
+                problems.append(labdriver.CellProblem(index, f"pressing Generate showed no video: {pressed}"))
+            elif "px per frame" not in pressed["text"]:
+                problems.append(labdriver.CellProblem(index, "pressing Generate showed no measured motion"))
         # Move every slider; the frame shown must change, and the callbacks must not fail.
         report["sliders"] = []
         report["play"] = []
-        for index in session.slider_cells(cells):
+        for index in [i for i in session.slider_cells(cells) if i not in generate_cells]:
             played = session.press_play(index)  # a Play widget linked to the slider, if the cell has one
             if played is not None:
                 report["play"].append({"cell": index, **played})

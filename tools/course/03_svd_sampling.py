@@ -11,7 +11,7 @@
 # `profile = "auto"` runs the real SVD at 576x1024 (`full`). On a CPU it runs **small**: SVD's own three network
 # classes, narrow enough for a CPU, *trained by this project* on camera pans over procedural images and photos
 # (`svd-lab small train`, weights in `checkpoints/small/`), at the frame size and frame count it was trained at
-# (64x64, 8 frames). What it replaces: its CLIP image encoder is a small one with frozen random weights (the image
+# (64x64<!-- r:frame_size -->, 8<!-- r:run_parameters[num_frames] --> frames). What it replaces: its CLIP image encoder is a small one with frozen random weights (the image
 # reaches the UNet through the VAE latent, section 2.3), and it knows one kind of motion only, the camera panning
 # right, at the speed `motion_bucket_id` asks and the step per frame `fps_id` implies. So judge the mechanics and the
 # knobs here, and look at the pictures: section 2.1 shows what its VAE keeps of the input.
@@ -101,7 +101,8 @@ print(f"\nall versions: {spec.width}x{spec.height}, fps_id {spec.fps_id}, motion
 prepared = pipe.prepare_image(str(image_path), width, height)
 image_tensor = image_to_tensor(prepared)                       # (1, 3, H, W) in [0, 1]
 print(f"{image_path.name} -> {tuple(image_tensor.shape)}, values {image_tensor.min():.2f}..{image_tensor.max():.2f}")
-prepared.resize((max(256, width), max(256, width) * height // width))
+shown_width = max(display.MIN_DISPLAY_WIDTH, width)                 # small images are scaled up to be seen
+prepared.resize((shown_width, shown_width * height // width))
 # %% [markdown]
 # ### What the VAE keeps of it
 #
@@ -127,9 +128,9 @@ display.frame_grid(torch.stack([image_tensor[0], round_trip, baseline]), columns
 # ### 2.2 The CLIP embedding (cross-attention)
 #
 # In the real SVD this is what the image *means* (OpenCLIP ViT-H/14). The small model's CLIP is a tiny random one,
-# frozen: it passes the computation through, and the image reaches its UNet through the latent of 2.3. CLIP wants
+# frozen: it passes the computation through, and the image reaches its UNet through the latent of section 2.3. CLIP wants
 # 224x224 pixels normalised by its training mean and standard deviation. The resize is anti-aliased
-# (a Gaussian blur before the bilinear resize, as sgm and diffusers do: without it a 1024-pixel image aliases
+# (a Gaussian blur before the bilinear resize, as sgm and diffusers do: without it a 1024<!-- r:svd_reference[width] -->-pixel image aliases
 # badly at 224). The encoder returns one vector per image; the UNet's cross-attention layers attend to it as a
 # single token: `(1, 1, D)`.
 # %%
@@ -145,7 +146,7 @@ print(f"CLIP input {tuple(clip_pixels.shape)} -> image embedding (crossattn) {tu
 #
 # The image in [-1, 1] plus `cond_aug` times Gaussian noise (the **first** random draw of the run), encoded by
 # the VAE; we take the mode of the encoder's Gaussian. This latent is concatenated to *every* frame's noisy
-# latent, so the UNet sees 4 + 4 = 8 input channels. It is **not** multiplied by the latent scale 0.18215 (sgm
+# latent, so the UNet sees 4<!-- r:latent_shape[2] --> + 4<!-- r:latent_shape[2] --> = 8<!-- r:unet_in_channels --> input channels. It is **not** multiplied by the latent scale 0.18215 (sgm
 # and diffusers both leave it unscaled; the UNet was trained that way). In float16 the VAE encodes in float32:
 # its activations overflow float16 (`force_upcast`).
 # %%
@@ -172,7 +173,7 @@ print(f"latent scale (vae.config.scaling_factor): {comps.latent_scaling}; "
 # ### 2.4 The micro-conditioning: `added_time_ids`
 #
 # Three numbers describing the clip the model should imitate: `[fps_id, motion_bucket_id, cond_aug]` (frames per
-# second minus one, the amount of motion 0-255, and the noise added in 2.3). The UNet embeds each one
+# second minus one, the amount of motion 0-255, and the noise added in section 2.3). The UNet embeds each one
 # sinusoidally and adds them to its noise-level embedding.
 # %%
 vector = torch.tensor([[fps_id, motion_bucket_id, cond_aug]], dtype=crossattn.dtype, device=crossattn.device)
@@ -316,7 +317,7 @@ for kind, leaks in by_kind.items():
 #
 # At the first step the loop kept `first_step["raw_uncond"]` and `first_step["raw_cond"]`, the UNet's two
 # predictions, each `(1, T, C, h, w)`. Compute the guided prediction from them and `guidance_scales` (one scale
-# per frame, shape `(T,)`), without looking at 2.7. Watch the broadcasting.
+# per frame, shape `(T,)`), without looking at section 2.7. Watch the broadcasting.
 # %%
 my_guided = None   # your answer: a tensor shaped like first_step["raw_cond"]
 # %% tags=["solution"]
@@ -333,13 +334,14 @@ exercises.check("guidance_by_hand", my_guided,
 # SVD was trained with *micro-conditioning*: numbers describing each training clip, fed to the UNet next to the
 # noise level. At sampling time you choose them:
 #
-# - **motion_bucket_id** (0-255, default 127): how much motion. The small model was trained on pans whose speed is
-#   proportional to it (0.2 image widths per second at 255).
-# - **fps_id** (default 6): the frame rate, minus one. At the same speed a lower frame rate means a bigger step
+# - **motion_bucket_id** (0-255, default 127<!-- r:svd_reference[motion_bucket_id] -->): how much motion. The small model
+#   was trained on pans whose speed is proportional to it (0.2<!-- r:pan_speed_at_255 --> image widths per second at
+#   motion_bucket_id 255).
+# - **fps_id** (default 6<!-- r:svd_reference[fps_id] -->): the frame rate, minus one. At the same speed a lower frame rate means a bigger step
 #   between frames: per-frame step = speed / (fps_id + 1). The saved video plays at fps_id + 1 frames per second.
-# - **cond_aug** (default 0.02): the noise added to the conditioning image. More noise makes the video follow the
-#   image less literally (and the real SVD move more); 0.02 keeps it faithful.
-# - **decoding_t** (default 14): frames decoded at once. It changes the result (the temporal decoder mixes frames
+# - **cond_aug** (default 0.02<!-- r:svd_reference[cond_aug] -->): the noise added to the conditioning image. More noise makes the video follow the
+#   image less literally (and the real SVD move more); 0.02<!-- r:svd_reference[cond_aug] --> keeps it faithful.
+# - **decoding_t** (default 14<!-- r:svd_reference[decoding_t] -->): frames decoded at once. It changes the result (the temporal decoder mixes frames
 #   within a chunk: measured at the end of this section) and it is what runs out of GPU memory first.
 #
 # ### A motion_bucket_id sweep, measured
@@ -395,44 +397,91 @@ for f, m in fps_motion.items():
     expected = f", training rule {requested_step(191, f):.2f}" if resolved_profile == "small" else ""
     print(f"fps_id {f:>2} (bucket 191): {m:5.2f} pixels per frame measured{expected}")
 # %% [markdown]
-# ### Exercise 2 · Predict the frame-rate effect
+# ### Exercise 2 · The frame-rate effect: predict, measure, explain
 #
-# The training clips moved `speed / (fps_id + 1)` pixels per frame. Before looking at the numbers above: by what
-# factor should the per-frame displacement at fps_id 12 be *smaller* than at fps_id 6? Give the ratio
-# displacement(12) / displacement(6) as a number.
+# The training clips moved `speed / (fps_id + 1)` pixels per frame. **Predict**, before looking at the numbers
+# above: by what factor should the per-frame displacement at fps_id 12<!-- r:fps_ids[1] --> be *smaller* than at
+# fps_id 6<!-- r:fps_ids[0] -->? Give the ratio displacement(12<!-- r:fps_ids[1] -->) /
+# displacement(6<!-- r:fps_ids[0] -->) as a number. Then **measure** the model's ratio from `fps_motion` (measured
+# above), and **explain** the gap by comparing each measured step with what the training rule asks
+# (`requested_step(191, fps_id)`): choose one sentence.
+#
+# - `"a"`: the measured ratio is above the prediction: the model falls further short of the rule at fps_id
+#   6<!-- r:fps_ids[0] --> (the larger step) than at 12<!-- r:fps_ids[1] -->;
+# - `"b"`: the measured ratio is below the prediction: the model falls further short of the rule at fps_id
+#   12<!-- r:fps_ids[1] --> (the smaller step);
+# - `"c"`: the two ratios agree within 0.01<!-- r:fps_ratio_agreement -->: the model follows the rule at both frame
+#   rates.
 # %%
-my_ratio = None   # your answer, e.g. 0.5
+my_ratio = None        # your prediction, e.g. 0.5
+my_measured = None     # the model's ratio, from fps_motion
+my_gap = None          # "a", "b" or "c"
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
     my_ratio = (6 + 1) / (12 + 1)      # the step is speed / fps, fps = fps_id + 1: 7 / 13
+    my_measured = fps_motion[12] / fps_motion[6]
+    for f in (6, 12):
+        print(f"fps_id {f}: measured {fps_motion[f]:.3f}, rule {requested_step(191, f):.3f}, "
+              f"{fps_motion[f] / requested_step(191, f):.1%} of the rule")
+    my_gap = "a" if my_measured > my_ratio + 0.01 else "b" if my_measured < my_ratio - 0.01 else "c"
 # %%
-exercises.check("fps_ratio", my_ratio, lambda a: abs(float(a) - 7 / 13) < 0.01)
-if resolved_profile == "small" and fps_motion[6]:
-    print(f"the model's measured ratio: {fps_motion[12] / fps_motion[6]:.2f}")
+fps_ids = sorted(fps_motion)
+fps_ratio_agreement = 0.01
+predicted_ratio = (fps_ids[0] + 1) / (fps_ids[1] + 1)
+measured_ratio = fps_motion[fps_ids[1]] / fps_motion[fps_ids[0]] if fps_motion[fps_ids[0]] else float("nan")
+# the explanation the measurements support: compare each measured step with the rule's
+true_gap = ("c" if abs(measured_ratio - predicted_ratio) <= fps_ratio_agreement else
+            "a" if measured_ratio > predicted_ratio else "b")
+
+
+def _fps_right(a) -> bool:
+    prediction, measured, gap = a
+    return (abs(float(prediction) - predicted_ratio) < 0.01 and abs(float(measured) - measured_ratio) < 1e-6
+            and gap == true_gap)
+
+
+exercises.check("fps_ratio", (my_ratio, my_measured, my_gap) if my_ratio is not None else None, _fps_right)
 # %% [markdown]
-# ### Exercise 3 · Make it move, on your own image
+# ### Exercise 3 · Ask for a speed, then measure it
 #
-# Set `my_bucket` to a motion_bucket_id that makes the video move at least 1.5 times as far per frame as at
-# motion_bucket_id 64 (same image, seed and fps). The check generates the video and measures it. Then try it on
-# your own photo: set the parameter `image` at the top and rerun.
+# The small model was trained with a rule: at `motion_bucket_id` b and `fps_id` f the content moves
+# `pan_data.speed_to_step(b, f, width)` pixels per frame (`requested_step` above). **Invert** the rule: which bucket
+# should make the rocket move 1.2<!-- r:target_step --> px per frame at fps_id 6<!-- r:fps_ids[0] -->? **Generate**
+# that video with `pipe.run` (same image, seed and size as above) and **measure** it with `measured_step`. The check
+# generates it again, measures it with the same estimator (`svd_lab.small.metrics`: sub-pixel phase correlation of
+# consecutive frames, the median shift) and compares your numbers with the training rule: your bucket must ask for
+# the target within 5%<!-- r:target_tolerance*100 -->, your measurement must be the estimator's, and on the small
+# profile the model must move within 25%<!-- r:rule_tolerance*100 --> of what the rule asks. Then try your own photo
+# (the parameter `image`).
 # %%
-my_bucket = None   # your answer: an integer 0-255
+target_step = 1.2          # pixels per frame at fps_id 6
+my_speed = None            # your answer: (bucket, measured pixels per frame)
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    my_bucket = 255                    # speed is proportional to the bucket: 255 / 64 = 4x the speed
+    _bucket = round(target_step / requested_step(255, 6) * 255)     # the rule is proportional to the bucket
+    _video = pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height, width=width,
+                      seed=seed, motion_bucket_id=_bucket, fps_id=6, progress=False)
+    my_speed = (_bucket, measured_step(_video))
+    print(f"bucket {_bucket}: rule {requested_step(_bucket, 6):.2f}, measured {my_speed[1]:.2f} px/frame")
 # %%
-def _moves_faster(bucket) -> bool:
-    slow = measured_step(pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height,
-                                  width=width, seed=seed, motion_bucket_id=64, progress=False))
-    fast = measured_step(pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height,
-                                  width=width, seed=seed, motion_bucket_id=int(bucket), progress=False))
-    print(f"measured: {slow:.2f} px/frame at bucket 64, {fast:.2f} at bucket {int(bucket)}")
-    return 0 <= int(bucket) <= 255 and fast >= 1.5 * slow > 0
+target_tolerance, rule_tolerance = 0.05, 0.25
 
 
-exercises.check("fast_rocket", my_bucket, _moves_faster)
+def _speed_right(a) -> bool:
+    bucket, measured = int(a[0]), float(a[1])
+    rule = requested_step(bucket, 6)
+    check = measured_step(pipe.run(str(image_path), num_frames=num_frames, num_steps=num_steps, height=height,
+                                   width=width, seed=seed, motion_bucket_id=bucket, fps_id=6, progress=False))
+    print(f"bucket {bucket}: the rule asks {rule:.2f} px/frame (target {target_step}), you measured {measured:.2f}, "
+          f"the estimator {check:.2f}")
+    obeys = abs(check - rule) <= rule_tolerance * rule if resolved_profile == "small" else True
+    return (0 <= bucket <= 255 and abs(rule - target_step) <= target_tolerance * target_step
+            and abs(measured - check) < 1e-6 and obeys)
+
+
+exercises.check("speed_asked", my_speed, _speed_right)
 # %% [markdown]
 # ### decoding_t changes the result
 #
@@ -474,7 +523,7 @@ IPython.display.display(batch_result)      # the manifest as a table (plain text
 # %% [markdown]
 # ## 4. Memory: what fits on which GPU, and what happens when it does not
 #
-# In float16 the three networks take about 4.5 GB; sampling adds the UNet's activations for 2 x frames images
+# In float16 the three networks take about 4.5 GB; sampling adds the UNet's activations for twice as many images as frames
 # (guidance batches the conditional and unconditional passes), and decoding adds the VAE decoder's activations,
 # which grow with decoding_t. The doctor and the pipeline plan this from the free GPU memory:
 # %%
@@ -509,11 +558,24 @@ print(f"{mp4_path}: {mp4_path.stat().st_size:,} bytes, {mp4_frames} frames at {v
 # |---|---|
 # | `git clone https://github.com/Stability-AI/generative-models`, `pip install -r requirements/pt2.txt` | `make setup` (or the bootstrap cell); notebook 00 checks the machine |
 # | put `svd.safetensors` in `checkpoints/` | `svd-lab download svd` (diffusers layout), or `svd-lab convert` for an sgm single file (notebook 00) |
-# | `python scripts/sampling/simple_video_sample.py --input_path assets/test_image.png --version svd` | `load_pipeline(version)` and `pipe.run(image)`: section 2 unrolls it, 2.9 checks the two agree |
+# | `python scripts/sampling/simple_video_sample.py --input_path assets/test_image.png --version svd` | `load_pipeline(version)` and `pipe.run(image)`: section 2 unrolls it, section 2.9 checks the two agree |
 # | `--decoding_t 14` (lower it when VRAM is short) | `decoding_t`, planned from free VRAM (section 4) |
 # | `fps_id`, `motion_bucket_id`, `cond_aug`, `seed` arguments | the same names (section 3) |
 # | `outputs/simple_video_sample/svd/000000.mp4` | `save_numbered` (section 5); GIFs and inline display in notebook 04 |
+# %% [markdown]
+# ## 7. Playground
 #
+# Everything above in one panel: pick one of the course's images or upload your own, set `motion_bucket_id`,
+# `fps_id`, the number of steps, the guidance ramp (first frame → last frame) and the seed, press **Generate**. The bar
+# follows the sampler's steps; below the video is its motion, measured between consecutive frames with the same
+# estimator as section 3 (and, on the small profile, what the training rule asks). It drives the pipeline loaded at
+# the top, so it runs the same model as the rest of this notebook, on a CPU or a GPU. Predict before each press:
+# what will bucket 0 do, and bucket 255? A single step? Guidance 0? Your own photo?
+# %%
+from svd_lab.playground import Playground
+
+Playground(pipe, image=image_path, num_frames=num_frames, height=height, width=width, num_steps=num_steps, seed=seed)
+# %% [markdown]
 # ## What you learned
 #
 # - SVD turns an image into three conditioning signals: CLIP's embedding (cross-attention), the VAE latent of the
@@ -522,7 +584,8 @@ print(f"{mp4_path}: {mp4_path.stat().st_size:,} bytes, {mp4_frames} frames at {v
 #   the image and keeps the motion numbers.
 # - Sampling is an Euler loop over Karras noise levels from `sqrt(700^2 + 1) n` to 0, then `latents / 0.18215`
 #   decoded `decoding_t` frames at a time.
-# - `motion_bucket_id` and `fps_id` mean speed and frame rate, and you can *measure* whether a model obeys them.
+# - `motion_bucket_id` and `fps_id` mean speed and frame rate, and you can *measure* whether a model obeys them:
+#   invert the training rule, generate, measure, and explain what differs.
 #
 # ## References
 #
@@ -567,3 +630,14 @@ record("by_hand_vs_pipeline", by_hand_vs_pipeline)
 record("batch_counts", batch_result.counts)
 record("mp4_frames", mp4_frames)
 record("mp4_bytes", mp4_path.stat().st_size)
+record("frame_size", [height, width])
+record("display_min_width", display.MIN_DISPLAY_WIDTH)
+record("svd_reference", get_version("svd").defaults())
+record("unet_in_channels", comps.unet.config.in_channels)
+record("pan_speed_at_255", pan_data.SPEED_AT_255)
+record("fps_ids", fps_ids)
+record("fps_ratio_agreement", fps_ratio_agreement)
+record("fps_ratios", {"predicted": predicted_ratio, "measured": measured_ratio})
+record("target_step", target_step)
+record("target_tolerance", target_tolerance)
+record("rule_tolerance", rule_tolerance)
