@@ -23,8 +23,8 @@ docs/claims.md is the guide for authors.
 from __future__ import annotations
 
 import json
-import math
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +75,20 @@ CONSTANTS = (
     Constant("8", ("downsamples", "f =", "f=", "缩小", "下采样", "倍"), "SD/SVD VAE's downsampling factor"),
     Constant("4", ("channel", "通道"), "SD/SVD VAE's latent channels (vae/config.json latent_channels)"),
     Constant("2.1", ("SD", "Stable Diffusion"), "the image model SVD starts from (SVD paper sec. 3)"),
-    Constant("64", ("multiple", "倍数"), "sizes must be multiples of 64 (svd_lab.svd.images; the UNet's 3 downsamplings)"),
+    Constant("64", ("multiple", "倍数"), "sizes must be multiples of 64 (svd_lab.svd.images.check_size)"),
     Constant("4", ("bytes", "字节"), "a float32 is 4 bytes (IEEE 754 binary32)"),
     Constant("2", ("bytes", "字节", "float16"), "a float16 is 2 bytes (IEEE 754 binary16)"),
+    # --- fine-tuning memory: SVD_Xtend's public reports and the cards' capacities (05's table)
+    Constant("60", ("GB",), "SVD_Xtend issues #4 and #27: about 60-63 GB at 512x320, 14-16 frames, batch 1", ("05",)),
+    Constant("63", ("GB",), "SVD_Xtend issues #4 and #27 (see 60)", ("05",)),
+    Constant("16", ("frame", "帧"), "SVD_Xtend issues #4 and #27: 14-16 frames", ("05",)),
+    Constant("512x320", ("frame", "帧"), "SVD_Xtend's README example size and issue #4", ("05",)),
+    Constant("320x512", ("SVD_Xtend",), "SVD_Xtend's README example size (512x320, height x width here)", ("05",)),
+    Constant("80", ("A100",), "NVIDIA A100 comes with 40 or 80 GB; SVD_Xtend issue #39 ran out on the 80 GB one"),
+    Constant("40", ("A100",), "NVIDIA A100 40 GB (product specification)"),
+    Constant("32", ("V100",), "NVIDIA V100 32 GB (product specification)"),
+    Constant("24", ("GB",), "RTX 4090 and A10: 24 GB (NVIDIA product specifications)", ("05",)),
+    Constant("4090", ("RTX",), "the card's name, GeForce RTX 4090"),
     # --- papers
     Constant("19.5", ("adaLN",), "DiT paper Fig. 5 / FACTS.md: adaLN-Zero FID 19.47"),
     Constant("25.2", ("adaLN",), "DiT paper: adaLN FID 25.21"),
@@ -102,15 +113,15 @@ INDENTED_CODE = re.compile(r"(?:(?<=\n\n)|^)(?: {4}|\t)[^\n]*(?:\n(?: {4}|\t)[^\
 CODE_SPAN = re.compile(r"`([^`]+)`")   # may wrap onto the next line
 BARE_NUMBER = re.compile(r"\s*[-+]?[\d.,x%]+\s*")
 LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
-URL = re.compile(r"https?://\S+")
+URL = re.compile(r"https?://[^\s`)<>]+")
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.DOTALL)
-TIE = re.compile(r"<!--\s*r:(?P<name>[A-Za-z0-9_.]+)(?P<path>(?:\[[^\]]+\])*)\s*(?:(?P<op>[*/])\s*(?P<factor>[0-9.e+-]+))?"
-                 r"\s*-->")
+TIE = re.compile(r"<!--\s*r:(?P<name>[A-Za-z0-9_.]+)(?P<path>(?:\[[^\]]+\])*)"
+                 r"\s*(?:(?P<op>[*/])\s*(?P<factor>[0-9.e+-]+))?\s*-->")
 COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 MODEL_NAME = re.compile(r"\b(?:DiT|ViT)-[A-Za-z]+/\d+")
 #: a number: an optional sign (not after a letter or digit: "5-30" is a range), digits with thousands commas and
 #: decimals, sizes ("64x64", "4x8x8"), a multiplier ("8x") or magnitude suffix ("7M", "400K", "1.52B"), a percent
-NUMBER = re.compile(r"(?<![A-Za-z0-9_.,\\])(?:(?<=[\s(\[=~≈])[-+−])?\d+(?:,\d{3})*(?:\.\d+)?"
+NUMBER = re.compile(r"(?<![A-Za-z0-9_.,\\])(?:(?<=[\s(\[=~≈，、（：；])[-+−])?\d+(?:,\d{3})*(?:\.\d+)?"
                     r"(?:[x×]\d+(?:\.\d+)?)*(?:x(?![A-Za-z0-9])|[KMB](?![A-Za-z]))?%?")
 
 
@@ -124,6 +135,7 @@ class Number:
     line: str         # the line it stands in
     column: int       # where in the line
     tie: re.Match | None
+    context: str = ""  # the cell's text around it (lines joined), for the words a constant must stand next to
     why: str = ""     # the rule or constant that covers it; "" while unexplained
 
 
@@ -153,16 +165,19 @@ def numbers(notebook: str, edition: str, cell: str, text: str) -> list[Number]:
         line = text[line_start: None if line_end < 0 else line_end]
         tie = ties.get(m.end())
         n = Number(notebook, edition, cell, m.group(), m.start(), line, m.start() - line_start, tie)
+        n.context = masked[max(0, m.start() - CONTEXT): m.end() + CONTEXT].replace("\n", " ")
         n.why = exempt(n, masked, m, line_start, any(a <= m.start() < b for a, b in math_spans))
         found.append(n)
     return found
 
 
+#: how far (characters, either side, across line breaks) a cited constant's words may stand from it
+CONTEXT = 28
 HEADING_ORDINAL = re.compile(r"^#{1,6} +(?:(?:Exercise|练习) +)?$")
 ORDINAL_BEFORE = re.compile(r"(?:\b(?:sections?|steps?|exercises?|cells?|table|algorithm|figure|fig\.|appendix|"
-                            r"stage|part|item)|[§#]|第|练习|章节|小节)\s*$", re.IGNORECASE)
+                            r"stage|part|item)|[§#]|第|练习|章节|小节|表|图|算法|附录)\s*$", re.IGNORECASE)
 ORDINAL_RANGE = re.compile(r"(?:\bsections?|\bsteps?|第)\s*\d+(?:\.\d+)?\s*[-–]\s*$", re.IGNORECASE)
-ORDINAL_AFTER = re.compile(r"^\s*(?:节|步(?!长)|小节|章)")
+ORDINAL_AFTER = re.compile(r"^\s*(?:节|小节|章|月|日)")
 YEAR = re.compile(r"(?:19[9]\d|20[0-3]\d)")
 
 
@@ -171,14 +186,15 @@ def exempt(n: Number, masked: str, m: re.Match, line_start: int, in_math: bool) 
 
     - ordinals: a heading's leading number ("## 2.3", "# 03 ·", "### Exercise 2"), an ordered-list marker ("1. "), a
       number after section/step/exercise/cell/table/algorithm/figure/appendix/stage/part/item, "§", "#" (issues) or
-      "第", or before "节"/"步"/"章" (Chinese section and step ordinals); the second number of a range of them
-      ("sections 3-4");
+      "第", or after the Chinese 表/图/算法/附录 (table, figure, algorithm, appendix), or before 节/小节/章 (Chinese
+      section numbers) or 月/日 (dates); the second number of a range of them ("sections 3-4"). ("16,000 步" is a
+      count of steps, not an ordinal: only "第 2 步" is);
     - notebook numbers: two digits with a leading zero ("notebook 03", "00 setup");
     - identifiers: years 1990-2039, arXiv ids (2212.09748), versions with two dots (2.2.1);
     - 0 and 1 (and +-1): origins, identities and first items ("frame 0", "scale 1", "[0, 1]"), definitions, not
       measurements;
     - small integers (0, 1, 2) inside a formula ($...$): exponents, fractions and indices;
-    - dimensions: "1-D", "3-D", "3D".
+    - dimensions and widths: "1-D", "3-D", "3D", "8-bit".
     Numbers inside code (fenced blocks, `code spans` that hold more than a bare number), link targets, URLs, HTML
     comments and model names ("DiT-XL/2", "ViT-H/14") are not read at all.
     """
@@ -201,10 +217,10 @@ def exempt(n: Number, masked: str, m: re.Match, line_start: int, in_math: bool) 
         return "identifier"
     if re.fullmatch(r"[-+−]?[01]", s):
         return "zero or one"
-    if in_math and re.fullmatch(r"[0-2]", s):
+    if (in_math or before.endswith("^")) and re.fullmatch(r"[0-2]", s):
         return "formula"
-    if re.match(r"-?D\b|维", after):
-        return "dimension"
+    if re.match(r"-?D\b|维|-bit\b", after):
+        return "dimension or width"
     return ""
 
 
@@ -265,44 +281,49 @@ def tie_holds(text: str, value, tolerance: str) -> tuple[bool, str]:
     return True, ""
 
 
-def near(n: Number, words: tuple[str, ...], window: int = 28) -> bool:
-    if not words:
-        return True
-    at = n.column
-    context = n.line[max(0, at - window): at + len(n.text) + window].lower()
-    return any(w.lower() in context for w in words)
+def near(n: Number, words: tuple[str, ...]) -> bool:
+    """Whether one of ``words`` stands within :data:`CONTEXT` characters of the number (any when none are given)."""
+    return not words or any(w.lower() in n.context.lower() for w in words)
 
 
-def check(source: Path, baselines: Path = BASELINES) -> list[str]:
-    """Every number of one notebook's markdown (both editions) that is neither tied, listed nor exempt, and every
-    tie that does not hold; each as "notebook edition cell: number in 'line': why"."""
-    key = source.stem[:2]
+def cell_problems(stem: str, edition: str, cid: str, text: str, records: dict, used: set | None = None) -> list[str]:
+    """Every number of one markdown cell that is neither tied, listed nor exempt, and every tie that does not hold;
+    each as "<notebook> [<edition>] cell <id>: '<number>' in '<line>': why". ``used`` collects the constants that
+    matched."""
+    problems = []
+    for n in numbers(stem[:2], edition, cid, text):
+        where = f"{stem} [{edition}] cell {cid}: {n.text!r} in {n.line.strip()[:110]!r}"
+        if n.tie is not None:
+            try:
+                value, tolerance = resolve(records, n.tie)
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"{where}: tie {n.tie.group(0)!r} does not resolve ({exc}; in tests/baselines/"
+                                f"{stem}.json)")
+                continue
+            ok, why = tie_holds(n.text, value, tolerance)
+            if not ok:
+                problems.append(f"{where}: does not match its record {n.tie.group('name')}"
+                                f"{n.tie.group('path') or ''}: {why}")
+            continue
+        if n.why:
+            continue
+        match = next((c for c in CONSTANTS if c.number == n.text and (not c.notebooks or stem[:2] in c.notebooks)
+                      and near(n, c.near)), None)
+        if match is not None:
+            if used is not None:
+                used.add(match)
+            continue
+        problems.append(f"{where}: neither tied to a record (NUMBER<!-- r:record_name -->) nor a cited constant "
+                        "(tests/test_claims.py CONSTANTS); see docs/claims.md")
+    return problems
+
+
+def check(source: Path, baselines: Path = BASELINES, used: set | None = None) -> list[str]:
+    """:func:`cell_problems` for every markdown cell of one notebook, both editions, against its baseline."""
     baseline_file = baselines / f"{source.stem}.json"
     records = json.loads(baseline_file.read_text())["records"] if baseline_file.is_file() else {}
-    problems = []
-    for edition, cid, text in cells(source):
-        for n in numbers(key, edition, cid, text):
-            where = f"{source.stem} [{edition}] cell {cid}: {n.text!r} in {n.line.strip()[:110]!r}"
-            if n.tie is not None:
-                try:
-                    value, tolerance = resolve(records, n.tie)
-                except (KeyError, IndexError, ValueError) as exc:
-                    problems.append(f"{where}: tie {n.tie.group(0)!r} does not resolve ({exc}; baselines: "
-                                    f"{baseline_file.relative_to(baselines.parent.parent) if baseline_file.is_relative_to(baselines.parent.parent) else baseline_file})")
-                    continue
-                ok, why = tie_holds(n.text, value, tolerance)
-                if not ok:
-                    problems.append(f"{where}: does not match its record {n.tie.group('name')}"
-                                    f"{n.tie.group('path') or ''}: {why}")
-                continue
-            if n.why:
-                continue
-            if any(c.number == n.text and (not c.notebooks or key in c.notebooks) and near(n, c.near)
-                   for c in CONSTANTS):
-                continue
-            problems.append(f"{where}: neither tied to a record (NUMBER<!-- r:record_name -->) nor a cited constant "
-                            "(tests/test_claims.py CONSTANTS); see docs/claims.md")
-    return problems
+    return [p for edition, cid, text in cells(source)
+            for p in cell_problems(source.stem, edition, cid, text, records, used)]
 
 
 SOURCES = sorted(builder.SOURCES.glob("[0-9][0-9]_*.py"))
@@ -312,3 +333,103 @@ SOURCES = sorted(builder.SOURCES.glob("[0-9][0-9]_*.py"))
 def test_every_number_in_the_text_is_measured_or_cited(source):
     problems = check(source)
     assert not problems, f"{len(problems)} number(s) in the text of {source.name}:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------- the mechanism itself
+
+
+def _numbers(text: str, edition: str = "zh-CN") -> list[tuple[str, str]]:
+    return [(n.text, n.why) for n in numbers("99", edition, "99-01", text)]
+
+
+def test_every_kind_of_number_is_found_in_both_languages():
+    found = _numbers("## 2.3 标题\n\n约0.43，占 95.3%；64x64 的帧、4x8x8 的潜变量，fps_id 5-30，缩小为 1/8，"
+                     "快 8x，共 16,000 步，-0.25 与 7M 步。见第 3 节与 2.9 节，2024 年 2 月。")
+    assert [t for t, why in found if not why] == ["0.43", "95.3%", "64x64", "4x8x8", "5", "30", "8", "8x",
+                                                   "16,000", "-0.25", "7M"]
+    assert [(t, why) for t, why in found if why] == [("2.3", "heading ordinal"), ("1", "zero or one"),
+                                                     ("3", "ordinal"), ("2.9", "ordinal"), ("2024", "year"),
+                                                     ("2", "ordinal")]
+
+
+def test_what_is_not_read():
+    """Code, links, comments and model names are not claims; a bare number in backticks still is."""
+    text = ("Run `svd-lab sample --steps 25` ([paper](https://arxiv.org/abs/2311.15127)) <!-- 99 --> with "
+            "DiT-XL/2 and ViT-H/14:\n\n```bash\nsvd-lab batch --seeds 1,2,3\n```\n\n    indented 42\n\n"
+            "but `0.43` is a number, and so is $\\sigma = 700$ while $x^2$ is a formula.")
+    assert _numbers(text, "en") == [("0.43", ""), ("700", ""), ("2", "formula")]
+
+
+def test_an_untied_number_is_reported_with_notebook_cell_and_number():
+    problems = cell_problems("05_finetune", "zh-CN", "05-99", "损失降到 0.27，用了 240 步。", {})
+    assert len(problems) == 2
+    assert problems[0].startswith("05_finetune [zh-CN] cell 05-99: '0.27' in '损失降到 0.27，用了 240 步。': "
+                                  "neither tied")
+    assert "'240'" in problems[1]
+
+
+def test_a_tie_compares_the_written_number_with_the_record_at_its_precision():
+    records = {"loss": {"value": 0.4312, "tolerance": "rel:0.0001"}, "share": {"value": 0.953, "tolerance": "rel:1e-4"},
+               "shape": {"value": [1, 8, 4, 8, 8], "tolerance": "exact"}, "size": {"value": [64, 64],
+                                                                                  "tolerance": "exact"},
+               "by_key": {"value": {"6": 1.2688, "12": 0.7111}, "tolerance": "rel:1e-4"}}
+    ok = ("0.43<!-- r:loss -->, 95.3%<!-- r:share*100 -->, 8<!-- r:shape[1] --> frames, 64x64<!-- r:size -->, "
+          "1.27<!-- r:by_key[6] --> px, 0.7<!-- r:by_key[12] --> px, 431.2<!-- r:loss*1000 -->")
+    assert cell_problems("99_test", "en", "99-01", ok, records) == []
+    wrong = "0.44<!-- r:loss -->, 95%<!-- r:share -->, 4<!-- r:shape[1] -->, 64x32<!-- r:size -->, 1<!-- r:nothing -->"
+    problems = cell_problems("99_test", "en", "99-01", wrong, records)
+    assert len(problems) == 5
+    assert "written 0.44, recorded 0.4312" in problems[0]
+    assert "does not resolve" in problems[4] and "no record 'nothing'" in problems[4]
+
+
+def _ties():
+    for source in SOURCES:
+        for edition, cid, text in cells(source):
+            for n in numbers(source.stem[:2], edition, cid, text):
+                if n.tie is not None:
+                    yield source, edition, cid, n
+
+
+def _perturb(value):
+    if isinstance(value, list):
+        return [_perturb(v) for v in value]
+    return value * 1.5 + 1
+
+
+def test_the_check_bites_when_a_record_changes(tmp_path):
+    """Every tie in the course: move its record (in a copy of the baselines) and the text that quotes it fails."""
+    ties = [t for t in _ties() if (BASELINES / f"{t[0].stem}.json").is_file()]
+    assert len(ties) >= 100, "the course ties fewer numbers to records than expected"
+    for source, edition, cid, n in ties:
+        copy = tmp_path / "baselines"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(BASELINES, copy)
+        path = copy / f"{source.stem}.json"
+        baseline = json.loads(path.read_text())
+        entry = baseline["records"].get(n.tie.group("name"))
+        if entry is None:
+            continue                        # reported by the main test
+        keys = [k.strip("'\"") for k in re.findall(r"\[([^\]]+)\]", n.tie.group("path") or "")]
+        if not keys:
+            entry["value"] = _perturb(entry["value"])
+        else:
+            holder = entry["value"]
+            for k in keys[:-1]:
+                holder = holder[int(k)] if isinstance(holder, list) else holder[k]
+            last = int(keys[-1]) if isinstance(holder, list) else keys[-1]
+            holder[last] = _perturb(holder[last])
+        path.write_text(json.dumps(baseline))
+        problems = check(source, copy)
+        assert any(f"[{edition}] cell {cid}: {n.text!r}" in p and "does not match its record" in p
+                   for p in problems), f"changing {n.tie.group(0)} went unnoticed in {source.stem} {edition} {cid}"
+
+
+def test_the_cited_constants_are_few_sourced_and_used():
+    used: set = set()
+    for source in SOURCES:
+        check(source, used=used)
+    assert len(CONSTANTS) <= 50
+    assert all(c.source.strip() for c in CONSTANTS)
+    unused = [c for c in CONSTANTS if c not in used]
+    assert not unused, f"constants no text cites any more (remove them): {unused}"
