@@ -46,3 +46,19 @@ def test_solution_and_record_cells_are_collapsed_in_the_committed_notebooks():
                 assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (path.name, cell.id)
                 hidden += 1
     assert hidden >= 5
+
+
+def test_notebooks_00_to_04_have_two_or_three_exercises_each_with_a_solution_and_a_catalogued_hint():
+    """The course's pattern: a task, a hidden solution cell, a check whose hint is in svd_lab.messages."""
+    import re
+
+    from svd_lab import messages
+
+    for path in sorted(NOTEBOOKS.glob("0[0-4]_*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        checks = [(i, name) for i, c in enumerate(cells) if c.cell_type == "code"
+                  for name in re.findall(r'exercises\.check\("(\w+)"', c.source)]
+        assert 2 <= len(checks) <= 3, (path.name, checks)
+        for i, name in checks:
+            assert any("solution" in c.metadata.get("tags", []) for c in cells[max(0, i - 3):i]), (path.name, name)
+            assert messages.has(f"hint.{name}"), (path.name, name)
