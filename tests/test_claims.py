@@ -62,7 +62,6 @@ CONSTANTS = (
     Constant("1.1", ("SVD-XT",), "the release name stable-video-diffusion-img2vid-xt-1-1"),
     Constant("127", ("motion", "运动", "bucket", "桶"), "the reference motion_bucket_id (simple_video_sample.py)"),
     Constant("6", ("fps",), "the reference fps_id and svd_xt_1_1's fixed 6 fps (simple_video_sample.py; model card)"),
-    Constant("0.02", ("cond_aug",), "the reference cond_aug (simple_video_sample.py)"),
     Constant("255", ("motion", "运动", "bucket", "桶", "0-"), "motion_bucket_id's range 0-255 (SVD paper sec. 3)"),
     Constant("0.002", ("sigma",), "EDM's sigma_min (sgm EDMDiscretization; Karras et al. 2022)"),
     Constant("700", ("sigma",), "SVD's sigma_max (sgm configs/inference/svd.yaml)"),
@@ -166,7 +165,8 @@ def numbers(notebook: str, edition: str, cell: str, text: str) -> list[Number]:
         tie = ties.get(m.end())
         n = Number(notebook, edition, cell, m.group(), m.start(), line, m.start() - line_start, tie)
         n.context = masked[max(0, m.start() - CONTEXT): m.end() + CONTEXT].replace("\n", " ")
-        n.why = exempt(n, masked, m, line_start, any(a <= m.start() < b for a, b in math_spans))
+        in_math = any(a <= m.start() < b for a, b in math_spans)
+        n.why = "in a formula" if (tie is not None and in_math) else exempt(n, masked, m, line_start, in_math)
         found.append(n)
     return found
 
@@ -293,6 +293,10 @@ def cell_problems(stem: str, edition: str, cid: str, text: str, records: dict, u
     problems = []
     for n in numbers(stem[:2], edition, cid, text):
         where = f"{stem} [{edition}] cell {cid}: {n.text!r} in {n.line.strip()[:110]!r}"
+        if n.tie is not None and n.why == "in a formula":
+            problems.append(f"{where}: a tie inside a formula ($...$) shows as text in MathJax: put the number after "
+                            "the formula (`$\\sigma_d$ = 0.5<!-- r:sigma_data -->`)")
+            continue
         if n.tie is not None:
             try:
                 value, tolerance = resolve(records, n.tie)
@@ -433,3 +437,11 @@ def test_the_cited_constants_are_few_sourced_and_used():
     assert all(c.source.strip() for c in CONSTANTS)
     unused = [c for c in CONSTANTS if c not in used]
     assert not unused, f"constants no text cites any more (remove them): {unused}"
+
+
+def test_a_tie_inside_a_formula_is_refused():
+    """MathJax would print the comment: the number goes after the formula."""
+    records = {"sigma_data": {"value": 0.5, "tolerance": "rel:1e-4"}}
+    inside = cell_problems("99_test", "en", "99-01", "spread $\\sigma_d = 0.5<!-- r:sigma_data -->$.", records)
+    assert len(inside) == 1 and "inside a formula" in inside[0]
+    assert cell_problems("99_test", "en", "99-01", "spread $\\sigma_d$ = 0.5<!-- r:sigma_data -->.", records) == []

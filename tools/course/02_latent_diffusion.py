@@ -126,7 +126,7 @@ plt.show()
 # $$\sigma_i = \Big(\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}\big(\sigma_{min}^{1/\rho} - \sigma_{max}^{1/\rho}\big)\Big)^{\rho}$$
 #
 # With $\rho = 7$ most steps are spent at low noise, where the details are decided. SVD uses
-# $\sigma_{min} = 0.002$, $\sigma_{max} = 700$; the mini model $\sigma_{max} = 80<!-- r:mini_sigmas[0] -->$.
+# $\sigma_{min} = 0.002$, $\sigma_{max} = 700$; the mini model $\sigma_{max}$ = 80<!-- r:mini_sigmas[0] -->.
 # %%
 svd_sigmas = edm.karras_sigmas(25, sigma_min=0.002, sigma_max=700.0)
 settings = SamplingSettings(steps=num_steps, guidance_min=min_guidance, guidance_max=max_guidance)
@@ -164,7 +164,7 @@ exercises.check("karras_formula", my_sigmas,
 # ## 4. Forward noising
 #
 # Training shows the network a clean latent plus Gaussian noise of a random level: $x = z + \sigma n$,
-# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max} = 80<!-- r:mini_sigmas[0] -->$: the noisy latent
+# $n \sim \mathcal N(0, I)$. Below, from $\sigma = 0$ up to the mini sampler's $\sigma_{max}$ = 80<!-- r:mini_sigmas[0] -->: the noisy latent
 # itself (left: channel 0 of the first frame) and what the decoder makes of the noisy video. Once $\sigma$ is well
 # above the latents' own spread (their standard deviation, about 0.5<!-- r:latent_std -->, printed in section 2) the ball is gone;
 # at 80<!-- r:noise_levels[-1] --> the latent is pure noise about 160x<!-- r:noise_to_signal_at_max --> larger than the signal. Sampling runs this film backwards.
@@ -208,7 +208,7 @@ plt.show()
 #
 # $c_{in}$ keeps the network's input at unit variance; at low noise $c_{skip} \to 1$ (the input is almost clean:
 # pass it through), at high noise $c_{skip} \to 0$ and the network's prediction takes over. The mini model uses
-# the EDM choice with the data's spread $\sigma_d = 0.5<!-- r:sigma_data -->$; SVD uses *v-scaling* (the same idea with
+# the EDM choice with the data's spread $\sigma_d$ = 0.5<!-- r:sigma_data -->; SVD uses *v-scaling* (the same idea with
 # $\sigma_d = 1$ and a sign flip: its network predicts "v", a mix of noise and image).
 #
 # | | $c_{skip}$ | $c_{out}$ | $c_{in}$ | $c_{noise}$ |
