@@ -4,6 +4,7 @@ architectures on the meta device, downloads from a loopback hub and ModelScope, 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -330,3 +331,21 @@ def test_sample_command_makes_a_wan_video_on_the_tiny_profile(tmp_path):
                            capture_output=True, text=True, timeout=300, check=False)
     assert image.returncode == 0, image.stderr
     assert json.loads((out / "000001.json").read_text())["image"] is True
+
+
+def test_the_command_checks_settings_and_the_checkpoint_before_loading_anything(tmp_path):
+    def sample(*extra):
+        return subprocess.run([sys.executable, "-m", "svd_lab", "sample", *extra, "--out", str(tmp_path / "v")],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    cases = [(("--model", T2V), "add --prompt"),
+             (("--model", T2V, "--prompt", "x", "--frames", "8", "--profile", "tiny"), "4 k \\+ 1.*try 9"),
+             (("--model", TI2V, "--prompt", "x", "--width", "48", "--profile", "tiny"), "multiple of 32.*try 64"),
+             (("--model", T2V, "--prompt", "x", "--motion-bucket-id", "3"), "--motion-bucket-id applies to SVD only"),
+             ((str(ROCKET), "--prompt", "x"), "--prompt applies to Wan versions only"),
+             (("--model", T2V, "--prompt", "x", "--profile", "full", "--checkpoint", str(tmp_path / "none")),
+              "no wan2.1-t2v-1.3b checkpoint at .*svd-lab download wan2.1-t2v-1.3b")]
+    for args, message in cases:
+        run = sample(*args)
+        assert run.returncode != 0 and re.search(message, run.stderr), (args, run.stderr)
+    assert not (tmp_path / "v").exists()

@@ -144,7 +144,7 @@ def run(args) -> int:
     wan_only = [f"--{k.replace('_', '-')}" for k in ("prompt", "negative_prompt", "guidance", "shift", "solver")
                 if getattr(args, k) is not None]
     if wan_only:
-        raise UserError(f"{', '.join(wan_only)} apply to Wan versions only (--model {'/'.join(_wan_names())}); "
+        raise UserError(f"{', '.join(wan_only)} {'applies' if len(wan_only) == 1 else 'apply'} to Wan versions only (--model {'/'.join(_wan_names())}); "
                         "SVD is conditioned on the image")
 
     from svd_lab.commands.convert import head_size_options
@@ -241,7 +241,7 @@ def run_wan(args) -> int:
     from svd_lab.svd import pipeline as svd_pipeline
     from svd_lab.video import save_numbered
     from svd_lab.wan.memory import generate
-    from svd_lab.wan.pipeline import load_wan_pipeline
+    from svd_lab.wan.pipeline import check_settings, load_wan_pipeline
     from svd_lab.wan.versions import get_wan_version
 
     spec = get_wan_version(args.version)
@@ -250,7 +250,8 @@ def run_wan(args) -> int:
                                          ("--max-guidance", args.max_guidance), ("--decoding-t", args.decoding_t),
                                          ("--lora", args.lora)) if value is not None]
     if svd_only:
-        raise UserError(f"{', '.join(svd_only)} apply to SVD only; Wan takes --prompt, --guidance, --shift, --solver")
+        raise UserError(f"{', '.join(svd_only)} {'applies' if len(svd_only) == 1 else 'apply'} to SVD only; Wan "
+                        "takes --prompt, --guidance, --shift, --solver")
     if not (args.prompt or "").strip():
         raise UserError(f"{spec.name} makes a video from text: add --prompt \"what happens in the video\"")
     if args.image is not None:
@@ -268,10 +269,20 @@ def run_wan(args) -> int:
         profile = "full" if found is not None and device.type == "cuda" else "tiny"
     if profile not in ("tiny", "full"):
         raise UserError(f"Wan runs on the tiny profile (random tiny networks) or full (a checkpoint), not {profile}")
-    out = _check_output_folder(Path(args.out).expanduser() if args.out else outputs_dir() / spec.name)
+    if profile == "full":
+        from svd_lab.checkpoints.local import checkpoints_root
+        from svd_lab.wan.pipeline import check_wan_folder
+
+        args.checkpoint = args.checkpoint or str(checkpoints_root() / spec.name)
+        if not Path(args.checkpoint).exists():
+            raise UserError(f"no {spec.name} checkpoint at {args.checkpoint}: download it with `svd-lab download "
+                            f"{spec.name}` (add --source modelscope from mainland China), or use --profile tiny")
+        check_wan_folder(args.checkpoint)
+    check_settings(spec.name, args.height, args.width, args.frames, args.steps)   # tiny keeps the factors
     if profile == "full" and device.type == "cpu" and not args.yes:
-        raise UserError(f"full-size {spec.name} on a CPU takes hours (a {spec.description.split(',')[0]}): rerun "
-                        "with --yes to start it anyway, use --profile tiny to see the machinery, or a CUDA GPU")
+        raise UserError(f"full-size {spec.name} on a CPU takes hours: rerun with --yes to start it anyway, use "
+                        "--profile tiny to see the machinery, or a CUDA GPU")
+    out = _check_output_folder(Path(args.out).expanduser() if args.out else outputs_dir() / spec.name)
     if profile == "tiny" and device.type == "cpu":
         torch.set_num_threads(1)
     print(f"{spec.name}: {profile} profile on {device}"

@@ -59,6 +59,27 @@ def flow_schedule(solver: str, num_steps: int, shift: float) -> FlowSchedule:
     raise InputError(f"unknown solver {solver!r}: use one of {', '.join(SOLVERS)}")
 
 
+def check_settings(name: str, height: int | None, width: int | None, num_frames: int | None,
+                   num_steps: int | None = None, multiple: int | None = None, temporal: int | None = None,
+                   spatial: int | None = None) -> None:
+    """Frame size, frame count and steps valid for version ``name`` (its factors, or the networks' when given):
+    an :class:`InputError` with the nearest valid value otherwise. None values are not checked."""
+    spec = get_wan_version(name)
+    multiple, temporal = multiple or spec.size_multiple, temporal or spec.temporal_factor
+    spatial = spatial or spec.spatial_factor
+    for key, value in (("height", height), ("width", width)):
+        if value is not None and (value < multiple or value % multiple):
+            raise InputError(f"{key} {value} must be a positive multiple of {multiple} for {name} (its VAE "
+                             f"down-samples {spatial}x and the transformer takes 2x2 patches); try "
+                             f"{max(multiple, round(value / multiple) * multiple)}")
+    if num_frames is not None and (num_frames < 1 or (num_frames - 1) % temporal):
+        nearest = max(1, round((num_frames - 1) / temporal) * temporal + 1)
+        raise InputError(f"num_frames {num_frames} must be {temporal} k + 1 (the VAE keeps the first frame and "
+                         f"compresses the rest {temporal}x in time): try {nearest}")
+    if num_steps is not None and num_steps < 1:
+        raise InputError(f"num_steps must be at least 1, got {num_steps}")
+
+
 @dataclass
 class WanComponents:
     """The networks of one Wan version, and where they came from."""
@@ -255,19 +276,8 @@ class WanPipeline:
                   "fps": spec.fps,
                   "max_sequence_length": configs.TINY_MAX_SEQUENCE_LENGTH if tiny else spec.max_sequence_length}
         params.update({k: v for k, v in given.items() if v is not None})
-        multiple = c.size_multiple
-        for key in ("height", "width"):
-            if params[key] < multiple or params[key] % multiple:
-                raise InputError(f"{key} {params[key]} must be a positive multiple of {multiple} for {spec.name} "
-                                 f"(its VAE down-samples {c.spatial_factor}x and the transformer takes 2x2 "
-                                 f"patches); try {max(multiple, round(params[key] / multiple) * multiple)}")
-        frames, step = params["num_frames"], c.temporal_factor
-        if frames < 1 or (frames - 1) % step:
-            nearest = max(1, round((frames - 1) / step) * step + 1)
-            raise InputError(f"num_frames {frames} must be {step} k + 1 (the VAE keeps the first frame and "
-                             f"compresses the rest {step}x in time): try {nearest}")
-        if params["num_steps"] < 1:
-            raise InputError(f"num_steps must be at least 1, got {params['num_steps']}")
+        check_settings(spec.name, params["height"], params["width"], params["num_frames"], params["num_steps"],
+                       multiple=c.size_multiple, temporal=c.temporal_factor, spatial=c.spatial_factor)
         if params["solver"] not in SOLVERS:
             raise InputError(f"unknown solver {params['solver']!r}: use one of {', '.join(SOLVERS)}")
         if not params["shift"] > 0:

@@ -57,6 +57,13 @@ class WanVersion:
     max_sequence_length: int = 512
     vram_claim: str = ""      # Wan's own figure, not measured here
     licence: str = "Apache-2.0"
+    spatial_factor: int = 8   # the VAE's down-sampling in space (Wan's vae_stride (4, s, s))
+    temporal_factor: int = 4  # ... and in time
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this: the VAE's spatial factor times the 2x2 patch."""
+        return 2 * self.spatial_factor
 
     @property
     def takes_image(self) -> bool:
@@ -79,7 +86,7 @@ WAN_VERSIONS: dict[str, WanVersion] = {v.name: v for v in (
         name="wan2.2-ti2v-5b", task=TI2V,
         hub_repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers", modelscope_repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
         description="Wan 2.2 text- and image-to-video, 5B transformer (720p 24 fps; 16x spatial VAE, 48 channels)",
-        height=704, width=1280, num_frames=121, fps=24, shift=5.0,
+        height=704, width=1280, num_frames=121, fps=24, shift=5.0, spatial_factor=16,
         vram_claim="720p on one 24 GB consumer GPU (Wan 2.2 README, with offloading)"),
 )}
 
