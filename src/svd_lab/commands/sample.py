@@ -144,7 +144,8 @@ def run(args) -> int:
     wan_only = [f"--{k.replace('_', '-')}" for k in ("prompt", "negative_prompt", "guidance", "shift", "solver")
                 if getattr(args, k) is not None]
     if wan_only:
-        raise UserError(f"{', '.join(wan_only)} {'applies' if len(wan_only) == 1 else 'apply'} to Wan versions only (--model {'/'.join(_wan_names())}); "
+        verb = "applies" if len(wan_only) == 1 else "apply"
+        raise UserError(f"{', '.join(wan_only)} {verb} to Wan versions only (--model {'/'.join(_wan_names())}); "
                         "SVD is conditioned on the image")
 
     from svd_lab.commands.convert import head_size_options
