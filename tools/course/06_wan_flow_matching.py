@@ -17,8 +17,8 @@
 #
 # **Which model runs here.** On a CPU (or without a downloaded checkpoint) the Wan networks are the **tiny
 # profile**: diffusers' own Wan classes at a few channels wide, random weights. They show every tensor and prove
-# our pipeline equal to diffusers'; their videos are noise. With a CUDA GPU and `svd-lab download
-# wan2.1-t2v-1.3b`, `profile = "full"` runs the real model at the end.
+# our pipeline equal to diffusers'; their videos are noise. With a CUDA GPU and a downloaded checkpoint
+# (`svd-lab download wan2.1-t2v-1.3b`), `profile = "full"` runs the real model at the end.
 # %% [bootstrap]
 # %% [markdown]
 # ## Parameters
