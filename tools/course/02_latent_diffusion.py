@@ -393,8 +393,8 @@ print(f"\nsmallest speed error at guidance {best_scale:g}; the unconditional mod
 # **Measure**: sample them with `SamplingSettings(steps=n, guidance_min=1.0, guidance_max=1.0)` (the sweep's seed)
 # and score them with `physics.score_videos`, for n = 1, 2<!-- r:few_step_counts[1] --> and 3<!-- r:few_step_counts[2] -->; answer a dict `{n: presence}`.
 #
-# **Explain** what you see by choosing one sentence (print `edm.karras_sigmas(2, settings.sigma_min,
-# settings.sigma_max)` first):
+# **Explain** what you see by choosing one sentence (print
+# `edm.karras_sigmas(2, settings.sigma_min, settings.sigma_max)` first):
 #
 # - `"a"`: more steps always help, so the three shares differ by a similar amount;
 # - `"b"`: a 2<!-- r:few_step_counts[1] -->-step schedule's second level is sigma_min, where the denoiser returns its input almost unchanged: the
