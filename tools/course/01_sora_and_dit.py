@@ -60,7 +60,8 @@ print(f"mini world model from {weights}: autoencoder {sum(p.numel() for p in mod
 #
 # Everything in this course samples the same way, so first the idea on numbers you can see. Take data that is
 # either near -1 or near +1 (a mixture of two narrow Gaussians, `x0`). **Noising** adds Gaussian noise of
-# standard deviation sigma: `x = x0 + sigma * n`. At sigma 80 nothing of the data is left; at sigma 0.01 all of it.
+# standard deviation sigma: `x = x0 + sigma * n`. At sigma 80<!-- r:toy_sigmas[0] --> nothing of the data is left; at
+# sigma 0.002<!-- r:toy_sigmas[-2] -->, where sampling ends, all of it.
 #
 # A **denoiser** `D(x; sigma)` guesses the clean `x0` from a noisy `x`: the best guess is the average of all clean
 # points that could have produced `x`. For this toy data it has a formula; a diffusion model is a network
@@ -86,7 +87,8 @@ def toy_denoiser(x: torch.Tensor, sigma: float, weights=(0.5, 0.5)) -> torch.Ten
 
 toy_gen = torch.Generator().manual_seed(seed)
 data_points = means[torch.randint(2, (4000,), generator=toy_gen)] + spread * torch.randn(4000, generator=toy_gen)
-toy_sigmas = edm.karras_sigmas(12, 0.002, 80.0, 7.0)       # 12 Euler steps, 80 -> 0.002 -> 0
+toy_steps = 12
+toy_sigmas = edm.karras_sigmas(toy_steps, 0.002, 80.0, 7.0)       # 12 Euler steps, 80 -> 0.002 -> 0
 
 
 def toy_sample(weights=(0.5, 0.5), guidance: float = 1.0, n: int = 4000, keep_path: bool = False):
@@ -105,7 +107,8 @@ def toy_sample(weights=(0.5, 0.5), guidance: float = 1.0, n: int = 4000, keep_pa
 
 samples, toy_path = toy_sample(keep_path=True)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for sigma in (0.05, 0.5, 2.0):
+noising_sigmas = (0.05, 0.5, 2.0)
+for sigma in noising_sigmas:
     axes[0].hist((data_points + sigma * torch.randn(4000, generator=toy_gen)).numpy(), bins=120,
                  histtype="step", density=True, label=f"sigma {sigma}")
 axes[0].set_title("noising: data + sigma * noise")
@@ -134,7 +137,8 @@ print(f"samples near +1: {toy_share_right:.1%} (data: 50%); sample std within a 
 # %%
 xs = torch.linspace(-4, 4, 401)
 fig, ax = plt.subplots(figsize=(5, 3.2))
-for sigma in (0.05, 0.3, 1.0, 3.0, 10.0):
+denoiser_sigmas = (0.05, 0.3, 1.0, 3.0, 10.0)
+for sigma in denoiser_sigmas:
     ax.plot(xs.numpy(), toy_denoiser(xs, sigma).numpy(), label=f"sigma {sigma}")
 ax.plot(xs.numpy(), xs.numpy(), "k:", lw=0.8, label="D = x (no change)")
 ax.set_xlabel("noisy x")
@@ -149,12 +153,14 @@ plt.show()
 # samples above are wider than the data. Heun's method (EDM's Algorithm 1, `svd_lab.sampling.edm.sample_heun`)
 # takes the Euler step, measures the slope where it landed, and redoes the step with the average of the two slopes:
 # two network evaluations per step, but an error that falls with the square of the step size. Below, both samplers
-# start from the same noise; the error is the mean distance of each sample from where a 500-step Heun run takes
+# start from the same noise; the error is the mean distance of each sample from where a 500<!-- r:reference_steps -->-step Heun run takes
 # the same starting point, at equal numbers of denoiser evaluations.
 # %%
 toy_model = edm.KnownDenoiser(lambda x, sigma: toy_denoiser(x.flatten(), float(sigma)).view_as(x))
 start = torch.randn(4000, 1, 1, 1, 1, generator=torch.Generator().manual_seed(seed + 1)).double()
-reference = edm.sample_heun(toy_model, start, edm.karras_sigmas(500, 0.002, 80.0, 7.0), {}, progress=False)
+reference_steps = 500
+reference = edm.sample_heun(toy_model, start, edm.karras_sigmas(reference_steps, 0.002, 80.0, 7.0), {},
+                            progress=False)
 sampler_error = {"Euler": {}, "Heun": {}}
 for evaluations in (5, 11, 23, 47, 95):
     euler = edm.sample(toy_model, start, edm.karras_sigmas(evaluations, 0.002, 80.0, 7.0), {}, progress=False)
@@ -184,7 +190,7 @@ print(f"Heun is more accurate from {heun_wins_from} evaluations on; with fewer, 
 # `dx/dt = v` from `t = 1` down to 0 with Euler steps in `t` (`svd_lab.sampling.flow`). It is the same family of
 # ODEs in other coordinates: `x_t / (1 - t)` is the data seen through noise `sigma = t / (1 - t)`, so the ideal
 # velocity of this data comes from the same ideal denoiser, `v(x, t) = (x - D(x / (1 - t); t / (1 - t))) / t`. Below:
-# flow-matching paths over `t`, and flow-matching Euler against the 500-step reference above, from the same noise,
+# flow-matching paths over `t`, and flow-matching Euler against the 500<!-- r:reference_steps -->-step reference above, from the same noise,
 # beside EDM's Euler at the same numbers of evaluations (`shift` is Wan's and SD3's timestep shift, which spends more
 # steps at high noise).
 # %%
@@ -201,15 +207,16 @@ def toy_velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 flow_path = [start[::200].flatten()]
-flow.sample_flow(toy_velocity, start[::200], flow.flow_times(12), progress=False,
+flow.sample_flow(toy_velocity, start[::200], flow.flow_times(toy_steps), progress=False,
                  callback=lambda i, x, t: flow_path.append(x.flatten()))
-flow_error = {shift: {} for shift in (1.0, 3.0)}
+flow_shifts = (1.0, 3.0)
+flow_error = {shift: {} for shift in flow_shifts}
 for evaluations in (5, 11, 23, 47, 95):
     for shift, errors in flow_error.items():
         flowed = flow.sample_flow(toy_velocity, start, flow.flow_times(evaluations, shift), progress=False)
         errors[evaluations] = float((flowed - reference).abs().mean())
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-axes[0].plot(flow.flow_times(12).tolist(), torch.stack(flow_path).numpy(), lw=0.6)
+axes[0].plot(flow.flow_times(toy_steps).tolist(), torch.stack(flow_path).numpy(), lw=0.6)
 axes[0].invert_xaxis()
 axes[0].set_xlabel("t (1 = noise -> 0 = data)")
 axes[0].set_title("flow matching: 12 Euler steps in t")
@@ -230,26 +237,28 @@ print(f"flow Euler (shift 1) / EDM Euler error at equal evaluations: {min(ratios
       "(below 1: the straighter path needs fewer steps on this data)")
 # %% [markdown]
 # **Guidance.** A *conditional* denoiser knows something extra (here: "you are asked for the +1 cluster", made a
-# 90/10 prior); an *unconditional* one does not. Classifier-free guidance extrapolates from the unconditional
+# 90<!-- r:toy_condition_weights[1]*100 -->/10<!-- r:toy_condition_weights[0]*100 --> prior); an *unconditional* one does not. Classifier-free guidance extrapolates from the unconditional
 # prediction through the conditional one with a scale s: `D = D_u + s (D_c - D_u)`. s = 1 is the conditional model;
 # s > 1 follows the condition harder than the model learned it (sharper, less diverse); s = 0 ignores it.
 # %%
 guidance_share = {}
+condition_weights = (0.1, 0.9)    # the conditional denoiser's prior: 10% -1, 90% +1
 for s in (0.0, 1.0, 2.0, 4.0):
-    guided = toy_sample(weights=(0.1, 0.9), guidance=s)
+    guided = toy_sample(weights=condition_weights, guidance=s)
     guidance_share[s] = float((guided > 0).float().mean())
     print(f"guidance {s:>3}: {guidance_share[s]:6.1%} of samples in the requested +1 cluster")
 # %% [markdown]
 # ### Exercise 1 · Noise it yourself
 #
-# Make `my_noisy`: the toy `data_points` seen through noise of standard deviation sigma = 2 (one fresh Gaussian
+# Make `my_noisy`: the toy `data_points` seen through noise of standard deviation sigma = 2<!-- r:exercise_sigma --> (one fresh Gaussian
 # draw per point). Its spread should then be sqrt(var(data) + sigma^2).
 # %%
+exercise_sigma = 2.0
 my_noisy = None   # your answer: a tensor shaped like data_points
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    my_noisy = data_points + 2.0 * torch.randn(data_points.shape, generator=toy_gen)
+    my_noisy = data_points + exercise_sigma * torch.randn(data_points.shape, generator=toy_gen)
 # %%
 def _is_noised_data(a: torch.Tensor) -> bool:
     """x = x0 + 2 n: what was added to each data point is noise of std 2, mean 0, independent of the point (a
@@ -258,7 +267,7 @@ def _is_noised_data(a: torch.Tensor) -> bool:
         return False
     added = a - data_points
     correlation = float(torch.corrcoef(torch.stack([added, data_points]))[0, 1])
-    return abs(float(added.std()) - 2.0) < 0.1 and abs(float(added.mean())) < 0.15 and abs(correlation) < 0.1
+    return abs(float(added.std()) - exercise_sigma) < 0.1 and abs(float(added.mean())) < 0.15 and abs(correlation) < 0.1
 
 
 exercises.check("noise_it", my_noisy, _is_noised_data)
@@ -269,8 +278,9 @@ exercises.check("noise_it", my_noisy, _is_noised_data)
 # ## 1. The mini world: a ball that moves and bounces
 #
 # The mini model's training videos are generated, so every video comes with its ground truth: a ball of radius
-# 3 px moving at constant velocity on a 32x32 black square and bouncing off the walls. Its speed falls in one of 8
-# **speed buckets** (0.5 to 2.5 px per frame), the analogue of SVD's `motion_bucket_id`.
+# 3<!-- r:mini_world[radius] --> px moving at constant velocity on a 32x32<!-- r:mini_world[size] --> black square and
+# bouncing off the walls. Its speed falls in one of 8<!-- r:mini_world[buckets] --> **speed buckets**
+# (0.5<!-- r:mini_world[min_speed] --> to 2.5<!-- r:mini_world[max_speed] --> px per frame), the analogue of SVD's `motion_bucket_id`.
 # %%
 clip = data.generate(1, seed=seed, frames=config.frames, speed_bucket=torch.tensor([5]))
 low, high = data.bucket_range(int(clip.speed_bucket))
@@ -280,7 +290,8 @@ display.frame_grid(clip.frames[0, :, 0], title="a training video (8 frames)", fp
 # %% [markdown]
 # ## 2. Video compression and spacetime patches
 #
-# The mini model's "video compression network" is a frame autoencoder: each 32x32 frame becomes a 4x8x8 latent
+# The mini model's "video compression network" is a frame autoencoder: each 32x32<!-- r:mini_world[size] --> frame becomes a
+# 4x8x8<!-- r:mini_latent_frame --> latent
 # (compressed in space only; Sora's also compresses time). The transformer then cuts the latent video into
 # spacetime patches of a few frames x a few x a few latent pixels and flattens each into one token. Drawn on the
 # pixels (the title gives the mini model's patch size):
@@ -363,17 +374,21 @@ exercises.check("adaln_not_zero", my_block,
 # ## 4. Scaling: compute per forward pass
 #
 # DiT measures model size by **forward compute** rather than parameters: a smaller patch multiplies the number of
-# tokens (patch 2 gives 4x the tokens of patch 4 at nearly the same parameter count), and the paper finds that FID
+# tokens (DiT-XL/2 has 4x<!-- r:dit_token_ratio --> the tokens of DiT-XL/4 at nearly the same
+# parameter count), and the paper finds that FID
 # improves steadily with Gflops, whichever way they are added (depth/width or tokens). The table counts the
 # multiply-adds of each model from its definition (PyTorch's FlopCounterMode on shapes only) and compares them
 # with the paper's Table 4 (the paper's "Gflops" are multiply-adds).
 # %%
-table = flops.dit_table(256)
+dit_resolution = 256
+dit_patches = (8, 4, 2)
+table = flops.dit_table(dit_resolution)
+dit_tokens = {p: (dit_resolution // 8 // p) ** 2 for p in dit_patches}   # the SD VAE's 8x, then patches
 print(flops.format_dit_table(table))
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for size, colour in zip(("S", "B", "L", "XL"), ("C0", "C1", "C2", "C3")):
-    names = [f"{size}/{p}" for p in (8, 4, 2)]
+    names = [f"{size}/{p}" for p in dit_patches]
     ax.plot([table[n][0].parameters / 1e6 for n in names], [table[n][0].gmacs for n in names], "o-", color=colour,
             label=f"DiT-{size}")
     for n in names:
@@ -420,12 +435,13 @@ display.frame_grid(videos[-1, :, 0], title=f"sample for speed bucket {int(refere
 #
 # - **(a) first px**: distance between the generated first frame's ball and the input's (pixels);
 # - **(b) present**: share of frames that show one ball of the right size (half to twice the input's area);
-# - **(c) track ok**: share of videos whose ball is found in at least 6 of the 8 frames and follows a physical
-#   trajectory (constant velocity, bouncing off the walls) within 1.5 px RMS;
+# - **(c) track ok**: share of videos whose ball is found in at least 6<!-- r:physics_rules[min_present_frames] --> of the 8<!-- r:dit_config[frames] --> frames
+#   and follows a physical trajectory (constant velocity, bouncing off the walls) within
+#   1.5<!-- r:physics_rules[track_tolerance_px] --> px RMS;
 # - **median resid px**: the median of those RMS distances between the detected ball and its fitted trajectory;
 # - **(d) speed r** and **(e) in bucket**: does the fitted speed follow the requested bucket? (Pearson correlation
 #   between bucket and speed; share of videos whose speed lands in the requested bucket, +-1.)
-# - the **bar** row is what the shipped model had to reach (`svd-lab mini eval` scores 64 videos against it).
+# - the **bar** row is what the shipped model had to reach (`svd-lab mini eval` scores 64<!-- r:physics_rules[eval_videos] --> videos against it).
 #
 # The real videos score (almost) perfectly; a "static copy" (the first frame repeated) shows why the speed scores
 # are needed: a ball that never moves is perfectly present and perfectly "physical".
@@ -494,13 +510,14 @@ print(f"{len(failed)} of {num_videos} samples fail the physics check" + ("" if f
 # %% [markdown]
 # ## 7. Train one yourself: the EDM objective, live
 #
-# The shipped model trained for 16,000 steps (45 minutes here, `tools/train_mini.sh`). Here you train the same DiT
+# The shipped model trained for 16,000<!-- r:shipped_training[steps] --> steps
+# (45<!-- r:shipped_training[minutes] --> minutes here, `tools/train_mini.sh`). Here you train the same DiT
 # from scratch for `live_steps` steps on fresh bouncing-ball videos, reusing the shipped autoencoder. Each step:
 #
 # 1. draw a batch of clean latent videos `z0` (here: their change from the first frame, `k (z - z_first)`; notebook
 #    02, section 4, says why);
-# 2. draw one noise level per video, **log-normally**: `ln sigma ~ N(P_mean, P_std^2)` (the shipped recipe: 0.0,
-#    1.2), and noise it: `x = z0 + sigma n`;
+# 2. draw one noise level per video, **log-normally**: `ln sigma ~ N(P_mean, P_std^2)` (the shipped recipe:
+#    0.0<!-- r:train_recipe[p_mean] -->, 1.2<!-- r:train_recipe[p_std] -->), and noise it: `x = z0 + sigma n`;
 # 3. the network sees `c_in x` and `c_noise = ln(sigma) / 4`, and the denoiser is `D = c_skip x + c_out F`;
 # 4. EDM's loss is `lambda(sigma) |D - z0|^2` with `lambda = (sigma^2 + sd^2) / (sigma sd)^2`. Since
 #    `lambda c_out^2 = 1`, that is plain regression of `F` onto the **effective target** `(z0 - c_skip x) / c_out`,
@@ -560,8 +577,8 @@ print(metrics.format_table(live_rows))
 # only shrinks its own noisy input, and the sampler ends on a scaled-down remnant of the starting noise around the
 # conditioning -- not on a prediction of "no change". The ball stays where the first frame put it (speed r near 0,
 # nothing in bucket). After a minute of training the ball starts to move, roughly at the requested speed, but
-# often fades or blurs; 16,000 steps make it sharp and physical. Try `live_steps = 1000` (about 3 minutes on an
-# idle 2-core CPU, longer while other work runs).
+# often fades or blurs; 16,000<!-- r:shipped_training[steps] --> steps make it sharp and physical. Try
+# `live_steps = 1000` (the loss plot's title says how long this run took: scale it).
 #
 # ## What you learned
 #
@@ -585,7 +602,10 @@ print(metrics.format_table(live_rows))
 # - Dosovitskiy et al. 2021, *An Image is Worth 16x16 Words* (ViT), [arXiv:2010.11929](https://arxiv.org/abs/2010.11929).
 # %% tags=["record"]
 # Values the course's regression runs compare with their baselines (see tests/baselines/); nothing is shown.
+import json
 import math
+
+from svd_lab import paths
 
 record("profile", resolved_profile)
 record("dit_config", config.to_dict(), tolerance="exact")
@@ -610,3 +630,22 @@ record("toy_flow_error", {str(shift): {str(k): v for k, v in errors.items()} for
 record("live_steps", live_record["dit_steps"])
 record("failed_samples", failed)
 record("live_loss_decreased", late < early)
+record("toy_sigmas", toy_sigmas)
+record("toy_steps", toy_steps)
+record("noising_sigmas", list(noising_sigmas))
+record("denoiser_sigmas", list(denoiser_sigmas))
+record("reference_steps", reference_steps)
+record("flow_shifts", list(flow_shifts))
+record("toy_condition_weights", list(condition_weights))
+record("exercise_sigma", exercise_sigma)
+record("mini_world", {"radius": data.RADIUS, "size": [data.SIZE, data.SIZE], "buckets": data.NUM_SPEED_BUCKETS,
+                      "min_speed": data.MIN_SPEED, "max_speed": data.MAX_SPEED})
+record("mini_latent_frame", list(latents.shape[2:]))
+record("dit_resolution", [dit_resolution, dit_resolution])
+record("dit_patches", list(dit_patches))
+record("dit_token_ratio", dit_tokens[2] / dit_tokens[4])
+record("physics_rules", {"min_present_frames": metrics.MIN_PRESENT_FRAMES, "track_tolerance_px": metrics.TRACK_TOLERANCE_PX,
+                         "eval_videos": metrics.EVAL_VIDEOS})
+record("train_recipe", {"p_mean": recipe.p_mean, "p_std": recipe.p_std})
+_shipped = json.loads((paths.shipped_checkpoints_dir() / "mini" / "training.json").read_text())
+record("shipped_training", {"steps": _shipped["dit_steps"], "minutes": _shipped["total_seconds"] / 60})
