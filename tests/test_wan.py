@@ -268,10 +268,14 @@ def test_download_from_the_hub(wan_source, ckpt_dir, tiny, monkeypatch, tmp_path
         _check_download(result, wan_source, ckpt_dir, tiny)
         again = hubmod.download(T2V, dir=ckpt_dir, endpoint=server.endpoint, progress=False, log=None)
         assert again.fetched == [] and len(again.reused) == len(result.plan.files)
-    # offline, the recorded files are the checkpoint
+    # offline, the recorded files are the checkpoint; with nothing recorded, offline cannot know the files
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     plan = hubmod.plan_download(T2V, dir=ckpt_dir)
     assert plan.complete and len(plan.files) == len(result.plan.files)
+    from svd_lab.checkpoints import OfflineError
+
+    with pytest.raises(OfflineError, match="no download of wan2.1-t2v-1.3b is recorded"):
+        hubmod.download(T2V, dir=tmp_path / "empty", progress=False, log=None)
 
 
 def test_download_from_modelscope_and_a_repository_that_is_not_wan(wan_source, ckpt_dir, tiny, monkeypatch,

@@ -186,7 +186,7 @@ class DownloadPlan:
 
     @property
     def complete(self) -> bool:
-        return all(f.action is Action.PRESENT for f in self.files)
+        return bool(self.files) and all(f.action is Action.PRESENT for f in self.files)
 
     def summary(self) -> str:
         lines = [f"{self.spec.name} ({self.format}{', ' + self.variant if self.variant else ''}) from "
@@ -233,6 +233,10 @@ def plan_download(name: str, format: str = DIFFUSERS, variant: str | None = FP16
     if is_offline():
         if repo_files is None:   # chosen from a listing: what the last download recorded
             repo_files = recorded_files(target)
+            if not repo_files:
+                raise OfflineError(f"offline mode is on (HF_HUB_OFFLINE=1) and no download of {spec.name} is "
+                                   f"recorded in {target}: its files are chosen from the repository's listing, "
+                                   "which needs the network. Unset HF_HUB_OFFLINE to download it.")
         return _offline_plan(spec, format, variant, target, revision, repo_files)
 
     # 3. the hub's file list, with every size and hash (one request); every file must be in it
