@@ -353,3 +353,32 @@ def test_the_command_checks_settings_and_the_checkpoint_before_loading_anything(
         run = sample(*args)
         assert run.returncode != 0 and re.search(message, run.stderr), (args, run.stderr)
     assert not (tmp_path / "v").exists()
+
+
+def test_out_of_memory_is_retried_with_a_lighter_plan_and_recorded(tiny, monkeypatch):
+    from svd_lab.errors import RunError
+    from svd_lab.wan.memory import generate
+
+    pipe = WanPipeline(tiny[T2V], memory=WanMemoryPlan("resident", "test"))
+    real_run, calls = pipe.run, []
+
+    def run_failing_twice(**kwargs):
+        calls.append(pipe.plan)
+        if len(calls) <= 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_run(**kwargs)
+
+    monkeypatch.setattr(pipe, "run", run_failing_twice)
+    generation = generate(pipe, prompt=PROMPT, progress=False)
+    assert [(p.mode, p.vae_tiling) for p in calls] == [("resident", False), ("resident", True), ("offload", True)]
+    assert generation.params["oom_fallback"] == {"from": "--memory resident", "to": "--memory offload --vae-tiling"}
+    assert tiny[T2V].vae.use_tiling
+    tiny[T2V].vae.disable_tiling()
+
+    def always(**kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(pipe, "run", always)
+    with pytest.raises(RunError, match="out of GPU memory even with --memory group --vae-tiling"):
+        generate(pipe, prompt=PROMPT, progress=False)
+    tiny[T2V].vae.disable_tiling()

@@ -346,21 +346,20 @@ class WanPipeline:
             else:
                 timestep = t.expand(x.shape[0])
             x = x.to(dtype)
-            with self._on_device(c.transformer):
-                v = c.transformer(hidden_states=x, timestep=timestep, encoder_hidden_states=text,
-                                  return_dict=False)[0]
-                if guided:
-                    v_negative = c.transformer(hidden_states=x, timestep=timestep,
-                                               encoder_hidden_states=negative_text, return_dict=False)[0]
-                    v = v_negative + p["guidance"] * (v - v_negative)
+            v = c.transformer(hidden_states=x, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
+            if guided:
+                v_negative = c.transformer(hidden_states=x, timestep=timestep, encoder_hidden_states=negative_text,
+                                           return_dict=False)[0]
+                v = v_negative + p["guidance"] * (v - v_negative)
             return v
 
         schedule = flow_schedule(p["solver"], p["num_steps"], p["shift"])
         started = time.perf_counter()
-        if p["solver"] == "unipc":
-            latents = sample_unipc(velocity, latents, schedule, progress=progress)
-        else:
-            latents = sample_flow(velocity, latents, schedule, progress=progress)
+        with self._on_device(c.transformer):     # offload: on the device for the whole loop, not per step
+            if p["solver"] == "unipc":
+                latents = sample_unipc(velocity, latents, schedule, progress=progress)
+            else:
+                latents = sample_flow(velocity, latents, schedule, progress=progress)
         if condition is not None:
             latents = (1 - mask) * condition + mask * latents
         timings["sampling_seconds"] = time.perf_counter() - started
