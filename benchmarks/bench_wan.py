@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))   # a lent GPU machine runs from the working tree (benchmarks/gpu_check.sh)
 STEP_COUNTS = (2, 4, 8, 16)
 
 
@@ -119,9 +120,14 @@ def gpu_rows(frames: int = 21, steps: int = 2) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--videos", type=int, default=32, help="videos per row of the objective comparison")
+    parser.add_argument("--gpu-only", action="store_true", help="only the GPU rows (benchmarks/gpu_check.sh)")
     args = parser.parse_args(argv)
     print("| where | what | settings / scores | time | peak memory / note |")
     print("|---|---|---|---|---|")
+    if args.gpu_only:
+        for row in gpu_rows():
+            print(row, flush=True)
+        return 0
     for row in cpu_tiny_rows():
         print(row, flush=True)
     for row in objective_rows(args.videos):

@@ -27,4 +27,6 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 export PYTHONUNBUFFERED=1
-exec timeout 230 python3 benchmarks/gpu_check.py --out "${OUT:-benchmarks}" "$@"
+timeout 230 python3 benchmarks/gpu_check.py --out "${OUT:-benchmarks}" "$@"
+# Wan's full-size transformers (random weights, bf16, a few guided steps at 21 frames): issue 29's GPU rows
+timeout 200 python3 benchmarks/bench_wan.py --gpu-only | tee "${OUT:-benchmarks}/bench_wan_gpu.md"
