@@ -54,11 +54,12 @@ class Playground:
             self.images[Path(image).stem] = Path(image)
         first = Path(image).stem if image is not None else ASSETS[0]
 
-        style = {"description_width": "130px"}
-        wide = widgets.Layout(width="420px")
+        style = {"description_width": "170px"}
+        wide = widgets.Layout(width="480px")
         self.image_menu = widgets.Dropdown(options=[*self.images, UPLOADED], value=first, description="image",
                                            style=style, layout=wide)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload an image")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload",
+                                         layout=widgets.Layout(width="140px"))
         self.motion_bucket = widgets.IntSlider(value=defaults["motion_bucket_id"], min=0, max=255,
                                                description="motion_bucket_id", style=style, layout=wide)
         self.fps_id = widgets.IntSlider(value=defaults["fps_id"], min=FPS_ID_RANGE[0], max=FPS_ID_RANGE[1],
