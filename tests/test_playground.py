@@ -28,6 +28,11 @@ def _panel(pipe, **kwargs):
 
 def test_generate_shows_a_video_and_its_measured_motion(tiny_pipe):
     panel = _panel(tiny_pipe)
+    import ipywidgets as widgets
+
+    sliders = (panel.motion_bucket, panel.fps_id, panel.steps, panel.guidance, panel.seed)
+    assert all(isinstance(w, (widgets.IntSlider, widgets.FloatRangeSlider)) for w in sliders)
+    assert (panel.motion_bucket.min, panel.motion_bucket.max) == (0, 255)
     panel.image_menu.value = "astronaut"
     panel.motion_bucket.value = 200
     panel.fps_id.value = 9

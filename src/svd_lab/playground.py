@@ -31,6 +31,7 @@ UPLOADED = "(your upload)"
 #: fps_id range of the slider: SVD's trained range is 5..30 (values outside are warned about by the pipeline)
 FPS_ID_RANGE = (3, 30)
 MAX_STEPS = 50
+MAX_SEED = 999
 
 
 class Playground:
@@ -69,7 +70,8 @@ class Playground:
         self.guidance = widgets.FloatRangeSlider(value=(defaults["min_guidance"], defaults["max_guidance"]), min=0.0,
                                                  max=5.0, step=0.1, description="guidance first → last",
                                                  style=style, layout=wide)
-        self.seed = widgets.IntText(value=defaults["seed"], description="seed", style=style)
+        self.seed = widgets.IntSlider(value=defaults["seed"], min=0, max=max(MAX_SEED, defaults["seed"]),
+                                      description="seed", style=style, layout=wide)
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="300px"))
         self.status = widgets.HTML(value="")
