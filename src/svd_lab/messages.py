@@ -137,8 +137,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
                                 "zh-CN": "每层 rank * (in_features + out_features)，再求和"},
     "hint.fewest_steps": {"en": "for each objective, the first n in step_counts with table[(objective, n)].presence "
                                 "at least bar, else None",
-                          "zh-CN": "对每种训练目标，取 step_counts 中第一个使 table[(objective, n)].presence 不小于 bar "
-                                   "的 n，都不满足时为 None"},
+                          "zh-CN": "对每种训练目标，取 step_counts 中第一个使 table[(objective, n)].presence "
+                                   "不小于 bar 的 n，都不满足时为 None"},
     "hint.velocity_target": {"en": "x_t moves from x0 (t = 0) to noise (t = 1) in a straight line: its velocity is "
                                    "the difference of the two ends",
                              "zh-CN": "x_t 沿直线从 x0（t = 0）走到 noise（t = 1）：它的速度就是两端之差"},
