@@ -93,9 +93,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
                                   "construction",
                             "zh-CN": "门控值来自 block.adaLN_modulation[-1]；它的权重在构建后为零"},
     "hint.karras_formula": {
-        "en": "sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i = 0..N-1",
+        "en": "sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i = 0..N-1; "
+              "count the levels below 1 for rho = 7 and rho = 1; "
+              "answer (levels with rho = 7, {{7: count, 1: count}}, letter)",
         "zh-CN": "sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho，"
-                 "其中 i = 0..N-1"},
+                 "其中 i = 0..N-1；分别数出 rho = 7 和 rho = 1 时小于 1 的噪声水平个数；"
+                 "答案为 (rho = 7 时的各噪声水平, {{7: 个数, 1: 个数}}, 字母)"},
     "hint.edm_scalars": {"en": "with sigma = sigma_d every sigma^2 + sigma_d^2 is 2 sigma_d^2",
                          "zh-CN": "当 sigma = sigma_d 时，每个 sigma^2 + sigma_d^2 都等于 2 sigma_d^2"},
     "hint.few_steps": {

@@ -145,21 +145,48 @@ plt.show()
 print("SVD, 25 steps:", [round(v, 4) for v in svd_sigmas.tolist()[:4]], "...",
       [round(v, 4) for v in svd_sigmas.tolist()[-4:]])
 # %% [markdown]
-# ### Exercise 1 · The schedule from its formula
+# ### Exercise 1 · The schedule from its formula, and what rho does
 #
-# Write the Karras schedule yourself: the `num_steps` noise levels (without the final 0) for the mini sampler,
-# from `settings.sigma_max` down to `settings.sigma_min` with rho = 7. Then try rho = 1 and see where the steps go.
+# Write the Karras schedule yourself: the `num_steps` noise levels (without the final 0) for the mini sampler, from
+# `settings.sigma_max` down to `settings.sigma_min`, as a function of rho. **Predict** first: of those levels, how
+# many lie below sigma = 1 (roughly where section 4 below shows the ball appearing) with rho = 7, and how many with
+# rho = 1? **Measure** both counts with your function, then **explain** the difference by choosing one sentence:
+#
+# - `"a"`: rho = 1 spaces the levels evenly in sigma, so nearly all of them sit at large sigma, where only the
+#   average is decided; rho = 7 spaces them evenly in sigma^(1/rho), which crowds them at small sigma, where the
+#   details are;
+# - `"b"`: rho multiplies every level by the same factor, so it moves all of them together;
+# - `"c"`: rho changes only the first and the last level; the ones in between stay where they were.
 # %%
-my_sigmas = None   # your answer: a tensor of num_steps noise levels
+my_sigmas = None   # your answer: a tensor of num_steps noise levels with rho = 7
+my_below_one = None   # your answer: {7: count, 1: count}, levels below sigma = 1
+my_rho_effect = None  # your answer: "a", "b" or "c"
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    rho, i = 7.0, torch.arange(num_steps, dtype=torch.float64)
-    hi, lo = settings.sigma_max ** (1 / rho), settings.sigma_min ** (1 / rho)
-    my_sigmas = (hi + i / (num_steps - 1) * (lo - hi)) ** rho
+    def my_schedule(rho):
+        i = torch.arange(num_steps, dtype=torch.float64)
+        hi, lo = settings.sigma_max ** (1 / rho), settings.sigma_min ** (1 / rho)
+        return (hi + i / (num_steps - 1) * (lo - hi)) ** rho
+
+    my_sigmas = my_schedule(7.0)
+    my_below_one = {rho: int((my_schedule(float(rho)) < 1).sum()) for rho in (7, 1)}
+    print(my_below_one)
+    my_rho_effect = "a"
 # %%
-exercises.check("karras_formula", my_sigmas,
-                lambda a: torch.allclose(torch.as_tensor(a, dtype=torch.float64), mini_sigmas[:-1].double(), rtol=1e-4))
+below_one = {rho: int((edm.karras_sigmas(num_steps, settings.sigma_min, settings.sigma_max, rho=float(rho))[:-1] < 1)
+                      .sum()) for rho in (7, 1)}
+
+
+def _schedule_right(a) -> bool:
+    """The levels (rho = 7) as the library computes them, both counts, and the explanation."""
+    sigmas, counts, why = a
+    return (torch.allclose(torch.as_tensor(sigmas, dtype=torch.float64), mini_sigmas[:-1].double(), rtol=1e-4)
+            and {int(k): int(v) for k, v in counts.items()} == below_one and why == "a")
+
+
+exercises.check("karras_formula", (my_sigmas, my_below_one, my_rho_effect) if my_sigmas is not None else None,
+                _schedule_right)
 # %% [markdown]
 # ## 4. Forward noising
 #
@@ -471,6 +498,7 @@ record("video_frame_means", video.mean(dim=(0, 2, 3, 4)))
 record("unguided_frame_means", unguided.mean(dim=(0, 2, 3, 4)))
 record("guidance_sweep", {str(k): v for k, v in guidance_sweep.items()})
 record("few_step_counts", list(few_steps_presence))
+record("levels_below_one", {str(k): v for k, v in below_one.items()})
 record("few_steps_presence", {str(k): v for k, v in few_steps_presence.items()})
 record("svd_vae_downsample", svd_down)
 record("svd_latent_channels", svd_vae["latent_channels"])
