@@ -99,7 +99,7 @@ def test_flow_objective_trains_saves_its_objective_and_samples_with_both_solvers
     base, _ = mini_train.train(TrainSettings(seed=1, steps=1, autoencoder_steps=30, batch=8, dit=TINY),
                                progress=False, log=lambda *_: None)
     settings = TrainSettings(seed=1, steps=120, batch=8, warmup=10, dit=TINY, objective="flow")
-    model, record = mini_train.train(settings, out=tmp_path / "flow", progress=False, log=lambda *_: None,
+    _, record = mini_train.train(settings, out=tmp_path / "flow", progress=False, log=lambda *_: None,
                                      autoencoder=base.autoencoder)
     losses = torch.tensor([r[2] for r in record["loss"]])
     assert losses[-30:].mean() < 0.8 * losses[:10].mean()
