@@ -331,7 +331,8 @@ exercises.check("token_ratio", my_ratio, lambda a: abs(float(a) - expected_ratio
 # With `profile = "full"` (a CUDA GPU and `svd-lab download wan2.1-t2v-1.3b`, or `--source modelscope`) the cell
 # below runs the released model with the same pipeline: bf16 weights, the memory mode planned from free VRAM (all
 # networks resident, one network at a time, or the transformer streamed block by block, plus VAE tiling), Wan's
-# UniPC with its own shift. On the tiny profile it prints the plan it would make for common cards instead.
+# UniPC with its own shift. On the tiny profile it prints the plan it would make for common cards instead, and
+# shows the tiny networks' video (noise) where the real one would be.
 # The same from a terminal: `svd-lab sample --model wan2.1-t2v-1.3b --prompt "..."`.
 # %%
 from svd_lab.wan.memory import GIB, plan_for_free_vram
@@ -339,10 +340,10 @@ from svd_lab.wan.memory import GIB, plan_for_free_vram
 if profile == "full":
     real = load_wan_pipeline(spec.name, "full", device=device)
     generation = real.run(prompt, num_steps=num_steps, seed=seed)
-    display.show_video(generation.video(), width=480)
     print({k: generation.params[k] for k in ("num_frames", "num_steps", "solver", "shift", "memory_plan",
                                               "sampling_seconds", "decoding_seconds")})
 else:
+    generation = ours   # the tiny networks' video of section 2 (noise): what this cell shows with the real model
     counts = configs.FULL_PARAMETER_COUNTS[spec.name]
     transformer_config = configs.FULL_TRANSFORMER[spec.name]
     hidden = transformer_config["num_attention_heads"] * transformer_config["attention_head_dim"]
@@ -352,6 +353,7 @@ else:
     for card in (8, 12, 16, 24, 48, 80):
         plan = plan_for_free_vram(card * GIB, need)
         print(f"{card:>3} GB free: {plan.settings():<28} {plan.reason}")
+display.show_video(generation.video(), width=320)
 # %% [markdown]
 # These plans use planning estimates (bf16 weights, activation and decoder figures per token and per pixel), not
 # measurements; the GPU rows of `benchmarks/bench_wan.py` measure seconds and peak memory when a GPU is lent, and
