@@ -154,7 +154,6 @@ def run(args) -> int:
     from svd_lab.svd import profiles as svd_profiles
     from svd_lab.svd.loading import check_checkpoint
     from svd_lab.svd.versions import get_version
-    from svd_lab.video import save_numbered
 
     # 1. check the arguments, the profile and the checkpoint file; full size on a CPU only when it is quick or
     #    confirmed -- all before any weights are loaded
@@ -207,23 +206,30 @@ def run(args) -> int:
     params = generation.video.params
     params["input_image"] = str(Path(args.image).resolve())
     params["profile_reason"] = choice.reason
+    fb = params.get("oom_fallback")
+    _write(generation.video, out, generation.image, args.gif, f"{params['profile']} profile, {params['device']}, "
+           f"{params['dtype']}", (fb["stage"], fb["after"]) if fb else None)
+    return 0
+
+
+def _write(video, out, conditioning, gif: bool, how: str, oom: tuple[str, str] | None) -> None:
+    """Save ``video`` numbered into ``out`` (with the conditioning image and the parameters) and say what was
+    made, how, and the out-of-memory retry if there was one (``oom``: the stage and the settings retried with)."""
+    from svd_lab.video import save_numbered
+
     try:
-        written = save_numbered(generation.video, out, conditioning_image=generation.image, gif=args.gif)
+        written = save_numbered(video, out, conditioning_image=conditioning, gif=gif)
     except (OSError, UserError) as exc:
         raise UserError(f"could not write the video to {out}: {exc}") from None
-    if params.get("oom_fallback"):
-        fb = params["oom_fallback"]
+    if oom is not None:
         from svd_lab.messages import t
 
-        print(t("oom.retry_note", stage=t(f"oom.stage.{fb['stage']}"), after=fb["after"]), file=sys.stderr)
-    seconds = params.get("sampling_seconds", 0) + params.get("decoding_seconds", 0)
-    print(f"{generation.video.num_frames} frames, {generation.video.width}x{generation.video.height}, "
-          f"{generation.video.fps:g} fps, {seconds:.1f} s ({params['profile']} profile, {params['device']}, "
-          f"{params['dtype']})")
+        print(t("oom.retry_note", stage=t(f"oom.stage.{oom[0]}"), after=oom[1]), file=sys.stderr)
+    seconds = video.params.get("sampling_seconds", 0) + video.params.get("decoding_seconds", 0)
+    print(f"{video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps, {seconds:.1f} s ({how})")
     for kind in ("mp4", "gif", "png", "json"):
         if kind in written:
             print(f"wrote {written[kind]}")
-    return 0
 
 
 def _wan_names() -> tuple[str, ...]:
@@ -240,7 +246,6 @@ def run_wan(args) -> int:
 
     from svd_lab.paths import outputs_dir
     from svd_lab.svd import pipeline as svd_pipeline
-    from svd_lab.video import save_numbered
     from svd_lab.wan.memory import generate
     from svd_lab.wan.pipeline import check_settings, load_wan_pipeline
     from svd_lab.wan.versions import get_wan_version
@@ -305,15 +310,7 @@ def run_wan(args) -> int:
         from svd_lab.svd.images import load_image
 
         conditioning = load_image(args.image, video.width, video.height)
-    try:
-        written = save_numbered(video, out, conditioning_image=conditioning, gif=args.gif)
-    except (OSError, UserError) as exc:
-        raise UserError(f"could not write the video to {out}: {exc}") from None
-    p = generation.params
-    print(f"{video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps, "
-          f"{p['sampling_seconds'] + p['decoding_seconds']:.1f} s ({p['profile']} profile, {p['device']}, "
-          f"{p['dtype']}, {p['solver']} x {p['num_steps']} steps)")
-    for kind in ("mp4", "gif", "png", "json"):
-        if kind in written:
-            print(f"wrote {written[kind]}")
+    p, fb = generation.params, generation.params.get("oom_fallback")
+    _write(video, out, conditioning, args.gif, f"{p['profile']} profile, {p['device']}, {p['dtype']}, {p['solver']} "
+           f"x {p['num_steps']} steps", ("sampling", fb["to"]) if fb else None)
     return 0
