@@ -48,6 +48,16 @@ def _diffusers_scheduler(solver: str, shift: float, order: int = 2):
     return UniPCMultistepScheduler(**{**config, "solver_order": order})
 
 
+def _reference_run(scheduler, seed: int):
+    """diffusers' loop with ``scheduler`` (its timesteps set) on the stand-in network: (velocity, noise, result)."""
+    velocity = _velocity_model()
+    noise = torch.randn(2, 6, generator=torch.Generator().manual_seed(seed))
+    x = noise.clone()
+    for t in scheduler.timesteps:
+        x = scheduler.step(velocity(x, t), t, x, return_dict=False)[0]
+    return velocity, noise, x
+
+
 @pytest.mark.parametrize("order", [1, 2, 3])
 @pytest.mark.parametrize("steps", [1, 2, 5, 25])
 def test_unipc_equals_diffusers_scheduler_bit_for_bit(order, steps):
@@ -55,11 +65,7 @@ def test_unipc_equals_diffusers_scheduler_bit_for_bit(order, steps):
     scheduler.set_timesteps(steps)
     schedule = unipc_schedule(steps, 3.0)
     assert torch.equal(schedule.sigmas, scheduler.sigmas) and torch.equal(schedule.timesteps, scheduler.timesteps)
-    velocity = _velocity_model()
-    noise = torch.randn(2, 6, generator=torch.Generator().manual_seed(steps))
-    x = noise.clone()
-    for t in scheduler.timesteps:
-        x = scheduler.step(velocity(x, t), t, x, return_dict=False)[0]
+    velocity, noise, x = _reference_run(scheduler, steps)
     ours = sample_unipc(velocity, noise.clone(), schedule, order=order, progress=False)
     assert torch.equal(ours, x)
     if steps > 2:  # the test can fail: another order gives another answer (with 2 steps every order is 1)
@@ -74,11 +80,7 @@ def test_euler_schedule_and_sampler_equal_flow_match_euler(shift, steps):
     scheduler.set_timesteps(steps)
     schedule = euler_schedule(steps, shift)
     assert torch.equal(schedule.sigmas, scheduler.sigmas) and torch.equal(schedule.timesteps, scheduler.timesteps)
-    velocity = _velocity_model()
-    noise = torch.randn(2, 6, generator=torch.Generator().manual_seed(steps))
-    x = noise.clone()
-    for t in scheduler.timesteps:
-        x = scheduler.step(velocity(x, t), t, x, return_dict=False)[0]
+    velocity, noise, x = _reference_run(scheduler, steps)
     assert torch.equal(sample_flow(velocity, noise.clone(), schedule, progress=False), x)
 
 
