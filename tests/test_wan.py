@@ -384,3 +384,31 @@ def test_out_of_memory_is_retried_with_a_lighter_plan_and_recorded(tiny, monkeyp
     with pytest.raises(RunError, match="out of GPU memory even with --memory group --vae-tiling"):
         generate(pipe, prompt=PROMPT, progress=False)
     tiny[T2V].vae.disable_tiling()
+
+
+def test_obs_copy_of_a_wan_folder_chooses_its_files_after_the_copy(wan_source, ckpt_dir, tmp_path, monkeypatch):
+    """ModelArts: `moxing` copies the folder; the files kept are the listing's Wan files, each verified and recorded;
+    a folder that is not a Wan pipeline is refused and nothing is put in place."""
+    import shutil
+    import types
+
+    from svd_lab.checkpoints import CheckpointError, obs
+
+    bucket = tmp_path / "bucket"
+    shutil.copytree(wan_source, bucket / "wan")
+    (bucket / "other").mkdir()
+    (bucket / "other" / "model_index.json").write_text("{}")
+
+    def copy_parallel(src, dst):
+        shutil.copytree(bucket / src[len("obs://bucket/"):], dst, dirs_exist_ok=True)
+
+    fake = types.ModuleType("moxing")
+    fake.file = types.SimpleNamespace(copy_parallel=copy_parallel, copy=None)
+    monkeypatch.setitem(sys.modules, "moxing", fake)
+    ckpt = obs.copy_from_obs(T2V, "obs://bucket/wan", dir=ckpt_dir, log=None).checkpoint
+    assert ckpt.usable and ckpt.verified and ckpt.version == T2V
+    assert not (ckpt.path / "transformer" / "diffusion_pytorch_model.bin").exists()
+    assert not (ckpt.path / "README.md").exists() and (ckpt.path / "tokenizer" / "tokenizer.json").is_file()
+    with pytest.raises(CheckpointError, match="not a diffusers Wan repository"):
+        obs.copy_from_obs(TI2V, "obs://bucket/other", dir=ckpt_dir, log=None)
+    assert not (ckpt_dir / TI2V / "model_index.json").exists()
