@@ -66,8 +66,7 @@ def plan_for_free_vram(free: int, need: dict[str, float]) -> WanMemoryPlan:
         mode = "resident"
         reason = f"all networks fit: {gib(weights + need['activations'])} of {gib(budget)} usable"
         left = budget - weights
-    elif max(need["text_encoder"], need["transformer"] + need["activations"], need["vae"] + need["decoder"]
-             ) <= budget or max(need["text_encoder"], need["transformer"] + need["activations"]) <= budget:
+    elif max(need["text_encoder"], need["transformer"] + need["activations"]) <= budget:
         mode = "offload"
         reason = (f"all networks ({gib(weights)}) do not fit {gib(budget)}: one at a time (largest "
                   f"{gib(max(need['text_encoder'], need['transformer'] + need['activations']))})")
