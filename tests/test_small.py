@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -187,8 +188,6 @@ def test_shipped_weights_are_small_fp16_safetensors_from_the_recipe():
 
 
 @shipped
-@pytest.mark.xfail(strict=True, reason="known miss of issue 24's size bar: the shipped folder is 21.9 MB (UNet 6.97 M "
-                   "and VAE 3.63 M parameters in fp16 are 21.2 MB by themselves); a smaller model needs a new run")
 def test_shipped_weights_fit_in_20_mb():
     folder = shipped_folder()
     assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 20 * 10**6
@@ -215,19 +214,29 @@ def test_load_pipeline_picks_the_small_profile_on_a_cpu_and_the_rocket_moves_as_
 
 #: criteria of the bar the shipped model is measured to miss (README "The small SVD" has the full table): the test
 #: fails on any other miss, and on one of these the day it passes (then remove it here and in the README)
-KNOWN_MISSES: dict[str, str] = {}
+KNOWN_MISSES: dict[str, str] = {
+    "(f) VAE beats the thumbnail": "rocket +0.13 dB over the 9x9 thumbnail (bar: +1 dB)",
+    "(g) colour error": "largest colour error 0.048 on the course images (bar: 0.03)",
+}
+
+@pytest.fixture
+def every_core():
+    """This test samples ~60 videos: unlike the module's tiny networks it gains from every core (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
 
 
 @shipped
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason="not run: with the retrained 6.97 M-parameter UNet this subset (160 videos "
-                   "at 25 steps) ran past pytest's 600 s limit in CI (the issue asks <= 60 s); `svd-lab small eval` "
-                   "measures the bar instead. Measured known miss: (f) on the rocket, VAE +0.49 dB over the "
-                   "thumbnail < 1 dB")
-def test_shipped_model_meets_the_bar_where_the_baselines_do_not():
-    """The bar of issue 24 on the three course images and two held-out crops, one seed per cond_aug check ... the
-    untrained model and the static copy must fail it."""
-    evaluation = metrics.evaluate(num_crops=2, photos=False, seeds=2, log=lambda m: None)
+def test_shipped_model_meets_the_bar_where_the_baselines_do_not(every_core):
+    """The bar of issue 24 on a fixed subset: videos of the three course images at the default settings, (e) on the
+    rocket with two seeds, (f) on the course images and the full held-out set (2 photos, 24 crops: single round
+    trips are cheap); the untrained model (on the rocket) and the static copy must fail it. The held-out videos are
+    the benchmark's (`svd-lab small eval`): decoding costs about 1 s per 8-frame video on this CPU."""
+    evaluation = metrics.evaluate(num_crops=0, photos=False, seeds=2, vae_crops=metrics.NUM_CROPS,
+                                  cond_aug_images=1, untrained_images=1, log=lambda m: None)
     verdict = evaluation.passes("shipped")
     table = metrics.format_table(evaluation)
     assert not all(evaluation.passes("untrained").values())

@@ -78,7 +78,7 @@ class TrainSettings:
     latent_noise: float = 0.1
     pool_clips: int = 3000
     pool_frames: int = 10
-    steps: int = 3200
+    steps: int = 5000
     batch: int = 8
     lr: float = 5e-4
     warmup: int = 100
@@ -433,7 +433,12 @@ def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True
     unet_entry = train_unet(components, pool, settings, work, progress, log, snapshot_every)
     seconds = {"canvases": work.log["canvases"]["seconds"], "vae": vae_entry["seconds"],
                "pool": work.log["pool"]["seconds"], "unet": unet_entry["seconds"]}
-    record = {"settings": asdict(settings), "parameters": components.parameter_counts(),
+    from svd_lab.baselines import machine_signature
+
+    # the machine goes with the weights: float results differ between CPU kinds (SIMD paths) and torch versions,
+    # so the same recipe is bit-for-bit repeatable on the same kind of machine only
+    record = {"settings": asdict(settings), "machine": machine_signature(),
+              "parameters": components.parameter_counts(),
               "vae": vae_entry, "loss": unet_entry["loss"], "snapshots": unet_entry.get("snapshots", []),
               "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
               "unet_steps": settings.steps,
