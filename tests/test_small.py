@@ -215,7 +215,8 @@ def test_load_pipeline_picks_the_small_profile_on_a_cpu_and_the_rocket_moves_as_
 #: criteria of the bar the shipped model is measured to miss (README "The small SVD" has the full table): the test
 #: fails on any other miss, and on one of these the day it passes (then remove it here and in the README)
 KNOWN_MISSES: dict[str, str] = {
-    "(f) VAE beats the thumbnail": "rocket +0.13 dB over the 9x9 thumbnail (bar: +1 dB)",
+    "(f) VAE beats the thumbnail": "rocket +0.13 dB and held-out mean +0.73 dB over the 9x9 thumbnail "
+                                   "(bar: +1 dB)",
     "(g) colour error": "largest colour error 0.048 on the course images (bar: 0.03)",
 }
 
@@ -232,11 +233,12 @@ def every_core():
 @pytest.mark.slow
 def test_shipped_model_meets_the_bar_where_the_baselines_do_not(every_core):
     """The bar of issue 24 on a fixed subset: videos of the three course images at the default settings, (e) on the
-    rocket with two seeds, (f) on the course images and the full held-out set (2 photos, 24 crops: single round
-    trips are cheap); the untrained model (on the rocket) and the static copy must fail it. The held-out videos are
-    the benchmark's (`svd-lab small eval`): decoding costs about 1 s per 8-frame video on this CPU."""
+    rocket and the astronaut with two seeds (on the rocket alone the seed spread, 0.47 dB, exceeded the drop, 0.32
+    dB), (f) on the course images and the full held-out set (2 photos, 24 crops: single round trips are cheap); the
+    untrained model (on the rocket) and the static copy must fail it. The held-out videos are the benchmark's
+    (`svd-lab small eval`): decoding costs about 1 s per 8-frame video on this CPU."""
     evaluation = metrics.evaluate(num_crops=0, photos=False, seeds=2, vae_crops=metrics.NUM_CROPS,
-                                  cond_aug_images=1, untrained_images=1, log=lambda m: None)
+                                  cond_aug_images=2, untrained_images=1, log=lambda m: None)
     verdict = evaluation.passes("shipped")
     table = metrics.format_table(evaluation)
     assert not all(evaluation.passes("untrained").values())
