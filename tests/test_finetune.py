@@ -240,6 +240,37 @@ def test_an_adapter_for_another_model_or_a_broken_file_is_refused_before_anythin
         lora.read_adapter(tmp_path / "missing.safetensors")
 
 
+def test_adapters_on_the_temporal_convolutions_save_apply_and_merge_exactly(tmp_path):
+    """LoRA on the 3x1x1 convolutions across frames (peft's conv layout: A a conv with the base's kernel, B 1x1):
+    a new adapter is the base model, a trained one saves and applies bit for bit, and merging equals it."""
+    config = lora.LoRAConfig(rank=2, alpha=4.0, targets=lora.DEFAULT_TARGETS + lora.TEMPORAL_CONVS)
+    model = tiny()
+    base = _video(model)
+    layers = lora.add_lora(model.unet, config)
+    convs = {p: layer for p, layer in layers.items() if isinstance(layer, lora.LoRAConv)}
+    assert convs and all(p.endswith(lora.TEMPORAL_CONVS) for p in convs)
+    assert len(layers) > len(convs)                                      # the attention projections too
+    assert all(isinstance(layer.base, torch.nn.Conv3d) and layer.lora_A.weight.shape[2:] == layer.base.kernel_size
+               for layer in convs.values())
+    assert torch.equal(_video(model), base)                              # B starts at zero
+    with torch.no_grad():
+        for layer in layers.values():
+            layer.lora_B.weight.normal_(std=0.05)
+    adapted = _video(model)
+    assert (adapted - base).abs().max() > 1e-3
+    assert sum(p.numel() for n, p in model.unet.named_parameters() if ".lora_" in n) == sum(
+        layer.rank * (layer.fan_in + layer.fan_out) for layer in layers.values())
+    path = lora.save_adapter(model.unet, config, tmp_path / "conv.safetensors", {"base": "tiny"})
+    fresh = tiny()
+    lora.apply_adapter(fresh.unet, path)
+    assert torch.equal(_video(fresh), adapted)
+    assert lora.merge_lora(fresh.unet) == len(layers) and not lora.has_lora(fresh.unet)
+    assert torch.allclose(_video(fresh), adapted, atol=1e-4)           # B after A is one conv: an exact merge
+    only_temporal = tiny()                      # temporal convolutions are temporal: none in the spatial blocks
+    with pytest.raises(lora.LoRAError, match="no linear or convolution layer"):
+        lora.add_lora(only_temporal.unet, lora.LoRAConfig(targets=lora.TEMPORAL_CONVS, blocks="spatial"))
+
+
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, clips, monkeypatch):
     from svd_lab.small import train as small_train
 

@@ -136,8 +136,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "hint.direction": {"en": "signed_motion(video)[0] is + when the content moves left; compare its size with 0.2 "
                              "first",
                        "zh-CN": "内容向左移动时 signed_motion(video)[0] 为正；先把它的大小与 0.2 比较"},
-    "hint.adapter_parameters": {"en": "rank * (in_features + out_features) per layer, summed",
-                                "zh-CN": "每层 rank * (in_features + out_features)，再求和"},
+    "hint.adapter_parameters": {"en": "rank * (in_features + out_features) per linear layer, rank * (in_channels * "
+                                      "taps + out_channels) per convolution, summed",
+                                "zh-CN": "线性层每层 rank * (in_features + out_features)，卷积层每层 rank * "
+                                         "(in_channels * 卷积核元素数 + out_channels)，再求和"},
     "hint.fewest_steps": {"en": "for each objective, the first n in step_counts with table[(objective, n)].presence "
                                 "at least bar, else None",
                           "zh-CN": "对每种训练目标，取 step_counts 中第一个使 table[(objective, n)].presence "

@@ -119,12 +119,18 @@ print(source[source.index("    b, t = z0.shape"):])
 #
 # LoRA keeps every weight of the model and learns a low-rank update `B A` (rank `r`) beside each attention
 # projection (`to_q`, `to_k`, `to_v`, `to_out.0`, spatial and temporal): `y = W x + (alpha / r) * scale * B A x`.
-# `B` starts at zero, so step 0 is exactly the base model. The trainer checkpoints as it goes (a killed run continues
+# Attention projections alone are the usual targets for the full SVD, which has attention at every level; this small
+# UNet has it only at its coarsest level and in its middle block, and makes its motion at the finer level with the
+# convolutions across frames of its temporal ResNet blocks. So the adapter goes on those too (`lora.TEMPORAL_CONVS`):
+# there `A` is a convolution with the base's kernel and `r` outputs and `B` a one-by-one convolution, which merge into
+# one convolution exactly. `B` starts at zero, so step 0 is exactly the base model. The trainer checkpoints as it goes (a killed run continues
 # where it stopped), samples a validation video from the held-out clip before and after, and writes
 # `lora.safetensors`, `loss.png` and `finetune.json`.
 # %%
 settings = FinetuneSettings(mode="lora", steps=steps, batch=4, lr=learning_rate, rank=rank, alpha=float(rank),
-                            seed=seed, validation_steps=sample_steps, checkpoint_every=max(steps // 4, 1))
+                            targets=lora.DEFAULT_TARGETS + lora.TEMPORAL_CONVS, seed=seed,
+                            validation_steps=sample_steps, checkpoint_every=max(steps // 4, 1))
+print("adapters on:", ", ".join(settings.targets))
 model = load_small()                  # a fresh copy: `base` stays the untouched model
 result = finetune(data_dir, out_dir / "lora", settings, components=model, progress=False)
 print(f"trainable parameters: {result.record['trainable_parameters']:,} of {result.record['parameters']:,} "
@@ -167,7 +173,8 @@ display.compare([before[n] for n in names] + [after[n] for n in names],
 # `write_pan_clips(..., leaves_share=0.4)` with the train extra installed) and `mode="full"`; raise `steps` and rerun
 # to measure them. The adapter is `lora.safetensors` in the output folder; on the command line the same run is
 #
-#     svd-lab finetune outputs/notebooks/05_finetune/clips --out my-lora --mode lora --steps 64 --lr 1e-2
+#     svd-lab finetune outputs/notebooks/05_finetune/clips --out my-lora --mode lora --steps 64 --lr 1e-2 \
+#         --lora-targets to_q,to_k,to_v,to_out.0,temporal_res_block.conv1,temporal_res_block.conv2
 #     svd-lab sample assets/astronaut.png --lora my-lora/lora.safetensors --motion-bucket-id 200
 # %% [markdown]
 # ### Exercise 1 · Measure the direction
@@ -200,16 +207,26 @@ if my_direction is not None:
 # %% [markdown]
 # ### Exercise 2 · Count the adapter's parameters
 #
-# A LoRA layer on a linear map with `in` inputs and `out` outputs adds `A` (`r x in`) and `B` (`out x r`). Compute
-# the number of trainable parameters of this run from the layers `lora.lora_layers(model.unet)` (each has `.base`, an
-# `nn.Linear` with `in_features` and `out_features`, and `.rank`), without counting the adapter's tensors directly.
+# A LoRA layer on a linear map with `in` inputs and `out` outputs adds `A` (`r x in`) and `B` (`out x r`); on a
+# convolution with `in` input channels, `out` output channels and a kernel of `k` taps (its `kernel_size` multiplied
+# out), `A` reads `in x k` numbers for each of its `r` outputs and `B` is `out x r`. Compute the number of trainable parameters of this run
+# from the layers `lora.lora_layers(model.unet)` (each has `.rank` and `.base`: an `nn.Linear` with `in_features` and
+# `out_features`, or an `nn.Conv3d` with `in_channels`, `out_channels` and `kernel_size`), without counting the
+# adapter's tensors directly.
 # %%
 my_adapter_parameters = None   # your answer: an integer
 # %% tags=["solution"]
 # Solution (click to reveal)
 if solutions:
-    my_adapter_parameters = sum(layer.rank * (layer.base.in_features + layer.base.out_features)
-                                for layer in lora.lora_layers(model.unet).values())
+    import math
+
+    def adapter_size(layer):
+        base = layer.base
+        if isinstance(base, torch.nn.Linear):
+            return layer.rank * (base.in_features + base.out_features)
+        return layer.rank * (base.in_channels * math.prod(base.kernel_size) + base.out_channels)
+
+    my_adapter_parameters = sum(adapter_size(layer) for layer in lora.lora_layers(model.unet).values())
 # %%
 exercises.check("adapter_parameters", my_adapter_parameters,
                 lambda a: int(a) == result.record["trainable_parameters"])

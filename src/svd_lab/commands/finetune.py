@@ -44,7 +44,8 @@ def register(sub) -> None:
     p.add_argument("--rank", type=int, default=d.rank, help="LoRA rank")
     p.add_argument("--alpha", type=finite_float, default=d.alpha, help="LoRA alpha (update scaled by alpha/rank)")
     p.add_argument("--lora-targets", default=",".join(DEFAULT_TARGETS),
-                   help="attention projections that get adapters (comma-separated)")
+                   help="layers that get adapters (comma-separated): attention projections (default) and/or "
+                        "convolutions, e.g. temporal_res_block.conv1,temporal_res_block.conv2")
     p.add_argument("--lora-blocks", choices=BLOCKS, default=d.blocks)
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="mixed precision (autocast)")

@@ -26,10 +26,13 @@ def _register(sub, name: str) -> None:
                        "motion_bucket_id and fps_id)")
     ssub = p.add_subparsers(dest="small_command", metavar="ACTION")
 
-    t = ssub.add_parser("train", help="train VAE + video UNet with SVD's objective (fixed steps and seed), in "
+    t = ssub.add_parser("train", help="train VAE + video UNet with SVD's objective, then the decoder on whole frames "
+                                      "(fixed steps and seed), in "
                                       "stages that resume: run the same command again after an interruption")
     t.add_argument("--steps", type=int, default=None, help="UNet optimiser steps (default: the shipped recipe's)")
     t.add_argument("--vae-steps", type=int, default=None, help="VAE optimiser steps (default: the shipped recipe's)")
+    t.add_argument("--decoder-steps", type=int, default=None,
+                   help="stage 5: decoder steps on whole frames (default: the shipped recipe's)")
     t.add_argument("--pool-clips", type=int, default=None,
                    help="clips encoded once for the UNet's training (default: the shipped recipe's)")
     t.add_argument("--canvases", type=int, default=None,
@@ -38,7 +41,7 @@ def _register(sub, name: str) -> None:
     t.add_argument("--out", default=None,
                    help="output folder (default: outputs/small/run-<seed>); must not exist. The stages are kept in "
                         "<out>.work until the model is written")
-    t.add_argument("--until", choices=["canvases", "vae", "pool"], default=None,
+    t.add_argument("--until", choices=["canvases", "vae", "pool", "unet"], default=None,
                    help="stop after this stage (to split the run over sessions); the same command continues")
     t.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
                    help="score a few held-out crops every this many UNet steps (0 = never)")
@@ -95,7 +98,7 @@ def run_train(args) -> int:
     from svd_lab.paths import outputs_dir
     from svd_lab.small.train import TrainSettings, train, work_folder
 
-    _positive(args, ("steps", "vae_steps", "pool_clips", "canvases", "threads"))
+    _positive(args, ("steps", "vae_steps", "decoder_steps", "pool_clips", "canvases", "threads"))
     if args.snapshot_every < 0:
         raise UserError("--snapshot-every must be >= 0")
     if args.threads is not None:
@@ -103,7 +106,7 @@ def run_train(args) -> int:
 
         torch.set_num_threads(args.threads)
     settings = TrainSettings(seed=args.seed)
-    for name in ("steps", "vae_steps", "pool_clips", "canvases"):
+    for name in ("steps", "vae_steps", "decoder_steps", "pool_clips", "canvases"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     out = Path(args.out) if args.out else outputs_dir() / "small" / f"run-{args.seed}"

@@ -1,9 +1,15 @@
-r"""LoRA for SVD's UNet: low-rank updates on the attention projections, a file anyone can read, and merging.
+r"""LoRA for SVD's UNet: low-rank updates on the attention projections (and, if asked, on convolutions), a file
+anyone can read, and merging.
 
 A LoRA layer keeps a frozen linear layer ``W`` (out x in) and learns two small matrices, ``A`` (r x in) and ``B``
 (out x r), with ``r`` much smaller than in and out:
 
     y = W x + (alpha / r) * scale * B (A x)
+
+On a convolution (``nn.Conv2d`` / ``nn.Conv3d``, e.g. the 3x1x1 convolutions across frames of SVD's
+``temporal_res_block``) ``A`` is a convolution with the base's kernel, stride and padding and ``r`` output channels,
+and ``B`` a 1x1 convolution back to the base's channels (peft's layout): ``B`` after ``A`` is again a convolution
+with the base's kernel, so it merges into ``W`` exactly (``W[o, i, k] += alpha / r * sum_j B[o, j] A[j, i, k]``).
 
 ``B`` starts at zero, so a fresh adapter changes nothing (the first step is the base model's); ``A`` starts random
 (Kaiming uniform, as in the LoRA paper's reference code) so that gradients reach ``B``. ``scale`` is chosen at
@@ -32,6 +38,11 @@ from svd_lab.errors import InputError
 
 #: attention projections of diffusers' ``Attention`` (spatial and temporal transformers alike)
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+#: the two convolutions across frames (kernel 3x1x1) of every ``TemporalResnetBlock``: where a UNet with little
+#: attention (the small SVD has it only at 4x4 and in the middle) makes its motion
+TEMPORAL_CONVS = ("temporal_res_block.conv1", "temporal_res_block.conv2")
+#: the layer types an adapter can wrap
+ADAPTABLE = (nn.Linear, nn.Conv2d, nn.Conv3d)
 #: which attention blocks get adapters: every one, only the temporal ones (across frames), or only the spatial ones
 BLOCKS = ("all", "temporal", "spatial")
 KEY_PREFIX = "unet."
@@ -60,23 +71,36 @@ class LoRAConfig:
             raise InputError("LoRA needs at least one target projection (e.g. to_q,to_k,to_v,to_out.0)")
 
 
-class LoRALinear(nn.Module):
-    """``base(x) + alpha / rank * scale * B(A(x))`` around a frozen ``nn.Linear``."""
+class LoRALayer(nn.Module):
+    """``base(x) + alpha / rank * scale * B(A(x))`` around a frozen layer (see :class:`LoRALinear`,
+    :class:`LoRAConv`)."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+    def __init__(self, base: nn.Module, rank: int, alpha: float, lora_A: nn.Module, lora_B: nn.Module):
         super().__init__()
         self.base = base
         self.rank, self.alpha, self.scale = rank, alpha, 1.0
-        self.lora_A = nn.Linear(base.in_features, rank, bias=False, dtype=base.weight.dtype,
-                                device=base.weight.device)
-        self.lora_B = nn.Linear(rank, base.out_features, bias=False, dtype=base.weight.dtype,
-                                device=base.weight.device)
+        self.lora_A, self.lora_B = lora_A, lora_B
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)       # a new adapter is the identity: training starts from the base model
 
     @property
     def factor(self) -> float:
         return self.alpha / self.rank * self.scale
+
+    @property
+    def fan_in(self) -> int:
+        """Numbers each of A's ``rank`` outputs reads: in_features, or in_channels x kernel taps."""
+        return self.lora_A.weight[0].numel()
+
+    @property
+    def fan_out(self) -> int:
+        """Outputs of the base layer (out_features or out_channels): B has ``fan_out x rank`` numbers."""
+        return self.lora_B.weight.shape[0]
+
+    def delta(self) -> torch.Tensor:
+        """``B A`` as a weight of the base's shape (without the factor), in float32."""
+        a, b = self.lora_A.weight.float(), self.lora_B.weight.float()
+        return torch.einsum("or,ri...->oi...", b.flatten(1), a)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
@@ -85,18 +109,47 @@ class LoRALinear(nn.Module):
         return out + self.factor * self.lora_B(self.lora_A(x.to(self.lora_A.weight.dtype))).to(out.dtype)
 
 
+class LoRALinear(LoRALayer):
+    """LoRA on an ``nn.Linear``: ``A`` (rank x in), ``B`` (out x rank)."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        kw = {"bias": False, "dtype": base.weight.dtype, "device": base.weight.device}
+        super().__init__(base, rank, alpha, nn.Linear(base.in_features, rank, **kw),
+                         nn.Linear(rank, base.out_features, **kw))
+
+
+class LoRAConv(LoRALayer):
+    """LoRA on an ``nn.Conv2d`` / ``nn.Conv3d``: ``A`` a convolution like the base's with ``rank`` outputs, ``B`` a
+    1x1 convolution to the base's outputs."""
+
+    def __init__(self, base: nn.Conv2d | nn.Conv3d, rank: int, alpha: float):
+        if base.groups != 1 or isinstance(base.padding, str):
+            raise LoRAError(f"LoRA needs an ungrouped convolution with numeric padding, got {base}")
+        conv = type(base)
+        kw = {"bias": False, "dtype": base.weight.dtype, "device": base.weight.device}
+        super().__init__(base, rank, alpha,
+                         conv(base.in_channels, rank, base.kernel_size, base.stride, base.padding, base.dilation,
+                              padding_mode=base.padding_mode, **kw),
+                         conv(rank, base.out_channels, 1, **kw))
+
+
+def _adapter(base: nn.Module, rank: int, alpha: float) -> LoRALayer:
+    return LoRALinear(base, rank, alpha) if isinstance(base, nn.Linear) else LoRAConv(base, rank, alpha)
+
+
 def _is_temporal(path: str) -> bool:
-    return "temporal_transformer_blocks" in path.split(".")
+    parts = path.split(".")
+    return "temporal_transformer_blocks" in parts or "temporal_res_block" in parts
 
 
 def target_paths(unet: nn.Module, config: LoRAConfig) -> list[str]:
-    """Dotted names of the ``nn.Linear`` layers that get adapters (in module order)."""
+    """Dotted names of the layers that get adapters (in module order): linear layers and convolutions whose name
+    ends with one of ``config.targets`` (``to_q`` matches every attention's query projection,
+    ``temporal_res_block.conv1`` every such convolution), in the ``config.blocks`` asked for."""
     paths = []
     for name, module in unet.named_modules():
-        if not isinstance(module, nn.Linear) or not any(name.endswith("." + t) for t in config.targets):
+        if not isinstance(module, ADAPTABLE) or not any(f".{name}".endswith("." + t) for t in config.targets):
             continue
-        if not (".attn1." in f".{name}." or ".attn2." in f".{name}."):
-            continue                             # feed-forward and projection layers share no names with these
         if config.blocks == "temporal" and not _is_temporal(name):
             continue
         if config.blocks == "spatial" and _is_temporal(name):
@@ -121,15 +174,17 @@ def _set(root: nn.Module, path: str, new: nn.Module) -> None:
         setattr(parent, last, new)
 
 
-def add_lora(unet: nn.Module, config: LoRAConfig, seed: int = 0) -> dict[str, LoRALinear]:
-    """Wrap every target projection of ``unet`` in a :class:`LoRALinear` (``A`` drawn from ``seed``); freezes the
-    base weights and returns the adapters by path. Raises when nothing matches ``config.targets``."""
+def add_lora(unet: nn.Module, config: LoRAConfig, seed: int = 0) -> dict[str, LoRALayer]:
+    """Wrap every target layer of ``unet`` in a :class:`LoRALinear` or :class:`LoRAConv` (``A`` drawn from
+    ``seed``); freezes the base weights and returns the adapters by path. Raises when nothing matches
+    ``config.targets``."""
     if has_lora(unet):
         raise LoRAError("this UNet already has LoRA layers: merge or remove them first")
     paths = target_paths(unet, config)
     if not paths:
-        raise LoRAError(f"no attention projection named {', '.join(config.targets)} in the {config.blocks} blocks "
-                        "of this UNet: check --lora-targets (diffusers names: to_q, to_k, to_v, to_out.0)")
+        raise LoRAError(f"no linear or convolution layer named {', '.join(config.targets)} in the {config.blocks} "
+                        "blocks of this UNet: check --lora-targets (diffusers names: to_q, to_k, to_v, to_out.0; "
+                        "temporal_res_block.conv1, temporal_res_block.conv2)")
     unet.requires_grad_(False)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -137,7 +192,7 @@ def add_lora(unet: nn.Module, config: LoRAConfig, seed: int = 0) -> dict[str, Lo
         layers = {}
         for path in paths:
             base = unet.get_submodule(path)
-            layer = LoRALinear(base, config.rank, config.alpha)
+            layer = _adapter(base, config.rank, config.alpha)
             _set(unet, path, layer)
             layers[path] = layer
     finally:
@@ -148,8 +203,8 @@ def add_lora(unet: nn.Module, config: LoRAConfig, seed: int = 0) -> dict[str, Lo
     return layers
 
 
-def lora_layers(unet: nn.Module) -> dict[str, LoRALinear]:
-    return {name: m for name, m in unet.named_modules() if isinstance(m, LoRALinear)}
+def lora_layers(unet: nn.Module) -> dict[str, LoRALayer]:
+    return {name: m for name, m in unet.named_modules() if isinstance(m, LoRALayer)}
 
 
 def has_lora(unet: nn.Module) -> bool:
@@ -227,10 +282,12 @@ def apply_adapter(unet: nn.Module, path: str | os.PathLike, scale: float = 1.0) 
     for p in paths:
         base = unet.get_submodule(p)
         a, b = tensors[f"{KEY_PREFIX}{p}.lora_A.weight"], tensors[f"{KEY_PREFIX}{p}.lora_B.weight"]
-        if a.shape != (config.rank, base.in_features) or b.shape != (base.out_features, config.rank):
+        taps = tuple(base.weight.shape[2:])                      # () for a linear layer, the kernel for a conv
+        want_a = (config.rank, base.weight.shape[1], *taps)
+        want_b = (base.weight.shape[0], config.rank, *(1 for _ in taps))
+        if tuple(a.shape) != want_a or tuple(b.shape) != want_b:
             raise LoRAError(f"{path}: {p} has shapes {tuple(a.shape)}/{tuple(b.shape)}, this UNet needs "
-                            f"({config.rank}, {base.in_features})/({base.out_features}, {config.rank}): it was "
-                            f"trained on another model ({meta.get('base', 'unknown')})")
+                            f"{want_a}/{want_b}: it was trained on another model ({meta.get('base', 'unknown')})")
     layers = add_lora(unet, config)
     with torch.no_grad():
         for p, layer in layers.items():
@@ -247,7 +304,6 @@ def merge_lora(unet: nn.Module) -> int:
     layers = lora_layers(unet)
     with torch.no_grad():
         for path, layer in layers.items():
-            delta = layer.lora_B.weight.float() @ layer.lora_A.weight.float()
-            layer.base.weight += (layer.factor * delta).to(layer.base.weight.dtype)
+            layer.base.weight += (layer.factor * layer.delta()).to(layer.base.weight.dtype)
             _set(unet, path, layer.base)
     return len(layers)

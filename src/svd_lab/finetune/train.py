@@ -15,7 +15,8 @@ posterior mode, as SVD), then every step draws random windows.
   (the learned blend of spatial and temporal outputs). SVD_Xtend trains only ``temporal_transformer_block``; the
   image layers are what SVD kept from Stable Diffusion, the motion lives in these. ``temporal_parameter_names``
   lists them for any UNet.
-- ``lora``: low-rank adapters on the attention projections (:mod:`svd_lab.finetune.lora`); only those train.
+- ``lora``: low-rank adapters on the attention projections, and on convolutions if asked
+  (:mod:`svd_lab.finetune.lora`); only those train.
 
 **Memory options**: gradient checkpointing (diffusers' ``enable_gradient_checkpointing``), mixed precision (bf16 or
 fp16 autocast, with a gradient scaler for fp16; master weights stay float32), 8-bit AdamW when ``bitsandbytes`` is

@@ -242,6 +242,11 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
     with _folder_to_write(folder, atomic) as target:
         for name, module in components.modules().items():
             module.save_pretrained(target / name, variant=variant, safe_serialization=True)
+            config = target / name / "config.json"
+            saved = json.loads(config.read_text())
+            if saved.pop("_name_or_path", None) is not None:
+                # a model loaded from a folder remembers that folder's local path: not something to publish
+                config.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
         _write_json(target / "model_index.json", {
             "_class_name": "StableVideoDiffusionPipeline",
             "_diffusers_version": diffusers.__version__,
