@@ -57,8 +57,9 @@ else:
     video = Video(file_frames, fps=file_fps)
 print(f"{mp4_path}: {video}")
 # %% [markdown]
-# Every frame is decoded by the model's VAE, so a video can never look better than the VAE's round trip of its input
-# (encode, decode). The input, that round trip and the video's first and last frames, with PSNR against the input:
+# Every frame is decoded by the model's VAE, so the VAE's round trip of the input (encode, decode) shows what any of
+# its videos can keep of it (a generated frame may score a little above it: the UNet's latent need not be the
+# encoder's). The input, that round trip and the video's first and last frames, with PSNR against the input:
 # %%
 if video_path is None:
     import torch
@@ -110,8 +111,8 @@ sequence.close()
 sequence_frames = count_frames(gif_sequence)
 print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_frames}")
 # %% [markdown]
-# Which frame went missing? On a bouncing ball it is plain to see: 14<!-- r:ball_frames --> frames of a ball crossing the
-# picture at 7<!-- r:ball_fps --> fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
+# Which frame went missing? On a bouncing ball it is plain to see: 14<!-- r:ball_frames --> frames of a ball moving across the
+# picture and bouncing, at 7<!-- r:ball_fps --> fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
 # second-to-last position instead of the last one.
 # %%
 import torch
@@ -233,14 +234,14 @@ display.show_video(gif_library, "gif", caption="the GIF written above, read back
 # slider or press play). The scrubber is an interactive widget: it needs a running kernel, so a saved copy of the
 # notebook shows only its first frame.
 # %%
-display.frame_grid(video, columns=7, title=f"{video.num_frames} frames at {video.fps:g} fps")
+display.frame_grid(video, columns=min(video.num_frames, 8), title=f"{video.num_frames} frames at {video.fps:g} fps")
 # %%
 display.scrubber(video, caption="frame scrubber")
 # %% [markdown]
 # ## 5. Side by side
 #
 # `display.compare` puts videos next to each other, looping in step: here the mp4's frames and the two moviepy
-# GIFs decoded back (the short one restarts a frame early).
+# GIFs decoded back (a file with fewer frames than the mp4 restarts early: the labels give each one's count).
 # %%
 display.compare([read_frames(mp4_path), read_frames(gif_moviepy), read_frames(gif_sequence)],
                 ["mp4", f"moviepy from mp4 ({counts['GIF (moviepy, from the mp4)']} frames)",
