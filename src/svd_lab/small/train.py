@@ -285,6 +285,12 @@ def train_decoder(vae, canvases: torch.Tensor, settings: TrainSettings, work: Wo
     return entry
 
 
+def _quality_line(quality: dict) -> str:
+    """The first five images of a :func:`vae_quality` entry for the log: VAE / thumbnail PSNR dB."""
+    ours, thumb = quality["psnr_db"], quality["thumbnail_psnr_db"]
+    return "PSNR vs thumbnail: " + ", ".join(f"{n} {ours[n]:.1f}/{thumb[n]:.1f}" for n in list(ours)[:5])
+
+
 # ------------------------------------------------------------------------------------------- UNet data
 @dataclass
 class LatentPool:
@@ -462,9 +468,7 @@ def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True
     seconds = {**record["seconds"], "decoder": entry["seconds"]}
     record.update(settings=asdict(settings), machine=machine_signature(), decoder=entry, seconds=seconds,
                   total_seconds=round(sum(seconds.values()), 1))
-    q = entry["quality"]
-    log(f"decoder: {settings.decoder_steps} steps in {entry['seconds']} s; PSNR vs thumbnail: " + ", ".join(
-        f"{n} {q['psnr_db'][n]:.1f}/{q['thumbnail_psnr_db'][n]:.1f}" for n in list(q["psnr_db"])[:5]))
+    log(f"decoder: {settings.decoder_steps} steps in {entry['seconds']} s; {_quality_line(entry['quality'])}")
     save_small(components, out, record)
     shutil.rmtree(work.folder, ignore_errors=True)
     return components, record
@@ -486,9 +490,7 @@ def _train_base(settings: TrainSettings, canvases: torch.Tensor, work: Work, pro
         save_state(vae_file, {"vae": components.vae}, meta=entry)
         work.log["vae"] = {k: v for k, v in entry.items() if k != "loss"}
         work.save_log()
-        q = entry["quality"]
-        log(f"VAE: {settings.vae_steps} steps in {entry['seconds']} s; PSNR vs thumbnail: " + ", ".join(
-            f"{n} {q['psnr_db'][n]:.1f}/{q['thumbnail_psnr_db'][n]:.1f}" for n in list(q["psnr_db"])[:5]))
+        log(f"VAE: {settings.vae_steps} steps in {entry['seconds']} s; {_quality_line(entry['quality'])}")
     vae_entry = load_state(vae_file, {"vae": components.vae})
     components.vae.eval().requires_grad_(False)
     if until == "vae":
