@@ -307,10 +307,15 @@ def test_a_full_run_loads_back_at_its_own_size_and_frame_count(tmp_path, clips):
     from svd_lab.svd.loading import load_checkpoint
     from svd_lab.svd.pipeline import SVDPipeline
 
-    finetune(clips, tmp_path / "full", quick(mode="full", steps=2, frames=4), components=tiny(), progress=False,
+    base = tiny()
+    base.sampling = {"num_steps": 3, "max_guidance": 1.5}     # the base's recommended settings carry over
+    finetune(clips, tmp_path / "full", quick(mode="full", steps=2, frames=4), components=base, progress=False,
              log=lambda m: None)
     loaded = load_checkpoint(tmp_path / "full", progress=False)
     assert loaded.trained_size == (64, 64) and loaded.native_frames == 4
+    assert loaded.sampling == base.sampling
+    params = SVDPipeline(loaded, device="cpu").resolve_params()
+    assert params["num_steps"] == 3 and params["max_guidance"] == 1.5 and params["min_guidance"] == 1.0
     video = SVDPipeline(loaded, device="cpu").run(np.zeros((64, 64, 3), np.uint8), num_steps=2, seed=1,
                                                  progress=False)
     assert video.frames.shape == (4, 3, 64, 64)

@@ -283,3 +283,19 @@ def test_the_old_names_still_work_with_a_notice(png, tmp_path, no_checkpoints, c
                  "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "profile 'mini' is now called 'small'" in err and "small profile requested" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-guidance", "2.5"], "give both --min-guidance and --max-guidance"),
+    (["--min-guidance", "1", "--max-guidance", "nan"], "must be finite numbers"),
+    (["--steps", "0"], "--steps"),
+])
+def test_small_eval_refuses_bad_sampling_options_before_any_work(extra, message, capsys, monkeypatch):
+    from svd_lab.small import metrics
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("evaluated despite a bad option")
+
+    monkeypatch.setattr(metrics, "evaluate", evaluated)
+    assert main(["small", "eval", "--quick", *extra]) == 2
+    assert message in capsys.readouterr().err

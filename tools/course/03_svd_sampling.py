@@ -30,7 +30,7 @@ device = "auto"           # "auto" (CUDA > MPS > CPU), "cpu", "cuda"
 seed = 23                 # Stability's default seed
 image = None              # None: assets/rocket.png (a public-domain SpaceX photo); or a path to your image
 num_frames = None         # None: the model's own on small (8), 4 on tiny; 14 (svd) or 25 (svd_xt) on full
-num_steps = None          # None: 25 (svd) or 30 (svd_xt); 3 on tiny
+num_steps = None          # None: the weights' record (the small SVD: 12), else the version's (svd 25, svd_xt 30); 3 on tiny
 height = None             # None: the model's own on small (64), 64 on tiny, 576 on full (multiples of 64)
 width = None              # None: the model's own on small (64), 64 on tiny, 1024 on full
 motion_buckets = [0, 127, 255]   # the motion_bucket_id sweep shown side by side
@@ -111,7 +111,8 @@ prepared.resize((shown_width, shown_width * height // width))
 # the round trip: the UNet's latent need not be the encoder's, and the decoder can render it closer to the input.)
 # Compare the round trip with the input, and with a simple baseline that has as many numbers as the latent: the input shrunk to a thumbnail with no more values than the latent, enlarged back with bicubic
 # interpolation. A useful autoencoder beats that thumbnail; PSNR (dB, higher is better) is measured against the
-# input in pixel space.
+# input in pixel space. Look at the thin structures too: on the small model the rocket's launch towers are lost in
+# the round trip as in the thumbnail, so no video below shows them.
 # %%
 vae_module = comps.vae
 latent_values = comps.latent_channels * (height // comps.downsampling) * (width // comps.downsampling)
@@ -354,8 +355,11 @@ exercises.check("guidance_by_hand", my_guided,
 # pass for a pan; the plot below shows every shift, accumulated over time. On the small profile the training
 # data's rule says what to expect (dashed). Look at the last frames as well: a true pan keeps the picture's colours
 # (new content enters at one edge only), so the printed colour drift of a fast video should stay as small as a slow
-# one's. The small SVD drifts more the faster it pans (one of its misses in README's table is this colour error, (g),
-# worst on the coffee and the astronaut).
+# one's. The small SVD drifts more the faster it pans, and guidance adds to the drift: the record of its weights ends
+# the guidance ramp at 1.5<!-- r:run_parameters[max_guidance] --> instead of the svd version's 2.5<!-- r:svd_reference[max_guidance] -->, with which the last frames of the fastest pans
+# of the coffee and the astronaut turned red (README's table: the colour error, (g)). It has not gone entirely: in
+# the batch made with `svd_lab.batch` further down, the astronaut's face still turns a little pink in the last
+# frames of its fast pan.
 # %%
 def measured_step(generated) -> float:
     """Pixels per frame of a generated video (frames (T, 3, H, W) in [0, 1]); positive = content moving left."""
@@ -622,7 +626,8 @@ frames_float = generation.frames
 record("profile", resolved_profile)
 record("version", version)
 record("run_parameters", {k: generation.params[k] for k in ("num_frames", "num_steps", "height", "width", "fps_id",
-                                                            "motion_bucket_id", "cond_aug", "decoding_t", "seed")},
+                                                            "motion_bucket_id", "cond_aug", "decoding_t", "seed",
+                                                            "min_guidance", "max_guidance")},
        tolerance="exact")
 record("guidance_scales", guidance_scales, tolerance="exact")
 record("sigmas", edm.karras_sigmas(num_steps, spec.sigma_min, spec.sigma_max, spec.rho), tolerance="exact")

@@ -168,10 +168,11 @@ display.compare([before[n] for n in names] + [after[n] for n in names],
 # %% [markdown]
 # The table is this run's measurement: the sign of `dx` is the direction the content moves. Look at the videos as
 # well as the numbers: a short run on clips of dead-leaves textures teaches the adapter their *look* along with
-# their motion, and the adapter reaches the temporal convolutions at every level, so from the middle of the clip on
-# the frames break into blobs of colour, over the subject as well as where new content enters: the direction is
-# learned, the picture is not kept. Where the table says `no`, the new motion has not carried over to that image
-# yet. The levers: more steps, more varied clips (photos:
+# their motion, and the adapter reaches the temporal convolutions at every level, so from the second or third frame
+# on the frames break into blobs of colour, over the subject as well as where new content enters (the validation
+# video of section 4 shows it too: its disc loses its colour): the direction is learned, the picture is not kept.
+# Where the table says `no`, the new motion has not carried over to that image yet, but the adapter's look has. The
+# levers: more steps, more varied clips (photos:
 # `write_pan_clips(..., leaves_share=0.4)` with the train extra installed) and `mode="full"`; raise `steps` and rerun
 # to measure them. The adapter is `lora.safetensors` in the output folder; on the command line the same run is
 #

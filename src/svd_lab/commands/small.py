@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def _register(sub, name: str) -> None:
     e.add_argument("--crops", type=int, default=None, help="held-out crops besides the course images and the "
                                                            "held-out photos (default 24)")
     e.add_argument("--no-baselines", action="store_true", help="skip the untrained model's row")
-    e.add_argument("--steps", type=int, default=None, help="sampling steps (default: the version's, 25)")
+    e.add_argument("--quick", action="store_true",
+                   help="the bar test's subset (metrics.QUICK: videos of the course images only; about a minute)")
+    e.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the model's record, else the version's)")
+    e.add_argument("--min-guidance", type=float, default=None, help="guidance at the first frame (default: as "
+                                                                      "--steps)")
+    e.add_argument("--max-guidance", type=float, default=None, help="guidance at the last frame (default: as "
+                                                                      "--steps)")
     e.add_argument("--seeds", type=int, default=None, help="seeds per image for the cond_aug score (default 3)")
     e.add_argument("--json", metavar="FILE", default=None, help="also write the whole evaluation as JSON")
     e.set_defaults(func=_warn_old(run_eval, old))
@@ -143,11 +151,24 @@ def run_eval(args) -> int:
         raise UserError("--crops must be >= 0")
     if args.json and Path(args.json).exists():
         raise UserError(f"{args.json} already exists (nothing is overwritten)")
-    evaluation = metrics.evaluate(folder if args.model else None,
-                                  num_crops=metrics.NUM_CROPS if args.crops is None else args.crops,
-                                  baselines=not args.no_baselines, num_steps=args.steps,
-                                  seeds=args.seeds or metrics.COND_AUG_SEEDS, log=lambda m: None)
+    guidance = None
+    if args.min_guidance is not None or args.max_guidance is not None:
+        given = [v for v in (args.min_guidance, args.max_guidance) if v is not None]
+        if not all(math.isfinite(v) for v in given):
+            raise UserError("--min-guidance and --max-guidance must be finite numbers")
+        if args.min_guidance is None or args.max_guidance is None:
+            raise UserError("give both --min-guidance and --max-guidance (the ramp's first and last frame)")
+        guidance = (args.min_guidance, args.max_guidance)
+    subset = dict(metrics.QUICK) if args.quick else {"num_crops": metrics.NUM_CROPS}
+    if args.crops is not None:
+        subset["num_crops"] = args.crops
+    if args.seeds is not None:
+        subset["seeds"] = args.seeds
+    evaluation = metrics.evaluate(folder if args.model else None, baselines=not args.no_baselines,
+                                  num_steps=args.steps, guidance=guidance, log=lambda m: None, **subset)
     print(metrics.format_table(evaluation))
+    print("(g) largest colour error: " + "; ".join(f"{r.name} {r.colour_error_max:.3f} at {r.colour_error_worst}"
+                                                  for r in evaluation.rows if r.colour_error_max))
     model = evaluation.rows[-1].name
     missed = [k for k, ok in evaluation.passes(model).items() if not ok]
     print("bar: met" if not missed else f"bar: missed {'; '.join(missed)}")

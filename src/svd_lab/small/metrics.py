@@ -278,6 +278,7 @@ class Scores:
     cond_aug_spread_db: float | None = None                                # (e) seed-to-seed spread
     colour_error_max: float | None = None                                  # (g)
     colour_error_mean: float | None = None
+    colour_error_worst: str | None = None                                  # (g): where its max is (image, bucket, fps)
     motion_by_bucket: dict[int, float] = field(default_factory=dict)       # mean px/frame, fps_id 6
     videos: int = 0
 
@@ -345,32 +346,42 @@ class Evaluation:
 REFERENCE_ROWS = ("ground truth", "ground truth through the VAE", "static copy")
 
 
-def _score(name: str, images: list[EvalImage], video_for, truth_for) -> Scores:
+def _score(name: str, images: list[EvalImage], video_for, truth_for, motion_buckets: tuple = BUCKETS) -> Scores:
     """Scores (a)-(d), (g) from ``video_for(image index, bucket, fps_id) -> (T, 3, H, W)``."""
     buckets, motion, pan_errors, colours = [], [], [], []
-    by_bucket: dict[int, list[float]] = {b: [] for b in BUCKETS}
+    worst = (-1.0, "")
+    by_bucket: dict[int, list[float]] = {b: [] for b in motion_buckets}
+
+    def add_colours(video, truth, where: str) -> None:
+        nonlocal worst
+        errors = colour_error(video, truth).tolist()
+        colours.extend(errors)
+        worst = max(worst, (max(errors), where))
+
     wins = pairs = 0
     frame0 = {}
     for i, im in enumerate(images):
-        for bucket in BUCKETS:
+        for bucket in motion_buckets:
             video, truth = video_for(i, bucket, FPS_DEFAULT), truth_for(i, bucket, FPS_DEFAULT)
             d = displacement(video)
             buckets.append(bucket), motion.append(d), by_bucket[bucket].append(d)
-            colours += colour_error(video, truth).tolist()
+            add_colours(video, truth, f"{im.name}, bucket {bucket}, fps_id {FPS_DEFAULT}")
             if bucket == 127:
                 frame0[im.name] = round(psnr(im.image, quantize(video[0])), 2)
             if bucket > 0:
                 pan_errors.append(pan_error(video, truth, float(data.speed_to_step(bucket, FPS_DEFAULT,
                                                                                   im.image.shape[-1]))))
                 slow = video_for(i, bucket, FPS_LOW_RATE)
-                colours += colour_error(slow, truth_for(i, bucket, FPS_LOW_RATE)).tolist()
+                add_colours(slow, truth_for(i, bucket, FPS_LOW_RATE),
+                            f"{im.name}, bucket {bucket}, fps_id {FPS_LOW_RATE}")
                 pairs += 1
                 wins += int(d > displacement(slow))
     return Scores(name=name, frame0_psnr_db=frame0, motion_spearman=round(spearman(buckets, motion), 3),
                   fps_share=round(wins / max(pairs, 1), 3), pan_error=round(sum(pan_errors) / len(pan_errors), 4),
                   colour_error_max=round(max(colours), 4), colour_error_mean=round(sum(colours) / len(colours), 4),
+                  colour_error_worst=worst[1],
                   motion_by_bucket={b: round(sum(v) / len(v), 3) for b, v in by_bucket.items()},
-                  videos=len(images) * (2 * len(BUCKETS) - 1))
+                  videos=len(images) * (2 * len(motion_buckets) - 1))
 
 
 def _truth(images: list[EvalImage], frames: int):
@@ -386,7 +397,8 @@ def _truth(images: list[EvalImage], frames: int):
     return truth_for
 
 
-def score_reference(name: str, images: list[EvalImage], frames: int, vae=None) -> Scores:
+def score_reference(name: str, images: list[EvalImage], frames: int, vae=None, motion_buckets: tuple = BUCKETS
+                    ) -> Scores:
     """'ground truth' (the true pans), 'ground truth through the VAE' (needs ``vae``) or 'static copy'."""
     truth_for = _truth(images, frames)
     cache: dict = {}
@@ -402,27 +414,32 @@ def score_reference(name: str, images: list[EvalImage], frames: int, vae=None) -
                 cache[key] = vae_round_trip(vae, truth_for(i, bucket, fps))
         return cache[key]
 
-    return _score(name, images, video_for, truth_for)
+    return _score(name, images, video_for, truth_for, motion_buckets)
 
 
 def score_model(components, images: list[EvalImage], name: str, num_steps: int | None = None,
                 cond_augs: tuple = COND_AUGS, seeds: int = COND_AUG_SEEDS, batch: int = 48,
-                cond_aug_images: int | None = None) -> Scores:
+                cond_aug_images: int | None = None, guidance: tuple[float, float] | None = None,
+                motion_buckets: tuple = BUCKETS) -> Scores:
     """Sample every evaluation video from ``components`` and score them (see the module docstring).
 
-    ``cond_aug_images``: (e) on the first that many images only (default: all).
+    ``cond_aug_images``: (e) on the first that many images only (default: all). ``num_steps``, ``guidance`` (min,
+    max): instead of the defaults ``svd-lab sample`` uses for these weights. ``motion_buckets``: the buckets of the
+    videos (127 among them: (a) and (e) are measured there).
     """
+    if 127 not in motion_buckets or len(set(motion_buckets)) < 3:
+        raise ValueError(f"motion_buckets must hold 127 and at least three buckets, got {motion_buckets}")
     from svd_lab.svd.pipeline import SVDPipeline
-    from svd_lab.svd.versions import get_version
 
     pipe = SVDPipeline(components, device="cpu", dtype="float32", memory="resident")
-    version = get_version(components.version)
-    steps = num_steps or version.num_steps
-    default = version.cond_aug
+    low, high = guidance if guidance is not None else (None, None)
+    params = pipe.resolve_params(num_steps=num_steps, min_guidance=low, max_guidance=high)
+    steps = params["num_steps"]
+    default = params["cond_aug"]
     specs = []
     augmented = len(images) if cond_aug_images is None else min(cond_aug_images, len(images))
     for i in range(len(images)):
-        for bucket in BUCKETS:
+        for bucket in motion_buckets:
             specs.append(VideoSpec(i, bucket, FPS_DEFAULT, default, 23 + i))
             if bucket > 0:
                 specs.append(VideoSpec(i, bucket, FPS_LOW_RATE, default, 23 + i))
@@ -432,11 +449,11 @@ def score_model(components, images: list[EvalImage], name: str, num_steps: int |
                 spec = VideoSpec(i, 127, FPS_DEFAULT, aug, 23 + i + 1000 * s)
                 if spec not in specs:
                     specs.append(spec)
-    videos = sample_videos(pipe, [im.image for im in images], specs, steps, version.min_guidance,
-                           version.max_guidance, batch)
+    videos = sample_videos(pipe, [im.image for im in images], specs, steps, params["min_guidance"],
+                           params["max_guidance"], batch)
     table = dict(zip(specs, videos))
     scores = _score(name, images, lambda i, b, f: table[VideoSpec(i, b, f, default, 23 + i)],
-                    _truth(images, components.native_frames))
+                    _truth(images, components.native_frames), motion_buckets)
     if cond_augs and seeds and augmented:
         # (e): image-mean frame-0 PSNR per (cond_aug, seed); the spread is the widest range across seeds
         per_seed = [[sum(psnr(im.image, quantize(table[VideoSpec(i, 127, FPS_DEFAULT, aug, 23 + i + 1000 * s)][0]))
@@ -461,16 +478,26 @@ def vae_scores(vae, images: list[EvalImage]) -> tuple[dict[str, float], dict[str
     return ours, thumb, values
 
 
+#: the bar test's subset (tests/test_small.py, `svd-lab small eval --quick`): videos of the three course images at
+#: motion buckets 0, 127 and 255 (the figure's), (e) on the rocket and the astronaut with two seeds, (f) on the course
+#: images and the whole held-out set, the untrained model on the rocket
+QUICK = {"num_crops": 0, "photos": False, "seeds": 2, "vae_crops": NUM_CROPS, "cond_aug_images": 2,
+         "untrained_images": 1, "motion_buckets": (0, 127, 255)}
+
+
 def evaluate(model_folder=None, num_crops: int = NUM_CROPS, course: bool = True, photos: bool = True,
              baselines: bool = True, num_steps: int | None = None, seeds: int = COND_AUG_SEEDS,
              log=print, components=None, name: str | None = None, vae_crops: int | None = None,
-             cond_aug_images: int | None = None, untrained_images: int | None = None) -> Evaluation:
+             cond_aug_images: int | None = None, untrained_images: int | None = None,
+             guidance: tuple[float, float] | None = None, motion_buckets: tuple = BUCKETS) -> Evaluation:
     """The metric table: the references, the untrained model and the model (default: the shipped one).
 
     Videos are made for ``evaluation_images(num_crops, course, photos)``. A quicker subset (the test) may ask for
     (f) on more images than the videos (``vae_crops``: held-out crops for the VAE table, with both held-out photos;
     a round trip costs far less than a video), (e) on the first ``cond_aug_images`` images, and the untrained
-    row on the first ``untrained_images`` images (without (e)). Defaults: everything on every image.
+    row on the first ``untrained_images`` images (without (e)). Defaults: everything on every image. ``num_steps``,
+    ``guidance`` (min, max): sample both models with these instead of the model's defaults. ``motion_buckets``:
+    the videos' buckets (default :data:`BUCKETS`).
     """
     from svd_lab.small.model import load_small
     from svd_lab.svd.components import build_components
@@ -480,18 +507,20 @@ def evaluate(model_folder=None, num_crops: int = NUM_CROPS, course: bool = True,
     frames = model.native_frames
     vae_images = images if vae_crops is None else evaluation_images(vae_crops, course, photos=True)
     ours, thumb, values = vae_scores(model.vae, vae_images)
-    rows = [score_reference("ground truth", images, frames),
-            score_reference("ground truth through the VAE", images, frames, model.vae),
-            score_reference("static copy", images, frames)]
+    rows = [score_reference("ground truth", images, frames, motion_buckets=motion_buckets),
+            score_reference("ground truth through the VAE", images, frames, model.vae, motion_buckets),
+            score_reference("static copy", images, frames, motion_buckets=motion_buckets)]
     log(f"references scored on {len(images)} images")
     if baselines:
         untrained = build_components("small", model.version, seed=0)
+        untrained.sampling = dict(model.sampling)     # sampled as the model is
         few = untrained_images is not None
         rows.append(score_model(untrained, images[:untrained_images] if few else images, "untrained", num_steps,
-                                seeds=0 if few else seeds))
+                                seeds=0 if few else seeds, guidance=guidance, motion_buckets=motion_buckets))
         log("untrained model scored")
     rows.append(score_model(model, images, name or ("trained" if model_folder else "shipped"), num_steps,
-                            seeds=seeds, cond_aug_images=cond_aug_images))
+                            seeds=seeds, cond_aug_images=cond_aug_images, guidance=guidance,
+                            motion_buckets=motion_buckets))
     return Evaluation(vae_images, values, ours, thumb, rows)
 
 

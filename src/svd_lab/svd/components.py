@@ -130,6 +130,9 @@ class SVDComponents:
             include it in their identity, so videos of other weights are never taken for this model's.
         trained_size: (height, width) a fine-tuned full-size model was trained at (its record says so): the
             sampling default instead of the version's 576x1024. None: the version's (or the small profile's own).
+        sampling: sampling defaults the weights' record recommends instead of the version's (``num_steps``,
+            ``min_guidance``, ``max_guidance``; the small SVD's were chosen by its evaluation,
+            :data:`svd_lab.small.model.SAMPLING`). Empty: the version's.
     """
 
     unet: torch.nn.Module
@@ -142,6 +145,7 @@ class SVDComponents:
     clip_preprocessing: ClipImagePreprocessing = field(default_factory=ClipImagePreprocessing)
     fingerprint: str = ""
     trained_size: tuple[int, int] | None = None
+    sampling: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.decoder not in (DECODER_TEMPORAL, DECODER_IMAGE):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -143,6 +144,7 @@ def load_diffusers_folder(path: str | os.PathLike, dtype: torch.dtype = torch.fl
         clip_preprocessing=_clip_preprocessing(folder),
         fingerprint=files_fingerprint(sorted(folder.rglob("*.safetensors"))),
         trained_size=_recorded_size(folder),
+        sampling=_recorded_sampling(folder),
     )
     components.to(device=device, dtype=dtype)
     for module in components.modules().values():
@@ -170,6 +172,36 @@ def _recorded_size(folder: Path) -> tuple[int, int] | None:
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
         return int(size[0]), int(size[1])
     return None
+
+
+#: the sampling defaults a folder's record may recommend (svd_lab_version.json's "sampling"), and their checks
+RECORDED_SAMPLING = {"num_steps": "a whole number >= 1", "min_guidance": "a finite number",
+                     "max_guidance": "a finite number"}
+
+
+def _recorded_sampling(folder: Path) -> dict:
+    """The sampling defaults the folder's record recommends (the small SVD's trainer writes them), else {}.
+
+    A record that names one wrongly is refused: sampling silently with other settings would change every video."""
+    path = folder / "svd_lab_version.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    value = record.get("sampling", {}) if isinstance(record, dict) else {}
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    bad = ([f"{key!r} (known: {', '.join(RECORDED_SAMPLING)})" for key in value if key not in RECORDED_SAMPLING]
+           if isinstance(value, dict) else [f"{value!r} (a mapping of settings)"])
+    if not bad:
+        bad = [f"{key}: {v!r} (must be {RECORDED_SAMPLING[key]})" for key, v in value.items()
+               if not number(v) or (key == "num_steps" and (v != int(v) or v < 1))]
+    if bad:
+        raise CheckpointLoadError(f"{path}: its 'sampling' defaults are not usable: {'; '.join(bad)}. Fix the file, "
+                                  "or delete the entry to sample with the version's defaults")
+    return {key: int(v) if key == "num_steps" else float(v) for key, v in value.items()}
 
 
 def profile_of_unet_config(config: dict) -> str:

@@ -51,16 +51,18 @@ def profile_defaults(components: SVDComponents) -> dict:
     """Sampling defaults a small profile sets over the version's (576x1024, 14 frames would be pointless there):
     tiny samples at 64x64 (random weights: only the machinery matters); small at the frame size and frame count
     its own configs say it was trained at (read from the networks, never written here); a fine-tuned model at the
-    size and frame count it was fine-tuned at (its record, :attr:`SVDComponents.trained_size`)."""
+    size and frame count it was fine-tuned at (its record, :attr:`SVDComponents.trained_size`); steps and guidance
+    as the weights' record recommends (:attr:`SVDComponents.sampling`)."""
+    defaults = dict(components.sampling)
     if components.trained_size is not None:
         height, width = components.trained_size
-        return {"height": height, "width": width, "num_frames": components.native_frames}
-    if components.profile == "tiny":
-        return {"height": TINY_HEIGHT, "width": TINY_WIDTH}
-    if components.profile == "small":
+        defaults.update(height=height, width=width, num_frames=components.native_frames)
+    elif components.profile == "tiny":
+        defaults.update(height=TINY_HEIGHT, width=TINY_WIDTH)
+    elif components.profile == "small":
         size = components.native_size
-        return {"height": size, "width": size, "num_frames": components.native_frames}
-    return {}
+        defaults.update(height=size, width=size, num_frames=components.native_frames)
+    return defaults
 
 
 class SVDOutOfMemoryError(RunError):
