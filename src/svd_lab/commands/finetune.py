@@ -121,8 +121,6 @@ def run_merge(args) -> int:
         record["model"] = "small"
     if components.trained_size is not None:
         record["trained_size"] = list(components.trained_size)
-    if components.sampling:
-        record["sampling"] = dict(components.sampling)
     save_diffusers_folder(components, out, atomic=True, record=record)
     print(f"merged {merged} LoRA layers (rank {meta['rank']}) into {out}: svd-lab sample IMAGE --checkpoint {out}")
     return 0

@@ -563,8 +563,6 @@ def _write_output(components, settings: FinetuneSettings, out: Path, work: Path,
 
     components.unet.register_to_config(num_frames=record["frames"])
     extra = {"model": "small"} if components.profile == "small" else {}
-    if components.sampling:
-        extra["sampling"] = dict(components.sampling)     # the base's recommended steps and guidance carry over
     save_diffusers_folder(components, out, atomic=True, extras=add_files,
                           record={**extra, "finetuned_from": record["base"],
                                   "trained_size": [record["height"], record["width"]]})

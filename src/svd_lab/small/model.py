@@ -50,13 +50,14 @@ def save_small(components: SVDComponents, out: str | os.PathLike, record: dict) 
     from svd_lab.svd.loading import save_diffusers_folder
 
     half = copy.deepcopy(components).to(dtype=torch.float16)
+    half.sampling = dict(SAMPLING)         # written into its record by save_diffusers_folder
 
     def add_training_files(folder: Path) -> None:
         write_training_log(record, folder / "training.json")
         write_loss_plot(record, folder / "loss.png")
 
     return save_diffusers_folder(half, out, variant="fp16", atomic=True, extras=add_training_files,
-                                 record={"model": NAME, "sampling": dict(SAMPLING)})
+                                 record={"model": NAME})
 
 
 def load_small(folder: str | os.PathLike | None = None, dtype: torch.dtype = torch.float32,

@@ -260,7 +260,8 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
         variant: weight file variant (``"fp16"`` -> ``*.fp16.safetensors``); None: the plain file names.
         record, record_name: the svd-lab record written beside the networks, ``{"version": ..., **record}`` in
             ``record_name`` (:func:`infer_version` reads ``svd_lab_version.json`` or the sgm converter's
-            ``svd_lab_conversion.json``).
+            ``svd_lab_conversion.json``), with the components' recommended sampling defaults
+            (:attr:`SVDComponents.sampling`: a fine-tuned or merged model keeps its base's).
         atomic: assemble the folder under a hidden temporary name beside ``path`` and rename it when complete;
             ``path`` must not exist. Otherwise the files are written into ``path`` (created when missing).
         extras: called with the folder being written, after the networks, to add files of the caller's (the small
@@ -295,7 +296,8 @@ def save_diffusers_folder(components: SVDComponents, path: str | os.PathLike, va
         _write_json(target / "scheduler" / "scheduler_config.json", {
             "_class_name": "EulerDiscreteScheduler", "_diffusers_version": diffusers.__version__,
             **scheduler_config()})
-        _write_json(target / record_name, {"version": components.version, **(record or {})})
+        sampling = {"sampling": dict(components.sampling)} if components.sampling else {}
+        _write_json(target / record_name, {"version": components.version, **sampling, **(record or {})})
         if extras is not None:
             extras(target)
     return folder
