@@ -55,6 +55,27 @@ def test_dead_leaves_are_deterministic_varied_natural_images():
     assert float((diffs < 0.01).float().mean()) > 0.4 and float((diffs > 0.1).float().mean()) > 0.005
 
 
+def test_stage_5_data_smooth_fields_and_thin_lines():
+    """The decoder stage's additions: a shared smooth field or a few thin segments, the same in every frame, only in
+    the asked share of the clips, deterministic, inside [0, 1]."""
+    frames = torch.zeros(6, 3, 3, 64, 64)
+    for add in (data.smooth_fields, data.thin_lines):
+        none = add(frames, torch.Generator().manual_seed(1), 0.0)
+        assert torch.equal(none, frames)
+        out = add(frames, torch.Generator().manual_seed(1), 1.0)
+        assert torch.equal(out, add(frames, torch.Generator().manual_seed(1), 1.0))
+        assert out.min() >= 0 and out.max() <= 1
+        assert torch.equal(out[:, 0], out[:, 2])                           # the same in every frame of a clip
+        changed = (out != frames).flatten(1).any(1)
+        assert bool(changed.all()), add.__name__
+    lines = data.thin_lines(frames, torch.Generator().manual_seed(2), 1.0)
+    # thin: a segment covers few pixels of a frame, and many columns or rows hold no line at all
+    covered = (lines[:, 0] > 0).any(1).float().mean((1, 2))
+    assert float(covered.max()) < 0.25 and float(covered.min()) > 0.002, covered
+    half = data.thin_lines(frames, torch.Generator().manual_seed(2), 0.5)
+    assert 0 < int((half != frames).flatten(1).any(1).sum()) < 6
+
+
 def test_the_course_assets_and_two_photos_are_held_out():
     assert set(data.HELD_OUT_ASSETS) == {"rocket", "astronaut", "coffee"}
     assert not set(data.HELD_OUT_ASSETS) & set(data.PHOTOS)
@@ -122,11 +143,14 @@ def test_metrics_cannot_pass_garbage():
 
 # ------------------------------------------------------------------------------------------- training
 @pytest.mark.slow
-def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
+def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
+    import svd_lab.small.train as train_module
     from svd_lab.small.model import load_small
     from svd_lab.small.train import TrainSettings, train, work_folder
 
-    settings = TrainSettings(canvases=6, vae_steps=16, vae_batch=2, pool_clips=24, steps=24, batch=4, warmup=4,
+    # the smallest run that still shows every stage (the training log's VAE table on the course images only)
+    monkeypatch.setattr(train_module, "QUALITY_CROPS", 0)
+    settings = TrainSettings(canvases=6, vae_steps=12, vae_batch=2, pool_clips=12, steps=24, batch=4, warmup=4,
                              decoder_steps=8, decoder_batch=1, checkpoint_every=5)
     quiet = {"progress": False, "log": lambda m: None}
     whole, record = train(settings, out=tmp_path / "whole", **quiet)
@@ -134,7 +158,6 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
 
     # the same run, stopped after the VAE and then interrupted in the middle of the UNet stage
     assert train(settings, out=tmp_path / "split", until="vae", **quiet)[0] is None
-    import svd_lab.small.train as train_module
 
     def interrupted_at(name: str, call: int) -> None:
         """Run ``train`` with ``train_module.<name>`` raising KeyboardInterrupt on its ``call``-th call."""
@@ -155,15 +178,14 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
 
     interrupted_at("svd_loss", 13)
     assert not (tmp_path / "split").exists() and work_folder(tmp_path / "split").is_dir()
-    # and once more in the middle of stage 5 (the decoder alone), after the UNet's model was written
+    # and once more in the middle of stage 5 (whole frames), after the UNet's model was written
     interrupted_at("vae_loss", 7)
     base = load_small(work_folder(tmp_path / "split") / "base").vae      # stage 4's model, as it would ship
     split, _ = train(settings, out=tmp_path / "split", **quiet)
-    # stage 5 trained the decoder alone: the encoder is stage 4's fp16 one bit for bit (the UNet's latents stay)
-    ours, theirs = base.encoder.state_dict(), split.vae.encoder.state_dict()
-    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    ours, theirs = base.decoder.state_dict(), split.vae.decoder.state_dict()
-    assert not all(torch.equal(ours[k], theirs[k]) for k in ours)
+    # stage 5 trained the encoder and the decoder (settings.tune_encoder), starting from stage 4's fp16 model
+    for part in ("encoder", "decoder"):
+        ours, theirs = getattr(base, part).state_dict(), getattr(split.vae, part).state_dict()
+        assert not all(torch.equal(ours[k], theirs[k]) for k in ours), part
     for name in ("unet", "vae"):
         ours, theirs = getattr(whole, name).state_dict(), getattr(split, name).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
@@ -171,8 +193,8 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
     losses = [loss for _, loss in record["loss"]]
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6, losses
     vae_losses = [loss for _, loss in record["vae"]["loss"]]
-    # the VAE starts as a thumbnail codec (svd_lab.small.init), so 16 warm-up steps only must not make it worse
-    assert all(math.isfinite(v) for v in vae_losses) and sum(vae_losses[-8:]) < 1.2 * sum(vae_losses[:8])
+    # the VAE starts as a thumbnail codec (svd_lab.small.init), so 12 warm-up steps only must not make it worse
+    assert all(math.isfinite(v) for v in vae_losses) and sum(vae_losses[-6:]) < 1.2 * sum(vae_losses[:6])
     assert len(record["decoder"]["loss"]) == 8 and "quality_before" in record["decoder"]
     assert record["total_seconds"] == pytest.approx(sum(record["seconds"].values()), abs=0.2)
     assert set(record["seconds"]) == {"canvases", "vae", "pool", "unet", "decoder"}
@@ -183,6 +205,22 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path):
     assert json.loads((tmp_path / "whole" / "training.json").read_text())["settings"]["seed"] == 0
     with pytest.raises(Exception, match="already exists"):
         train(settings, out=tmp_path / "whole", **quiet)                       # nothing is overwritten
+
+
+@pytest.mark.parametrize("tune_encoder", [False, True])
+def test_stage_5_tunes_the_encoder_only_when_asked(tmp_path, tune_encoder):
+    from svd_lab.small.train import TrainSettings, Work, train_decoder
+    from svd_lab.svd.components import build_components
+
+    vae = build_components("small", seed=0).vae
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    settings = TrainSettings(decoder_steps=1, decoder_batch=1, tune_encoder=tune_encoder, lines_share=1.0)
+    entry = train_decoder(vae, data.leaves_pool(2, seed=7), settings, Work(tmp_path / "work", settings), False,
+                          lambda m: None, size=32)
+    assert len(entry["loss"]) == 1 and not vae.training
+    after = vae.state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved == ({"encoder", "quant_conv", "decoder"} if tune_encoder else {"decoder"}), moved
 
 
 # ------------------------------------------------------------------------------------------- shipped weights
@@ -263,7 +301,7 @@ def test_a_record_with_unusable_sampling_defaults_is_refused(tmp_path, sampling,
 #: criteria of the bar the shipped model is measured to miss (README "The small SVD" has the full table): the test
 #: fails on any other miss, and on one of these the day it passes (then remove it here and in the README)
 KNOWN_MISSES: dict[str, str] = {
-    "(f) VAE beats the thumbnail": "rocket +0.57 dB over the 9x9 thumbnail (bar: +1 dB; the astronaut, the coffee "
+    "(f) VAE beats the thumbnail": "rocket +0.88 dB over the 9x9 thumbnail (bar: +1 dB; the astronaut, the coffee "
                                    "and the held-out mean pass)",
 }
 

@@ -59,7 +59,8 @@ print(f"{mp4_path}: {video}")
 # %% [markdown]
 # Every frame is decoded by the model's VAE, so the VAE's round trip of the input (encode, decode) shows what any of
 # its videos can keep of it (a generated frame may score a little above it: the UNet's latent need not be the
-# encoder's). The input, that round trip and the video's first and last frames, with PSNR against the input:
+# encoder's). The input, that round trip and the video's first frame, each with its PSNR against the input, and the
+# video's last frame:
 # %%
 if video_path is None:
     import torch
@@ -94,7 +95,8 @@ print(f"{gif_moviepy.name}: {count_frames(gif_moviepy)} frames")
 # %% [markdown]
 # ### A trap: building a clip from frames at 7<!-- r:fps --> fps
 #
-# When the frames are still in memory it is tempting to skip the mp4 and write
+# The GIF above already came out one frame short (its count against the video's, printed at the top of the
+# notebook): moviepy read the mp4 as a frame fewer than it holds, from the duration it found in the file. When the frames are still in memory it is tempting to skip the mp4 and write
 # `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2<!-- r:moviepy_major --> (the version is printed below)
 # that GIF can be **one frame short**: the clip's duration is the sum of the frames' durations
 # 1/7<!-- r:fps --> computed in floating point, a hair under the exact

@@ -168,7 +168,7 @@ display.compare([before[n] for n in names] + [after[n] for n in names],
 # %% [markdown]
 # The table is this run's measurement: the sign of `dx` is the direction the content moves. Look at the videos as
 # well as the numbers: a short run on clips of dead-leaves textures teaches the adapter their *look* along with
-# their motion, and the adapter reaches the temporal convolutions at every level, so from the second or third frame
+# their motion, and the adapter reaches the temporal convolutions at every level, so from the third or fourth frame
 # on the frames break into blobs of colour, over the subject as well as where new content enters (the validation
 # video of section 4 shows it too: its disc loses its colour): the direction is learned, the picture is not kept.
 # Where the table says `no`, the new motion has not carried over to that image yet, but the adapter's look has. The

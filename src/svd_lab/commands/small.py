@@ -33,7 +33,7 @@ def _register(sub, name: str) -> None:
     t.add_argument("--steps", type=int, default=None, help="UNet optimiser steps (default: the shipped recipe's)")
     t.add_argument("--vae-steps", type=int, default=None, help="VAE optimiser steps (default: the shipped recipe's)")
     t.add_argument("--decoder-steps", type=int, default=None,
-                   help="stage 5: decoder steps on whole frames (default: the shipped recipe's)")
+                   help="stage 5: VAE steps on whole frames (default: the shipped recipe's)")
     t.add_argument("--pool-clips", type=int, default=None,
                    help="clips encoded once for the UNet's training (default: the shipped recipe's)")
     t.add_argument("--canvases", type=int, default=None,

@@ -312,6 +312,38 @@ def smooth_fields(frames: torch.Tensor, generator: torch.Generator, share: float
     return (frames * (1 - weight) + field.unsqueeze(1) * weight).clamp(0, 1)
 
 
+def thin_lines(frames: torch.Tensor, generator: torch.Generator, share: float, count: int = 6) -> torch.Tensor:
+    """Draw up to ``count`` thin anti-aliased segments into a ``share`` of the clips (B, T, 3, H, W) in [0, 1]: masts,
+    poles, wires, the rocket's launch towers.
+
+    Dead-leaves shapes are blobs at least a few pixels wide; a one-pixel line inside an 8x8 latent cell is the detail a
+    thumbnail blurs away and a decoder must learn to place. Each segment has a random centre, angle (half of them
+    vertical within 10 degrees, like most masts in photos), length, width (0.7 to 2.5 pixels) and colour, the same in
+    every frame of the clip.
+    """
+    b, _, _, h, w = frames.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
+                            indexing="ij")
+    out = frames.clone()
+    for i in range(b):
+        if float(torch.rand(1, generator=generator)) >= share:
+            continue
+        n = 1 + int(torch.randint(count, (1,), generator=generator))
+        for _ in range(n):
+            cx, cy = (torch.rand(2, generator=generator) * torch.tensor([w, h])).tolist()
+            vertical = float(torch.rand(1, generator=generator)) < 0.5
+            angle = (math.pi / 2 + (float(torch.rand(1, generator=generator)) - 0.5) * math.radians(20) if vertical
+                     else float(torch.rand(1, generator=generator)) * math.pi)
+            length = (0.2 + 0.8 * float(torch.rand(1, generator=generator))) * max(h, w)
+            width = 0.7 + 1.8 * float(torch.rand(1, generator=generator))
+            colour = torch.rand(3, generator=generator)
+            along = (xs - cx) * math.cos(angle) + (ys - cy) * math.sin(angle)
+            across = ((xs - cx) * math.sin(angle) - (ys - cy) * math.cos(angle)).abs()
+            cover = ((width / 2 + 0.5 - across).clamp(0, 1) * (length / 2 + 0.5 - along.abs()).clamp(0, 1))
+            out[i] = out[i] * (1 - cover) + colour.view(3, 1, 1) * cover
+    return out
+
+
 def pan_image(image: torch.Tensor, step: float, frames: int = FRAMES) -> torch.Tensor:
     """The ground-truth pan of an image already at output size: (3, H, W) -> (T, 3, H, W).
 
