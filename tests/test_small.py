@@ -69,7 +69,7 @@ def test_stage_5_data_smooth_fields_and_thin_lines():
         changed = (out != frames).flatten(1).any(1)
         assert bool(changed.all()), add.__name__
     lines = data.thin_lines(frames, torch.Generator().manual_seed(2), 1.0)
-    # thin: a segment covers few pixels of a frame, and many columns or rows hold no line at all
+    # thin: the segments of a clip cover a small share of its pixels, but some
     covered = (lines[:, 0] > 0).any(1).float().mean((1, 2))
     assert float(covered.max()) < 0.25 and float(covered.min()) > 0.002, covered
     half = data.thin_lines(frames, torch.Generator().manual_seed(2), 0.5)
@@ -208,16 +208,21 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("tune_encoder", [False, True])
-def test_stage_5_tunes_the_encoder_only_when_asked(tmp_path, tune_encoder):
+def test_stage_5_tunes_the_encoder_only_when_asked(tmp_path, monkeypatch, tune_encoder):
     from svd_lab.small.train import TrainSettings, Work, train_decoder
     from svd_lab.svd.components import build_components
 
+    drawn = []
+    real_lines = data.thin_lines
+    monkeypatch.setattr(data, "thin_lines", lambda frames, generator, share: drawn.append(share) or
+                        real_lines(frames, generator, share))
     vae = build_components("small", seed=0).vae
     before = {k: v.clone() for k, v in vae.state_dict().items()}
-    settings = TrainSettings(decoder_steps=1, decoder_batch=1, tune_encoder=tune_encoder, lines_share=1.0)
+    settings = TrainSettings(decoder_steps=1, decoder_batch=1, tune_encoder=tune_encoder, lines_share=0.75)
     entry = train_decoder(vae, data.leaves_pool(2, seed=7), settings, Work(tmp_path / "work", settings), False,
                           lambda m: None, size=32)
     assert len(entry["loss"]) == 1 and not vae.training
+    assert drawn == [0.75]                                     # the lines are drawn, at the asked share
     after = vae.state_dict()
     moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert moved == ({"encoder", "quant_conv", "decoder"} if tune_encoder else {"decoder"}), moved

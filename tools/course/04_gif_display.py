@@ -96,7 +96,8 @@ print(f"{gif_moviepy.name}: {count_frames(gif_moviepy)} frames")
 # ### A trap: building a clip from frames at 7<!-- r:fps --> fps
 #
 # The GIF above already came out one frame short (its count against the video's, printed at the top of the
-# notebook): moviepy read the mp4 as a frame fewer than it holds, from the duration it found in the file. When the frames are still in memory it is tempting to skip the mp4 and write
+# notebook): moviepy read the mp4 as a frame fewer than it holds, from the duration it found in the file. When the
+# frames are still in memory it is tempting to skip the mp4 and write
 # `ImageSequenceClip(frames, fps=7).write_gif(...)`. With moviepy 2<!-- r:moviepy_major --> (the version is printed below)
 # that GIF can be **one frame short**: the clip's duration is the sum of the frames' durations
 # 1/7<!-- r:fps --> computed in floating point, a hair under the exact

@@ -27,7 +27,7 @@ def _register(sub, name: str) -> None:
                        "motion_bucket_id and fps_id)")
     ssub = p.add_subparsers(dest="small_command", metavar="ACTION")
 
-    t = ssub.add_parser("train", help="train VAE + video UNet with SVD's objective, then the decoder on whole frames "
+    t = ssub.add_parser("train", help="train VAE + video UNet with SVD's objective, then the VAE on whole frames "
                                       "(fixed steps and seed), in "
                                       "stages that resume: run the same command again after an interruption")
     t.add_argument("--steps", type=int, default=None, help="UNet optimiser steps (default: the shipped recipe's)")

@@ -23,7 +23,7 @@ chunks of a random length that divides the clip (the temporal decoder must work 
 little Gaussian noise on the latents so the decoder tolerates the UNet's imperfect ones. Afterwards the encoder's
 output is rescaled exactly (its last 1x1 convolution times ``a``, the decoder's first convolution divided by ``a``)
 so that ``0.18215 * latent`` -- SVD's latent scaling, kept as it is -- has unit standard deviation, which is what
-``VScalingWithEDMcNoise`` assumes (sigma_data = 1).
+``VScalingWithEDMcNoise`` assumes (sigma_data = 1). (Stage 5 moves the encoder a little, and the scale with it.)
 
 **Whole frames** (stage 5, named ``decoder`` in the record). The VAE of stage 2 sees 32x32 crops, but every
 GroupNorm of diffusers' VAE normalises over the whole image, so a 64x64 frame reaches the networks with other
@@ -110,9 +110,9 @@ class TrainSettings:
     #: in bf16 the temporal decoder's 3D convolutions returned NaN gradients within two steps (AVX512-BF16 EPYC)
     bf16: bool = False
     decoder_steps: int = 450         # stage 5: the VAE on whole frames
-    decoder_batch: int = 4           # clips per decoder step (vae_frames frames each, at the model's frame size)
+    decoder_batch: int = 4           # clips per stage-5 step (vae_frames frames each, at the model's frame size)
     decoder_lr: float = 1e-4
-    smooth_share: float = 0.5        # share of the decoder's clips blended with a smooth field (data.smooth_fields)
+    smooth_share: float = 0.5        # stage 5: share of the clips blended with a smooth field (data.smooth_fields)
     lines_share: float = 0.5         # stage 5: share of the clips with thin segments drawn in (data.thin_lines)
     #: stage 5 trains the encoder with the decoder (the UNet's latents move; measured in the module docstring)
     tune_encoder: bool = True
@@ -290,11 +290,13 @@ def train_decoder(vae, canvases: torch.Tensor, settings: TrainSettings, work: Wo
         clips = data.generate(settings.decoder_batch, seed=seed, frames=settings.vae_frames, size=size,
                               leaves=canvases)
         clips.frames = data.smooth_fields(clips.frames, generator, settings.smooth_share)
-        clips.frames = data.thin_lines(clips.frames, generator, settings.lines_share)
+        if settings.lines_share:           # (0: draws nothing from the generator, as before lines existed)
+            clips.frames = data.thin_lines(clips.frames, generator, settings.lines_share)
         loss = vae_loss(vae, clips, settings, generator)
         return _optimise(opt, loss, tuned.parameters())
 
-    entry = _loop("decoder", settings.decoder_steps, {"vae": tuned}, opt, step_fn, work, settings, progress, log)
+    key = "vae" if settings.tune_encoder else "decoder"          # the checkpoint's name for what it holds
+    entry = _loop("decoder", settings.decoder_steps, {key: tuned}, opt, step_fn, work, settings, progress, log)
     vae.eval().requires_grad_(False)
     return entry
 
@@ -470,7 +472,7 @@ def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True
     if until == "unet":
         return None, work.log
 
-    # 5. the decoder of the fp16 model, on whole frames
+    # 5. the VAE of the fp16 model, on whole frames
     components = load_small(base)
     components.source = "svd-lab small train"
     record = json.loads((base / "training.json").read_text())
