@@ -143,6 +143,22 @@ def test_metrics_cannot_pass_garbage():
 
 # ------------------------------------------------------------------------------------------- training
 @pytest.mark.slow
+def test_a_work_folder_from_other_settings_is_refused_naming_what_differs(tmp_path):
+    from svd_lab.errors import UserError
+    from svd_lab.small.train import TrainSettings, Work
+
+    Work(tmp_path / "run.work", TrainSettings(decoder_steps=7))
+    recorded = json.loads((tmp_path / "run.work" / "settings.json").read_text())
+    del recorded["lines_share"]                        # a folder started before the setting existed
+    (tmp_path / "run.work" / "settings.json").write_text(json.dumps(recorded))
+    with pytest.raises(UserError) as error:
+        Work(tmp_path / "run.work", TrainSettings(decoder_steps=9))
+    said = str(error.value)
+    assert "decoder_steps: 7 there, 9 here" in said and "lines_share: absent there, 0.5 here" in said, said
+    assert "remove it" in said
+    assert json.loads((tmp_path / "run.work" / "settings.json").read_text()) == recorded      # nothing rewritten
+
+
 def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     import svd_lab.small.train as train_module
     from svd_lab.small.model import load_small

@@ -114,8 +114,8 @@ sequence.close()
 sequence_frames = count_frames(gif_sequence)
 print(f"{gif_sequence.name}: {sequence_frames} frames written of {video.num_frames}")
 # %% [markdown]
-# Which frame went missing? On a bouncing ball it is plain to see: 14<!-- r:ball_frames --> frames of a ball moving across the
-# picture and bouncing, at 7<!-- r:ball_fps --> fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
+# Which frame went missing? On a bouncing ball it is plain to see: 14<!-- r:ball_frames --> frames of a ball falling and
+# bouncing, at 7<!-- r:ball_fps --> fps, written the same way. The GIF ends one position early, so on every loop the ball jumps back from the
 # second-to-last position instead of the last one.
 # %%
 import torch

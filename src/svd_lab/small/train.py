@@ -135,8 +135,9 @@ class Work:
         recorded = folder / "settings.json"
         mine = json.dumps(asdict(settings), indent=1, sort_keys=True)
         if recorded.is_file() and recorded.read_text() != mine:
-            raise UserError(f"{folder} holds a run with other settings; remove it to start again, or pass the "
-                            "settings it was started with")
+            raise UserError(f"{folder} holds a run with other settings ({_differences(recorded, asdict(settings))}); "
+                            "remove it to start again, or rerun the command that started it (same --seed and step "
+                            "options, same svd-lab version)")
         if not recorded.is_file():
             write_text_atomic(recorded, mine)
         self.log_path = folder / "log.json"
@@ -147,6 +148,19 @@ class Work:
 
     def save_log(self) -> None:
         write_text_atomic(self.log_path, json.dumps(self.log, indent=1), overwrite=True)
+
+
+def _differences(recorded: Path, mine: dict) -> str:
+    """What differs between a work folder's recorded settings and ``mine``: 'name: there -> here', ..."""
+    try:
+        theirs = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        return "its settings.json is unreadable"
+    missing = object()
+    names = sorted(set(theirs) | set(mine))
+    changed = [f"{n}: {theirs.get(n, 'absent')} there, {mine.get(n, 'absent')} here" for n in names
+               if theirs.get(n, missing) != mine.get(n, missing)]
+    return "; ".join(changed) or "the same values, written differently"
 
 
 # ------------------------------------------------------------------------------------------- VAE
