@@ -321,10 +321,7 @@ def test_a_record_with_unusable_sampling_defaults_is_refused(tmp_path, sampling,
 
 #: criteria of the bar the shipped model is measured to miss (README "The small SVD" has the full table): the test
 #: fails on any other miss, and on one of these the day it passes (then remove it here and in the README)
-KNOWN_MISSES: dict[str, str] = {
-    "(f) VAE beats the thumbnail": "rocket +0.88 dB over the 9x9 thumbnail (bar: +1 dB; the astronaut, the coffee "
-                                   "and the held-out mean pass)",
-}
+KNOWN_MISSES: dict[str, str] = {}
 
 @pytest.fixture
 def every_core():

@@ -107,7 +107,7 @@ prepared.resize((shown_width, shown_width * height // width))
 # ### What the VAE keeps of it
 #
 # Everything the UNet makes is decoded by the VAE, so what its decoder cannot draw no video can show; the VAE's
-# *round trip* of the input (encode, decode) shows what it keeps. (A generated frame may still score a little above
+# *round trip* of the input (encode, decode) shows what it keeps. (A generated frame may score close to it, or even above
 # the round trip: the UNet's latent need not be the encoder's, and the decoder can render it closer to the input.)
 # Compare the round trip with the input, and with a simple baseline that has as many numbers as the latent: the input shrunk to a thumbnail with no more values than the latent, enlarged back with bicubic
 # interpolation. A useful autoencoder beats that thumbnail; PSNR (dB, higher is better) is measured against the

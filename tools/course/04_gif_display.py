@@ -58,7 +58,7 @@ else:
 print(f"{mp4_path}: {video}")
 # %% [markdown]
 # Every frame is decoded by the model's VAE, so the VAE's round trip of the input (encode, decode) shows what any of
-# its videos can keep of it (a generated frame may score a little above it: the UNet's latent need not be the
+# its videos can keep of it (a generated frame may score close to it, or even above it: the UNet's latent need not be the
 # encoder's). The input, that round trip and the video's first frame, each with its PSNR against the input, and the
 # video's last frame:
 # %%

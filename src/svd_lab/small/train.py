@@ -37,7 +37,7 @@ average over the evaluation images, 27% at most) and the UNet copes. Probes from
 each, rocket's VAE margin over the thumbnail / held-out mean margin (dB): decoder alone +0.50 / +1.88 (adding an L1
 loss on each latent cell's mean error: +0.32 / +1.84), decoder alone with lines +0.68 / +1.84, encoder and decoder
 with lines +0.81 / +1.93; that last VAE under the unchanged UNet scored the bar's subset with frame 0 of the rocket
-at 27.80 dB (27.31 before) and every other score as good. The shipped run (450 steps) is in README "The small SVD".
+at 27.80 dB (27.31 before) and every other score as good. The shipped run (1,000 steps) is in README "The small SVD".
 
 **UNet** (``UNetSpatioTemporalConditionModel``), per batch of clips, exactly SVD's conditioning:
 
@@ -109,7 +109,7 @@ class TrainSettings:
     #: bfloat16 autocast (only where the CPU has bf16 instructions). Off: float32 is the same on every machine, and
     #: in bf16 the temporal decoder's 3D convolutions returned NaN gradients within two steps (AVX512-BF16 EPYC)
     bf16: bool = False
-    decoder_steps: int = 450         # stage 5: the VAE on whole frames
+    decoder_steps: int = 1000        # stage 5: the VAE on whole frames
     decoder_batch: int = 4           # clips per stage-5 step (vae_frames frames each, at the model's frame size)
     decoder_lr: float = 1e-4
     smooth_share: float = 0.5        # stage 5: share of the clips blended with a smooth field (data.smooth_fields)
