@@ -151,7 +151,7 @@ class Work:
 
 
 def _differences(recorded: Path, mine: dict) -> str:
-    """What differs between a work folder's recorded settings and ``mine``: 'name: there -> here', ..."""
+    """What differs between a work folder's recorded settings and ``mine``: 'name: A there, B here; ...'."""
     try:
         theirs = json.loads(recorded.read_text())
     except (OSError, ValueError):
