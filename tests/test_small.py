@@ -55,8 +55,8 @@ def test_dead_leaves_are_deterministic_varied_natural_images():
     assert float((diffs < 0.01).float().mean()) > 0.4 and float((diffs > 0.1).float().mean()) > 0.005
 
 
-def test_stage_5_data_smooth_fields_and_thin_lines():
-    """The decoder stage's additions: a shared smooth field or a few thin segments, the same in every frame, only in
+def test_stage_3_data_smooth_fields_and_thin_lines():
+    """The whole-frame stage's additions: a shared smooth field or a few thin segments, the same in every frame, only in
     the asked share of the clips, deterministic, inside [0, 1]."""
     frames = torch.zeros(6, 3, 3, 64, 64)
     for add in (data.smooth_fields, data.thin_lines):
@@ -74,6 +74,19 @@ def test_stage_5_data_smooth_fields_and_thin_lines():
     assert float(covered.max()) < 0.25 and float(covered.min()) > 0.002, covered
     half = data.thin_lines(frames, torch.Generator().manual_seed(2), 0.5)
     assert 0 < int((half != frames).flatten(1).any(1).sum()) < 6
+    # whole fields replace the clip (a blend keeps some of it); both modes draw the same random numbers
+    ones = torch.ones_like(frames)
+
+    def seeded():
+        return torch.Generator().manual_seed(3)
+
+    whole = [data.smooth_fields(x, seeded(), 1.0, whole=True) for x in (frames, ones)]
+    blend = [data.smooth_fields(x, seeded(), 1.0) for x in (frames, ones)]
+    assert torch.equal(whole[0], whole[1]) and not torch.equal(blend[0], blend[1])
+    after = [seeded(), seeded()]
+    data.smooth_fields(frames, after[0], 0.5)
+    data.smooth_fields(frames, after[1], 0.5, whole=True)
+    assert torch.equal(torch.rand(4, generator=after[0]), torch.rand(4, generator=after[1]))
 
 
 def test_the_course_assets_and_two_photos_are_held_out():
@@ -163,6 +176,8 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     import svd_lab.small.train as train_module
     from svd_lab.small.model import load_small
     from svd_lab.small.train import TrainSettings, train, work_folder
+    from svd_lab.svd.components import build_components
+    from svd_lab.training import load_state, save_state
 
     # the smallest run that still shows every stage (the training log's VAE table on the course images only)
     monkeypatch.setattr(train_module, "QUALITY_CROPS", 0)
@@ -172,8 +187,15 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     whole, record = train(settings, out=tmp_path / "whole", **quiet)
     assert not work_folder(tmp_path / "whole").exists()                     # removed once the model is written
 
-    # the same run, stopped after the VAE and then interrupted in the middle of the UNet stage
+    # the same run, stopped after the VAE, whose weights are then rounded to fp16 as a shipped model holds them (a
+    # run may take stages 1-2 from a shipped model: stage 3 starts from the rounded VAE either way) ...
     assert train(settings, out=tmp_path / "split", until="vae", **quiet)[0] is None
+    vae_file = work_folder(tmp_path / "split") / "vae.safetensors"
+    stage2 = build_components("small", seed=0).vae
+    meta = load_state(vae_file, {"vae": stage2})
+    for parameter in stage2.parameters():
+        parameter.data = parameter.data.half().float()
+    save_state(vae_file, {"vae": stage2}, meta=meta)
 
     def interrupted_at(name: str, call: int) -> None:
         """Run ``train`` with ``train_module.<name>`` raising KeyboardInterrupt on its ``call``-th call."""
@@ -192,19 +214,24 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
         finally:
             setattr(train_module, name, real)
 
+    # ... then interrupted in the middle of stage 3 (whole frames) and in the middle of the UNet stage
+    interrupted_at("vae_loss", 7)
     interrupted_at("svd_loss", 13)
     assert not (tmp_path / "split").exists() and work_folder(tmp_path / "split").is_dir()
-    # and once more in the middle of stage 5 (whole frames), after the UNet's model was written
-    interrupted_at("vae_loss", 7)
-    base = load_small(work_folder(tmp_path / "split") / "base").vae      # stage 4's model, as it would ship
     split, _ = train(settings, out=tmp_path / "split", **quiet)
-    # stage 5 trained the encoder and the decoder (settings.tune_encoder), starting from stage 4's fp16 model
+    # stage 3 trained the encoder and the decoder (settings.tune_encoder)
     for part in ("encoder", "decoder"):
-        ours, theirs = getattr(base, part).state_dict(), getattr(split.vae, part).state_dict()
+        ours, theirs = getattr(stage2, part).state_dict(), getattr(split.vae, part).state_dict()
         assert not all(torch.equal(ours[k], theirs[k]) for k in ours), part
     for name in ("unet", "vae"):
         ours, theirs = getattr(whole, name).state_dict(), getattr(split, name).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    # the latents were rescaled after stage 3, so the UNet learned unit-variance latents of the VAE that ships
+    check = data.generate(16, seed=train_module._seed(0, 0, 2), leaves=data.leaves_pool(6, seed=0))
+    with torch.no_grad():
+        z = whole.vae.encode(check.frames.flatten(0, 1) * 2 - 1).latent_dist.mode()
+    assert float(train_module.LATENT_SCALING * z.std()) == pytest.approx(1.0, abs=0.01)
+    assert record["decoder"]["latent_rescale"] != 1.0
 
     losses = [loss for _, loss in record["loss"]]
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6, losses
@@ -213,10 +240,10 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     assert all(math.isfinite(v) for v in vae_losses) and sum(vae_losses[-6:]) < 1.2 * sum(vae_losses[:6])
     assert len(record["decoder"]["loss"]) == 8 and "quality_before" in record["decoder"]
     assert record["total_seconds"] == pytest.approx(sum(record["seconds"].values()), abs=0.2)
-    assert set(record["seconds"]) == {"canvases", "vae", "pool", "unet", "decoder"}
+    assert list(record["seconds"]) == ["canvases", "vae", "decoder", "pool", "unet"]
     reloaded = load_small(tmp_path / "whole")          # the saved folder loads like any diffusers checkpoint
     assert reloaded.profile == "small" and (tmp_path / "whole" / "loss.png").is_file()
-    # stage 5 loaded stage 4's folder: its local path must not travel in the configs
+    # no local path travels in the configs
     assert "_name_or_path" not in json.loads((tmp_path / "whole" / "vae" / "config.json").read_text())
     assert json.loads((tmp_path / "whole" / "training.json").read_text())["settings"]["seed"] == 0
     with pytest.raises(Exception, match="already exists"):
@@ -224,7 +251,7 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("tune_encoder", [False, True])
-def test_stage_5_tunes_the_encoder_only_when_asked(tmp_path, monkeypatch, tune_encoder):
+def test_stage_3_tunes_the_encoder_only_when_asked(tmp_path, monkeypatch, tune_encoder):
     from svd_lab.small.train import TrainSettings, Work, train_decoder
     from svd_lab.svd.components import build_components
 

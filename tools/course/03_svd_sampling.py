@@ -355,11 +355,11 @@ exercises.check("guidance_by_hand", my_guided,
 # pass for a pan; the plot below shows every shift, accumulated over time. On the small profile the training
 # data's rule says what to expect (dashed). Look at the last frames as well: a true pan keeps the picture's colours
 # (new content enters at one edge only), so the printed colour drift of a fast video should stay as small as a slow
-# one's. The small SVD drifts more the faster it pans, and guidance adds to the drift: the record of its weights ends
-# the guidance ramp at 1.5<!-- r:run_parameters[max_guidance] --> instead of the svd version's 2.5<!-- r:svd_reference[max_guidance] -->, with which the last frames of the fastest pans
-# of the coffee and the astronaut turned red (README's table: the colour error, (g)). It has not gone entirely: in
-# the batch made with `svd_lab.batch` further down, the astronaut's face still turns a little pink in the last
-# frames of its fast pan.
+# one's. Here it does: the drift stays small at every speed. Guidance is what drives it on this model: the record of
+# its weights ends the guidance ramp at 1.5<!-- r:run_parameters[max_guidance] --> instead of the svd version's 2.5<!-- r:svd_reference[max_guidance] -->, with which the last frames of the
+# fastest pans drift, the coffee's most (README's sweep table: the colour error, (g)). Small changes remain: in the
+# batch made with `svd_lab.batch` further down, the astronaut's face grows paler in the last frames of its fast pan
+# and a dark blue blotch spreads over the orange suit at the bottom right.
 # %%
 def measured_step(generated) -> float:
     """Pixels per frame of a generated video (frames (T, 3, H, W) in [0, 1]); positive = content moving left."""

@@ -170,7 +170,7 @@ display.compare([before[n] for n in names] + [after[n] for n in names],
 # well as the numbers: a short run on clips of dead-leaves textures teaches the adapter their *look* along with
 # their motion, and the adapter reaches the temporal convolutions at every level, so from the third or fourth frame
 # on the frames break into blobs of colour, over the subject as well as where new content enters (the validation
-# video of section 4 shows it too: its cream disc turns a pale lavender-blue and breaks up): the direction is
+# video of section 4 shows it too: its cream disc turns a pale whitish lavender and breaks up): the direction is
 # learned, the picture is not kept. Where the table says `no`, that image gets no steady pan to the right (its content
 # may jump once as it breaks up), but the adapter's look has carried over. The
 # levers: more steps, more varied clips (photos:

@@ -27,13 +27,13 @@ def _register(sub, name: str) -> None:
                        "motion_bucket_id and fps_id)")
     ssub = p.add_subparsers(dest="small_command", metavar="ACTION")
 
-    t = ssub.add_parser("train", help="train VAE + video UNet with SVD's objective, then the VAE on whole frames "
-                                      "(fixed steps and seed), in "
+    t = ssub.add_parser("train", help="train the VAE (on crops, then on whole frames), then the video UNet with SVD's "
+                                      "objective (fixed steps and seed), in "
                                       "stages that resume: run the same command again after an interruption")
     t.add_argument("--steps", type=int, default=None, help="UNet optimiser steps (default: the shipped recipe's)")
     t.add_argument("--vae-steps", type=int, default=None, help="VAE optimiser steps (default: the shipped recipe's)")
     t.add_argument("--decoder-steps", type=int, default=None,
-                   help="stage 5: VAE steps on whole frames (default: the shipped recipe's)")
+                   help="stage 3: VAE steps on whole frames (default: the shipped recipe's)")
     t.add_argument("--pool-clips", type=int, default=None,
                    help="clips encoded once for the UNet's training (default: the shipped recipe's)")
     t.add_argument("--canvases", type=int, default=None,
@@ -42,7 +42,7 @@ def _register(sub, name: str) -> None:
     t.add_argument("--out", default=None,
                    help="output folder (default: outputs/small/run-<seed>); must not exist. The stages are kept in "
                         "<out>.work until the model is written")
-    t.add_argument("--until", choices=["canvases", "vae", "pool", "unet"], default=None,
+    t.add_argument("--until", choices=["canvases", "vae", "decoder", "pool"], default=None,
                    help="stop after this stage (to split the run over sessions); the same command continues")
     t.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
                    help="score a few held-out crops every this many UNet steps (0 = never)")

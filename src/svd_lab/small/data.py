@@ -295,20 +295,23 @@ def generate(batch: int, seed: int, frames: int = FRAMES, size: int = SIZE, held
                  source=used, scale=torch.tensor(scales))
 
 
-def smooth_fields(frames: torch.Tensor, generator: torch.Generator, share: float) -> torch.Tensor:
-    """Blend a smooth colour field into a ``share`` of the clips (B, T, 3, H, W) in [0, 1]: skies, walls, light.
+def smooth_fields(frames: torch.Tensor, generator: torch.Generator, share: float, whole: bool = False) -> torch.Tensor:
+    """Put a smooth colour field into a ``share`` of the clips (B, T, 3, H, W) in [0, 1]: skies, walls, light.
 
     The field is bicubic through a random k x k grid of colours (k = 2..4: linear ramps to gentle curves), the same
-    for every frame of a clip (a light falling on the scene), blended in with a weight uniform in [0.3, 1] (1: the
-    field alone). Dead-leaves canvases and cropped photos are mostly texture and flat patches; this is the data that
-    teaches a decoder the slow ramps of a sky, which the rocket is mostly made of.
+    for every frame of a clip. ``whole``: the field replaces the clip; otherwise it blends in with a weight uniform
+    in [0.3, 1] (a light falling on the scene), which pulls every colour towards the middle of the gamut, so a
+    decoder trained on it learns fewer saturated colours (measured in docs/small_svd_levers.md). Dead-leaves
+    canvases and cropped photos are mostly texture and flat patches; this is the data that teaches a decoder the
+    slow ramps of a sky, which the rocket is mostly made of. Both modes draw the same random numbers.
     """
     b, _, _, h, w = frames.shape
     k = 2 + int(torch.randint(3, (1,), generator=generator))
     coarse = torch.rand(b, 3, k, k, generator=generator)
     field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).clamp(0, 1)
     used = (torch.rand(b, generator=generator) < share).float()
-    weight = (used * (0.3 + 0.7 * torch.rand(b, generator=generator))).view(b, 1, 1, 1, 1)
+    spread = torch.rand(b, generator=generator)
+    weight = (used if whole else used * (0.3 + 0.7 * spread)).view(b, 1, 1, 1, 1)
     return (frames * (1 - weight) + field.unsqueeze(1) * weight).clamp(0, 1)
 
 

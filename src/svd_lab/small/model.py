@@ -87,12 +87,12 @@ def write_loss_plot(record: dict, path: Path) -> None:
     vae_loss = [r[1] for r in record["vae"]["loss"]]
     axes[0].plot(vae_steps, vae_loss, alpha=0.3, lw=0.6)
     axes[0].plot(vae_steps, smooth(vae_loss), lw=1.5, label="VAE, 32x32 crops")
-    if "decoder" in record:               # stage 5: the VAE on whole frames, counted on from stage 2's steps
+    if "decoder" in record:               # stage 3: the VAE on whole frames, counted on from stage 2's steps
         last = vae_steps[-1] if vae_steps else 0
         dec_steps = [last + r[0] for r in record["decoder"]["loss"]]
         dec_loss = [r[1] for r in record["decoder"]["loss"]]
         axes[0].plot(dec_steps, dec_loss, alpha=0.3, lw=0.6)
-        axes[0].plot(dec_steps, smooth(dec_loss), lw=1.5, label="whole frames (stage 5)")
+        axes[0].plot(dec_steps, smooth(dec_loss), lw=1.5, label="whole frames (stage 3)")
         axes[0].legend()
     axes[0].set(yscale="log", xlabel="VAE step", ylabel="L1 + L2 + edges", title="VAE")
     steps = [r[0] for r in record["loss"]]

@@ -4,15 +4,15 @@ r"""Training the small SVD with SVD's own objective, in stages that resume after
 from the last checkpoint and gives the same weights as an uninterrupted run):
 
 1. ``canvases``: the dead-leaves canvases (:func:`svd_lab.small.data.leaves_pool`) the clips are cut from.
-2. ``vae``: the VAE (``AutoencoderKLTemporalDecoder``: encoder + temporal decoder), checkpointed every
-   ``checkpoint_every`` steps; then its latents are rescaled (below) and its quality against the thumbnail
+2. ``vae``: the VAE (``AutoencoderKLTemporalDecoder``: encoder + temporal decoder) on small crops, checkpointed
+   every ``checkpoint_every`` steps; then its latents are rescaled (below) and its quality against the thumbnail
    baseline is logged.
-3. ``pool``: clips encoded once (encoding costs more than a UNet step on a CPU).
-4. ``unet``: the video UNet, checkpointed likewise; then the model as it would ship (fp16 safetensors, diffusers
-   layout) is written into ``<out>.work/base``.
-5. ``decoder``: the VAE of that fp16 model (encoder and decoder; the decoder alone if not ``tune_encoder``),
-   fine-tuned on whole frames at the model's size (below); then the folder ``out`` is written (``training.json``,
-   ``loss.png`` beside the networks) and the work folder removed.
+3. ``decoder``: that VAE, rounded to fp16 as a shipped model holds it, trained on whole frames at the model's size
+   (encoder and decoder; the decoder alone if not ``tune_encoder``; below), then rescaled again. It is the VAE that
+   ships: every latent the UNet learns from is encoded after this stage.
+4. ``pool``: clips encoded once (encoding costs more than a UNet step on a CPU).
+5. ``unet``: the video UNet, checkpointed likewise; then the folder ``out`` is written (fp16 safetensors, diffusers
+   layout, ``training.json`` and ``loss.png`` beside the networks) and the work folder removed.
 
 Every step draws its data and noise from its own generator, seeded by (run seed, step), and checkpoints hold the
 optimiser's state, so a resumed run repeats exactly what the interrupted one would have done.
@@ -23,21 +23,19 @@ chunks of a random length that divides the clip (the temporal decoder must work 
 little Gaussian noise on the latents so the decoder tolerates the UNet's imperfect ones. Afterwards the encoder's
 output is rescaled exactly (its last 1x1 convolution times ``a``, the decoder's first convolution divided by ``a``)
 so that ``0.18215 * latent`` -- SVD's latent scaling, kept as it is -- has unit standard deviation, which is what
-``VScalingWithEDMcNoise`` assumes (sigma_data = 1). (Stage 5 moves the encoder a little, and the scale with it.)
+``VScalingWithEDMcNoise`` assumes (sigma_data = 1).
 
-**Whole frames** (stage 5, named ``decoder`` in the record). The VAE of stage 2 sees 32x32 crops, but every
+**Whole frames** (stage 3, named ``decoder`` in the record). The VAE of stage 2 sees 32x32 crops, but every
 GroupNorm of diffusers' VAE normalises over the whole image, so a 64x64 frame reaches the networks with other
 statistics than they trained on: measured on the first model of this recipe, a smooth held-out crop (the cat) came
 back at 31.8 dB whole and at 37.0 dB cut into four 32x32 tiles, and whole frames carried colour casts of 0.02-0.04.
-Stage 5 trains the VAE on whole frames at the model's size, with :func:`svd_lab.small.data.smooth_fields` blended
-into half the clips (slow ramps, like the rocket's sky) and :func:`svd_lab.small.data.thin_lines` drawn into half
-(masts and wires: the detail a 9x9 thumbnail blurs away). It starts from the fp16 weights of stage 4, the ones whose
-latents the UNet learned. Training the encoder too moves those latents (the shipped run: by 16% of their norm on
-average over the evaluation images, 27% at most) and the UNet copes. Probes from the same stage-4 model, 150 steps
-each, rocket's VAE margin over the thumbnail / held-out mean margin (dB): decoder alone +0.50 / +1.88 (adding an L1
-loss on each latent cell's mean error: +0.32 / +1.84), decoder alone with lines +0.68 / +1.84, encoder and decoder
-with lines +0.81 / +1.93; that last VAE under the unchanged UNet scored the bar's subset with frame 0 of the rocket
-at 27.80 dB (27.31 before) and every other score as good. The shipped run (1,000 steps) is in README "The small SVD".
+Stage 3 trains the VAE on whole frames at the model's size, with :func:`svd_lab.small.data.smooth_fields` replacing
+half the clips (slow ramps, like the rocket's sky; a field blended into the clip instead pulls its colours towards
+grey and the decoder learns fewer saturated ones) and :func:`svd_lab.small.data.thin_lines` drawn into half (masts
+and wires: the detail a 9x9 thumbnail blurs away). Until 2026-12-07 this stage ran last, on the VAE of a trained
+UNet, and moved the latents that UNet had learned (by 23% of their norm on average): the videos' colour drifted
+more than the VAE's round trips. Every probe of this stage is in ``docs/small_svd_levers.md``; the shipped run's
+numbers are in README "The small SVD".
 
 **UNet** (``UNetSpatioTemporalConditionModel``), per batch of clips, exactly SVD's conditioning:
 
@@ -76,7 +74,7 @@ from svd_lab.svd.components import SVDComponents
 from svd_lab.training import bf16_autocast, load_state, lr_factor, save_state
 
 LATENT_SCALING = 0.18215
-STAGES = ("canvases", "vae", "pool", "unet", "decoder")
+STAGES = ("canvases", "vae", "decoder", "pool", "unet")
 #: the decoder stage draws from the VAE's random stream with its steps counted from here (distinct within a run)
 DECODER_STREAM_OFFSET = 10_000_000
 
@@ -109,12 +107,13 @@ class TrainSettings:
     #: bfloat16 autocast (only where the CPU has bf16 instructions). Off: float32 is the same on every machine, and
     #: in bf16 the temporal decoder's 3D convolutions returned NaN gradients within two steps (AVX512-BF16 EPYC)
     bf16: bool = False
-    decoder_steps: int = 1000        # stage 5: the VAE on whole frames
-    decoder_batch: int = 4           # clips per stage-5 step (vae_frames frames each, at the model's frame size)
+    decoder_steps: int = 1000        # stage 3: the VAE on whole frames
+    decoder_batch: int = 4           # clips per stage-3 step (vae_frames frames each, at the model's frame size)
     decoder_lr: float = 1e-4
-    smooth_share: float = 0.5        # stage 5: share of the clips blended with a smooth field (data.smooth_fields)
-    lines_share: float = 0.5         # stage 5: share of the clips with thin segments drawn in (data.thin_lines)
-    #: stage 5 trains the encoder with the decoder (the UNet's latents move; measured in the module docstring)
+    smooth_share: float = 0.5        # stage 3: share of the clips given a smooth field (data.smooth_fields)
+    smooth_whole: bool = True        # stage 3: the field replaces the clip (False: it blends in, weight 0.3-1)
+    lines_share: float = 0.5         # stage 3: share of the clips with thin segments drawn in (data.thin_lines)
+    #: stage 3 trains the encoder with the decoder
     tune_encoder: bool = True
     checkpoint_every: int = 250      # optimiser steps between resumable checkpoints (every network)
 
@@ -289,7 +288,7 @@ def vae_quality(vae) -> dict:
 
 def train_decoder(vae, canvases: torch.Tensor, settings: TrainSettings, work: Work, progress: bool, log,
                   size: int = data.SIZE) -> dict:
-    """Stage 5: the VAE (the decoder alone if not ``settings.tune_encoder``) on whole ``size`` x ``size`` clips, a
+    """Stage 3: the VAE (the decoder alone if not ``settings.tune_encoder``) on whole ``size`` x ``size`` clips, a
     share blended with smooth fields and a share with thin lines drawn in (see the module docstring)."""
     vae.eval().requires_grad_(False)
     tuned = vae if settings.tune_encoder else vae.decoder
@@ -303,7 +302,8 @@ def train_decoder(vae, canvases: torch.Tensor, settings: TrainSettings, work: Wo
         generator = torch.Generator().manual_seed(seed)
         clips = data.generate(settings.decoder_batch, seed=seed, frames=settings.vae_frames, size=size,
                               leaves=canvases)
-        clips.frames = data.smooth_fields(clips.frames, generator, settings.smooth_share)
+        clips.frames = data.smooth_fields(clips.frames, generator, settings.smooth_share,
+                                           settings.smooth_whole)
         if settings.lines_share:           # (0: draws nothing from the generator, as before lines existed)
             clips.frames = data.thin_lines(clips.frames, generator, settings.lines_share)
         loss = vae_loss(vae, clips, settings, generator)
@@ -452,9 +452,10 @@ def work_folder(out: str | os.PathLike) -> Path:
 def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True, log=print,
           snapshot_every: int = 0, until: str | None = None) -> tuple[SVDComponents | None, dict]:
     """Run (or continue) the stages and write the model to ``out``; returns the components (eval mode) and the
-    training record. ``until``: stop after that stage (``canvases``, ``vae``, ``pool``, ``unet``), e.g. to split the
-    run over sessions; the next call continues. ``out`` must not exist (nothing is overwritten)."""
-    from svd_lab.small.model import is_present, load_small, save_small
+    training record. ``until``: stop after that stage (``canvases``, ``vae``, ``decoder``, ``pool``), e.g. to split
+    the run over sessions; the next call continues. ``out`` must not exist (nothing is overwritten)."""
+    from svd_lab.small.model import save_small
+    from svd_lab.svd.components import build_components
 
     out = Path(out)
     if out.exists():
@@ -476,85 +477,85 @@ def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True
     if until == "canvases":
         return None, work.log
 
-    # 2.-4. VAE, latent pool, UNet: the model as it would ship, in <work>/base
-    base = work.path("base")
-    if not is_present(base):
-        trained = _train_base(settings, canvases, work, progress, log, snapshot_every, until)
-        if trained is None:
-            return None, work.log
-        save_small(trained[0], base, trained[1])
-    if until == "unet":
-        return None, work.log
-
-    # 5. the VAE of the fp16 model, on whole frames
-    components = load_small(base)
-    components.source = "svd-lab small train"
-    record = json.loads((base / "training.json").read_text())
-    vae_before = vae_quality(components.vae)
-    entry = train_decoder(components.vae, canvases, settings, work, progress, log, components.native_size)
-    entry["quality_before"], entry["quality"] = vae_before, vae_quality(components.vae)
-    from svd_lab.baselines import machine_signature
-
-    seconds = {**record["seconds"], "decoder": entry["seconds"]}
-    record.update(settings=asdict(settings), machine=machine_signature(), decoder=entry, seconds=seconds,
-                  total_seconds=round(sum(seconds.values()), 1))
-    log(f"decoder: {settings.decoder_steps} steps in {entry['seconds']} s; {_quality_line(entry['quality'])}")
-    save_small(components, out, record)
-    shutil.rmtree(work.folder, ignore_errors=True)
-    return components, record
-
-
-def _train_base(settings: TrainSettings, canvases: torch.Tensor, work: Work, progress: bool, log,
-                snapshot_every: int, until: str | None) -> tuple[SVDComponents, dict] | None:
-    """Stages 2-4: the components and their training record, or None after ``until``."""
-    from svd_lab.svd.components import build_components
-
     components = build_components("small", seed=settings.seed)
     components.source = "svd-lab small train"
+    vae = components.vae
 
-    # 2. VAE
+    # 2. the VAE on crops
     vae_file = work.path("vae.safetensors")
     if not vae_file.is_file():
-        entry = train_vae(components.vae, canvases, settings, work, progress, log)
-        entry["quality"] = vae_quality(components.vae)
-        save_state(vae_file, {"vae": components.vae}, meta=entry)
-        work.log["vae"] = {k: v for k, v in entry.items() if k != "loss"}
-        work.save_log()
-        log(f"VAE: {settings.vae_steps} steps in {entry['seconds']} s; {_quality_line(entry['quality'])}")
-    vae_entry = load_state(vae_file, {"vae": components.vae})
-    components.vae.eval().requires_grad_(False)
+        entry = train_vae(vae, canvases, settings, work, progress, log)
+        entry["quality"] = vae_quality(vae)
+        _keep_vae(work, "vae", vae, entry, f"VAE: {settings.vae_steps} steps", log)
+    vae_entry = load_state(vae_file, {"vae": vae})
+    vae.eval().requires_grad_(False)
     if until == "vae":
-        return None
+        return None, work.log
 
-    # 3. pool
+    # 3. the VAE on whole frames, before any latent is encoded: the UNet learns the latents of the VAE that ships
+    decoder_file = work.path("decoder.safetensors")
+    if not decoder_file.is_file():
+        _round_to_half(vae)
+        before = vae_quality(vae)
+        entry = train_decoder(vae, canvases, settings, work, progress, log, components.native_size)
+        check = data.generate(16, seed=_seed(settings.seed, 0, 2), leaves=canvases)
+        entry["latent_rescale"] = round(rescale_latents(vae, check.frames), 5)
+        entry["quality_before"], entry["quality"] = before, vae_quality(vae)
+        _keep_vae(work, "decoder", vae, entry, f"decoder: {settings.decoder_steps} steps", log)
+    decoder_entry = load_state(decoder_file, {"vae": vae})
+    vae.eval().requires_grad_(False)
+    if until == "decoder":
+        return None, work.log
+
+    # 4. pool
     pool_file = work.path("pool.safetensors")
     if not pool_file.is_file():
         t0 = time.time()
-        build_pool(components.vae, canvases, settings, progress, log).save(pool_file)
+        build_pool(vae, canvases, settings, progress, log).save(pool_file)
         work.log["pool"] = {"clips": settings.pool_clips, "seconds": round(time.time() - t0, 1)}
         work.save_log()
         log(f"latent pool: {settings.pool_clips} clips x {settings.pool_frames} frames in "
             f"{work.log['pool']['seconds']} s")
     pool = LatentPool.load(pool_file)
     if until == "pool":
-        return None
+        return None, work.log
 
-    # 4. UNet
+    # 5. UNet
     unet_entry = train_unet(components, pool, settings, work, progress, log, snapshot_every)
-    seconds = {"canvases": work.log["canvases"]["seconds"], "vae": vae_entry["seconds"],
-               "pool": work.log["pool"]["seconds"], "unet": unet_entry["seconds"]}
     from svd_lab.baselines import machine_signature
 
+    seconds = {"canvases": work.log["canvases"]["seconds"], "vae": vae_entry["seconds"],
+               "decoder": decoder_entry["seconds"], "pool": work.log["pool"]["seconds"],
+               "unet": unet_entry["seconds"]}
     # the machine goes with the weights: float results differ between CPU kinds (SIMD paths) and torch versions,
     # so the same recipe is bit-for-bit repeatable on the same kind of machine only
     record = {"settings": asdict(settings), "machine": machine_signature(),
               "parameters": components.parameter_counts(),
-              "vae": vae_entry, "loss": unet_entry["loss"], "snapshots": unet_entry.get("snapshots", []),
+              "vae": vae_entry, "decoder": decoder_entry, "loss": unet_entry["loss"],
+              "snapshots": unet_entry.get("snapshots", []),
               "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
               "unet_steps": settings.steps,
               "seconds_per_step": round(unet_entry["seconds"] / max(settings.steps, 1), 4)}
     log(f"UNet: {settings.steps} steps in {unet_entry['seconds']} s ({record['seconds_per_step']} s/step)")
+    save_small(components, out, record)
+    shutil.rmtree(work.folder, ignore_errors=True)
     return components, record
+
+
+def _keep_vae(work: Work, name: str, vae, entry: dict, done: str, log) -> None:
+    """A finished VAE stage: its weights and record into ``<work>/<name>.safetensors``, its summary into the log."""
+    save_state(work.path(f"{name}.safetensors"), {"vae": vae}, meta=entry)
+    work.log[name] = {k: v for k, v in entry.items() if k != "loss"}
+    work.save_log()
+    log(f"{done} in {entry['seconds']} s; {_quality_line(entry['quality'])}")
+
+
+@torch.no_grad()
+def _round_to_half(module: torch.nn.Module) -> None:
+    """Round every parameter to float16 and back, as a shipped checkpoint holds it: stage 3 starts from the stage-2
+    VAE as it would ship, so a run may take stages 1-2 from a shipped model's fp16 VAE and continue exactly."""
+    for parameter in module.parameters():
+        parameter.copy_(parameter.half().float())
 
 
 def _save_tensor(path: Path, tensor: torch.Tensor) -> None:

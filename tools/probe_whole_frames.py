@@ -1,21 +1,22 @@
 #!/usr/bin/env python
-"""Probe a variant of the small SVD's stage 5 (the VAE on whole frames) from a stage-4 model, and score its VAE.
+"""Probe a variant of the small SVD's stage 3 (the VAE on whole frames) from a stage-2 VAE, and score that VAE.
 
-    .venv/bin/python tools/probe_stage5.py --base BASE --out DIR [--set decoder_steps=150 ...] [--fields whole]
-                                           [--loss mse] [--ceiling]
+    .venv/bin/python tools/probe_whole_frames.py --base BASE --out DIR [--set decoder_steps=150 ...] [--fields hsv]
+                                                 [--loss mse] [--ceiling]
 
-BASE is the folder stage 4 writes (``<out>.work/base``; git 2907b56's ``checkpoints/small`` is the shipped recipe's,
-``git archive 2907b56 checkpoints/small | tar -x -C /tmp``). Prints one JSON line (and appends it to
-``DIR/../probes.jsonl``): the VAE's PSNR margin over the thumbnail baseline (dB; the bar's (f)) on the course images
-and the held-out mean, and the mean colour error of the round trip of crop23:leaves:7 (the saturated green the full
-evaluation's (g) fails on) and of the worst evaluation image. ``--ceiling``: also (g) of the ground-truth pans
-through this VAE on the 29 evaluation images at every motion bucket (what ``svd-lab small eval`` calls "ground truth
-through the VAE"). The VAE is saved as ``DIR/vae.safetensors``. Numbers from these probes are in
-docs/small_svd_levers.md; each takes ~5 minutes alone for 150 steps on the 2-core machine (~11 beside another).
+BASE is a model folder whose VAE is the recipe's stage 2 in fp16: git 2907b56's ``checkpoints/small`` (``git archive
+2907b56 checkpoints/small | tar -x -C /tmp``), where stage 3 (then stage 5) ran after the UNet; the recipe rounds its
+stage-2 VAE to fp16 before stage 3, so a probe starts exactly where the recipe's stage 3 does. Prints one JSON line
+(and appends it to ``DIR/../probes.jsonl``): the VAE's PSNR margin over the thumbnail baseline (dB; the bar's (f)) on
+the course images and the held-out mean, and the mean colour error of the round trip of crop23:leaves:7 (a saturated
+green the full evaluation's (g) failed on) and of the worst evaluation image. ``--ceiling``: also (g) of the
+ground-truth pans through this VAE on the 29 evaluation images at every motion bucket (what ``svd-lab small eval``
+calls "ground truth through the VAE"). The VAE is saved as ``DIR/vae.safetensors``. Numbers from these probes are
+in docs/small_svd_levers.md; each takes ~5 minutes alone for 150 steps on the 2-core machine (~11 beside another).
 
 Variants beyond the settings (``--set`` takes any field of ``TrainSettings``):
-  --fields whole   smooth fields replace the frame (weight 1) instead of blending in with a weight in [0.3, 1]
   --fields hsv     the fields' colours drawn like the dead leaves' (HSV), not uniform in RGB
+(whole fields or blended ones: ``--set smooth_whole=True`` / ``False``, a setting since 2026-12-07)
   --loss l2x10     L1 + 10 L2 + edge (the shipped loss has L2 at weight 1: its gradient is tiny next to L1's)
   --loss mse       L2 alone (what PSNR measures)
 """
@@ -37,20 +38,18 @@ from svd_lab.small.leaves import random_colours
 from svd_lab.small.model import load_small
 
 
-def _fields(mode: str):
-    """A replacement for ``data.smooth_fields`` (same signature) in the variant ``mode``."""
+def _hsv_fields():
+    """A replacement for ``data.smooth_fields`` (same signature) whose colours are drawn like the dead leaves'."""
 
-    def smooth_fields(frames: torch.Tensor, generator: torch.Generator, share: float) -> torch.Tensor:
+    def smooth_fields(frames: torch.Tensor, generator: torch.Generator, share: float,
+                      whole: bool = False) -> torch.Tensor:
         b, _, _, h, w = frames.shape
         k = 2 + int(torch.randint(3, (1,), generator=generator))
-        if mode == "hsv":
-            coarse = random_colours(b * k * k, generator).view(b, k, k, 3).permute(0, 3, 1, 2).contiguous()
-        else:
-            coarse = torch.rand(b, 3, k, k, generator=generator)
+        coarse = random_colours(b * k * k, generator).view(b, k, k, 3).permute(0, 3, 1, 2).contiguous()
         field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).clamp(0, 1)
         used = (torch.rand(b, generator=generator) < share).float()
         spread = torch.rand(b, generator=generator)
-        weight = used * (1.0 if mode == "whole" else 0.3 + 0.7 * spread)
+        weight = used if whole else used * (0.3 + 0.7 * spread)
         return (frames * (1 - weight.view(b, 1, 1, 1, 1)) + field.unsqueeze(1) * weight.view(b, 1, 1, 1, 1)).clamp(0, 1)
 
     return smooth_fields
@@ -83,10 +82,10 @@ def _colour_error(vae, image: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--base", required=True, help="a stage-4 model folder")
+    parser.add_argument("--base", required=True, help="a model folder whose VAE is a stage-2 VAE in fp16")
     parser.add_argument("--out", required=True, help="a new folder for this probe")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a TrainSettings field")
-    parser.add_argument("--fields", choices=("blend", "whole", "hsv"), default="blend")
+    parser.add_argument("--fields", choices=("rgb", "hsv"), default="rgb")
     parser.add_argument("--loss", choices=("shipped", "l2x10", "mse"), default="shipped")
     parser.add_argument("--ceiling", action="store_true", help="also (g) of the true pans through the VAE")
     parser.add_argument("--threads", type=int, default=1)
@@ -102,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--set {item}: {name!r} is not a TrainSettings field ({', '.join(kinds)})")
         changed[name] = (value == "True") if kinds[name] is bool else kinds[name](value)
         setattr(settings, name, changed[name])
-    if args.fields != "blend":
-        data.smooth_fields = _fields(args.fields)
+    if args.fields != "rgb":
+        data.smooth_fields = _hsv_fields()
     if args.loss != "shipped":
         train.vae_loss = _loss(args.loss)
     out = Path(args.out)
