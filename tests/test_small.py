@@ -154,6 +154,20 @@ def test_metrics_cannot_pass_garbage():
     assert static.motion_spearman == 0.0 and static.fps_share == 0.0 and static.pan_error > 0.01
 
 
+def test_another_crop_seed_draws_other_held_out_crops_and_the_default_draw_stays():
+    """``--crop-seed``: other crops from the same held-out sources; the tables' draw is the default."""
+    default = metrics.evaluation_images(4, course=False, photos=False)
+    same = metrics.evaluation_images(4, course=False, photos=False, crop_seed=metrics.EVAL_SEED)
+    other = metrics.evaluation_images(4, course=False, photos=False, crop_seed=777001)
+    assert [im.name for im in default] == [im.name for im in same]
+    assert all(torch.equal(a.image, b.image) for a, b in zip(default, same))
+    assert not any(torch.equal(a.image, b.image) for a in default for b in other)
+    assert [im.name.split(":")[1] == "leaves" for im in other] == [False, True, False, True]
+    assert all(im.image.mean(0).std() >= metrics.MIN_TEXTURE for im in other)
+    with pytest.raises(ValueError, match="crop_seed must be >= 0"):
+        metrics.evaluation_images(1, course=False, photos=False, crop_seed=-1)
+
+
 # ------------------------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_a_work_folder_from_other_settings_is_refused_naming_what_differs(tmp_path):
@@ -182,20 +196,26 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     # the smallest run that still shows every stage (the training log's VAE table on the course images only)
     monkeypatch.setattr(train_module, "QUALITY_CROPS", 0)
     settings = TrainSettings(canvases=6, vae_steps=12, vae_batch=2, pool_clips=12, steps=24, batch=4, warmup=4,
-                             decoder_steps=8, decoder_batch=1, checkpoint_every=5)
+                             decoder_steps=8, decoder_batch=1, fast_steps=8, checkpoint_every=5)
     quiet = {"progress": False, "log": lambda m: None}
     whole, record = train(settings, out=tmp_path / "whole", **quiet)
     assert not work_folder(tmp_path / "whole").exists()                     # removed once the model is written
 
-    # the same run, stopped after the VAE, whose weights are then rounded to fp16 as a shipped model holds them (a
-    # run may take stages 1-2 from a shipped model: stage 3 starts from the rounded VAE either way) ...
-    assert train(settings, out=tmp_path / "split", until="vae", **quiet)[0] is None
-    vae_file = work_folder(tmp_path / "split") / "vae.safetensors"
-    stage2 = build_components("small", seed=0).vae
-    meta = load_state(vae_file, {"vae": stage2})
-    for parameter in stage2.parameters():
-        parameter.data = parameter.data.half().float()
-    save_state(vae_file, {"vae": stage2}, meta=meta)
+    def stopped_after(stage: str, name: str) -> torch.nn.Module:
+        """Run until ``stage``, then round its network (``name``) to fp16 in the work folder, as a shipped model
+        holds it (a run may take the stages up to there from a shipped model: the next starts from the rounded
+        weights either way); returns that network."""
+        assert train(settings, out=tmp_path / "split", until=stage, **quiet)[0] is None
+        path = work_folder(tmp_path / "split") / f"{stage}.safetensors"
+        network = getattr(build_components("small", seed=0), name)
+        meta = load_state(path, {name: network})
+        for parameter in network.parameters():
+            parameter.data = parameter.data.half().float()
+        save_state(path, {name: network}, meta=meta)
+        return network
+
+    # the same run, stopped after the VAE, rounded to fp16 ...
+    stage2 = stopped_after("vae", "vae")
 
     def interrupted_at(name: str, call: int) -> None:
         """Run ``train`` with ``train_module.<name>`` raising KeyboardInterrupt on its ``call``-th call."""
@@ -214,9 +234,12 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
         finally:
             setattr(train_module, name, real)
 
-    # ... then interrupted in the middle of stage 3 (whole frames) and in the middle of the UNet stage
+    # ... then interrupted in the middle of stage 3 (whole frames) and in the middle of the UNet stage, stopped
+    # after it and its UNet rounded to fp16 likewise (stage 6 starts from the rounded UNet), interrupted in stage 6
     interrupted_at("vae_loss", 7)
     interrupted_at("svd_loss", 13)
+    stopped_after("unet", "unet")
+    interrupted_at("svd_loss", 7)
     assert not (tmp_path / "split").exists() and work_folder(tmp_path / "split").is_dir()
     split, _ = train(settings, out=tmp_path / "split", **quiet)
     # stage 3 trained the encoder and the decoder (settings.tune_encoder)
@@ -240,7 +263,8 @@ def test_training_resumes_exactly_and_lowers_the_losses(tmp_path, monkeypatch):
     assert all(math.isfinite(v) for v in vae_losses) and sum(vae_losses[-6:]) < 1.2 * sum(vae_losses[:6])
     assert len(record["decoder"]["loss"]) == 8 and "quality_before" in record["decoder"]
     assert record["total_seconds"] == pytest.approx(sum(record["seconds"].values()), abs=0.2)
-    assert list(record["seconds"]) == ["canvases", "vae", "decoder", "pool", "unet"]
+    assert list(record["seconds"]) == ["canvases", "vae", "decoder", "pool", "unet", "fast"]
+    assert len(record["fast"]["loss"]) == 8 and all(math.isfinite(v) for _, v in record["fast"]["loss"])
     reloaded = load_small(tmp_path / "whole")          # the saved folder loads like any diffusers checkpoint
     assert reloaded.profile == "small" and (tmp_path / "whole" / "loss.png").is_file()
     # no local path travels in the configs
@@ -269,6 +293,22 @@ def test_stage_3_tunes_the_encoder_only_when_asked(tmp_path, monkeypatch, tune_e
     after = vae.state_dict()
     moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert moved == ({"encoder", "quant_conv", "decoder"} if tune_encoder else {"decoder"}), moved
+
+
+def test_stage_6_batches_draw_fast_pans_at_the_asked_share():
+    from svd_lab.errors import UserError
+    from svd_lab.small.train import LatentPool, _batch
+
+    n = 40
+    pool = LatentPool(torch.randn(n, 10, 4, 8, 8), torch.zeros(n, 3, 3, 64, 64, dtype=torch.uint8),
+                      torch.full((n,), 6), torch.arange(n) * 255 // (n - 1))
+    for seed in range(5):
+        plain = _batch(pool, torch.Generator().manual_seed(seed), 8, 8)
+        z, _, _, bucket = _batch(pool, torch.Generator().manual_seed(seed), 8, 8, (0.5, 170))
+        assert (bucket[:4] >= 170).all() and z.shape == plain[0].shape == (8, 8, 4, 8, 8)
+        assert torch.equal(plain[3], _batch(pool, torch.Generator().manual_seed(seed), 8, 8)[3])
+    with pytest.raises(UserError, match="no clip at motion_bucket_id >= 256"):
+        _batch(pool, torch.Generator().manual_seed(0), 8, 8, (0.5, 256))
 
 
 # ------------------------------------------------------------------------------------------- shipped weights

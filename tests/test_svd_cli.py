@@ -289,6 +289,7 @@ def test_the_old_names_still_work_with_a_notice(png, tmp_path, no_checkpoints, c
     (["--max-guidance", "2.5"], "give both --min-guidance and --max-guidance"),
     (["--min-guidance", "1", "--max-guidance", "nan"], "must be finite numbers"),
     (["--steps", "0"], "--steps"),
+    (["--crop-seed", "-1"], "--crop-seed must be >= 0"),
 ])
 def test_small_eval_refuses_bad_sampling_options_before_any_work(extra, message, capsys, monkeypatch):
     from svd_lab.small import metrics

@@ -358,8 +358,9 @@ exercises.check("guidance_by_hand", my_guided,
 # one's. Here it does: the drift stays small at every speed. Guidance is what drives it on this model: the record of
 # its weights ends the guidance ramp at 1.5<!-- r:run_parameters[max_guidance] --> instead of the svd version's 2.5<!-- r:svd_reference[max_guidance] -->, with which the last frames of the
 # fastest pans drift, the coffee's most (README's sweep table: the colour error, (g)). Small changes remain: in the
-# batch made with `svd_lab.batch` further down, the astronaut's face grows paler in the last frames of its fast pan
-# and a dark blue blotch spreads over the orange suit at the bottom right.
+# batch made with `svd_lab.batch` further down, in the last frames of the astronaut's fast pan a dark purplish-grey
+# patch grows up the right edge from the bottom-right corner, where new content enters beside the orange suit, and
+# the top-right corner turns pale green; the face keeps its colour.
 # %%
 def measured_step(generated) -> float:
     """Pixels per frame of a generated video (frames (T, 3, H, W) in [0, 1]); positive = content moving left."""

@@ -34,6 +34,8 @@ def _register(sub, name: str) -> None:
     t.add_argument("--vae-steps", type=int, default=None, help="VAE optimiser steps (default: the shipped recipe's)")
     t.add_argument("--decoder-steps", type=int, default=None,
                    help="stage 3: VAE steps on whole frames (default: the shipped recipe's)")
+    t.add_argument("--fast-steps", type=int, default=None,
+                   help="stage 6: UNet steps with fast pans in every batch (default: the shipped recipe's)")
     t.add_argument("--pool-clips", type=int, default=None,
                    help="clips encoded once for the UNet's training (default: the shipped recipe's)")
     t.add_argument("--canvases", type=int, default=None,
@@ -42,7 +44,7 @@ def _register(sub, name: str) -> None:
     t.add_argument("--out", default=None,
                    help="output folder (default: outputs/small/run-<seed>); must not exist. The stages are kept in "
                         "<out>.work until the model is written")
-    t.add_argument("--until", choices=["canvases", "vae", "decoder", "pool"], default=None,
+    t.add_argument("--until", choices=["canvases", "vae", "decoder", "pool", "unet"], default=None,
                    help="stop after this stage (to split the run over sessions); the same command continues")
     t.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
                    help="score a few held-out crops every this many UNet steps (0 = never)")
@@ -54,6 +56,9 @@ def _register(sub, name: str) -> None:
     e.add_argument("--model", default=None, help="model folder (default: checkpoints/small)")
     e.add_argument("--crops", type=int, default=None, help="held-out crops besides the course images and the "
                                                            "held-out photos (default 24)")
+    e.add_argument("--crop-seed", type=int, default=None,
+                   help="another draw of held-out crops (default: the tables' draw, metrics.EVAL_SEED): do the "
+                        "numbers hold beyond the images they were reported on?")
     e.add_argument("--no-baselines", action="store_true", help="skip the untrained model's row")
     e.add_argument("--quick", action="store_true",
                    help="the bar test's subset (metrics.QUICK: videos of the course images only; about a minute)")
@@ -106,7 +111,7 @@ def run_train(args) -> int:
     from svd_lab.paths import outputs_dir
     from svd_lab.small.train import TrainSettings, train, work_folder
 
-    _positive(args, ("steps", "vae_steps", "decoder_steps", "pool_clips", "canvases", "threads"))
+    _positive(args, ("steps", "vae_steps", "decoder_steps", "fast_steps", "pool_clips", "canvases", "threads"))
     if args.snapshot_every < 0:
         raise UserError("--snapshot-every must be >= 0")
     if args.threads is not None:
@@ -114,7 +119,7 @@ def run_train(args) -> int:
 
         torch.set_num_threads(args.threads)
     settings = TrainSettings(seed=args.seed)
-    for name in ("steps", "vae_steps", "decoder_steps", "pool_clips", "canvases"):
+    for name in ("steps", "vae_steps", "decoder_steps", "fast_steps", "pool_clips", "canvases"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     out = Path(args.out) if args.out else outputs_dir() / "small" / f"run-{args.seed}"
@@ -127,7 +132,8 @@ def run_train(args) -> int:
     if components is None:
         print(f"stopped after stage {args.until}; run the same command again to continue")
         return 0
-    print(f"saved {out} ({record['unet_steps']} UNet steps, {record['total_seconds']} s in all); evaluate with "
+    print(f"saved {out} ({record['unet_steps']} + {settings.fast_steps} UNet steps, {record['total_seconds']} s in "
+          f"all); evaluate with "
           f"`svd-lab small eval --model {out}`")
     return 0
 
@@ -149,6 +155,8 @@ def run_eval(args) -> int:
     _positive(args, ("steps", "seeds"))
     if args.crops is not None and args.crops < 0:
         raise UserError("--crops must be >= 0")
+    if args.crop_seed is not None and args.crop_seed < 0:
+        raise UserError(f"--crop-seed must be >= 0, got {args.crop_seed}")
     if args.json and Path(args.json).exists():
         raise UserError(f"{args.json} already exists (nothing is overwritten)")
     guidance = None
@@ -164,6 +172,8 @@ def run_eval(args) -> int:
         subset["num_crops"] = args.crops
     if args.seeds is not None:
         subset["seeds"] = args.seeds
+    if args.crop_seed is not None:
+        subset["crop_seed"] = args.crop_seed
     evaluation = metrics.evaluate(folder if args.model else None, baselines=not args.no_baselines,
                                   num_steps=args.steps, guidance=guidance, log=lambda m: None, **subset)
     print(metrics.format_table(evaluation))

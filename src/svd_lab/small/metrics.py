@@ -172,8 +172,15 @@ def _at_size(image, size: int) -> torch.Tensor:
 
 
 def evaluation_images(num_crops: int = NUM_CROPS, course: bool = True, photos: bool = True,
-                      size: int = data.SIZE) -> list[EvalImage]:
-    """The course's assets, the held-out whole photos (centre crop, Lanczos) and textured held-out crops."""
+                      size: int = data.SIZE, crop_seed: int = EVAL_SEED) -> list[EvalImage]:
+    """The course's assets, the held-out whole photos (centre crop, Lanczos) and textured held-out crops.
+
+    ``crop_seed`` draws the crops (default :data:`EVAL_SEED`, the tables' draw; another seed is another draw from
+    the same held-out sources: photo bands and dead-leaves canvases the training never sees, for any seed >= 0).
+    """
+    if crop_seed < 0:
+        raise ValueError(f"crop_seed must be >= 0 (held-out canvases start at seed {data.HELD_OUT_LEAVES_SEED}), "
+                         f"got {crop_seed}")
     from svd_lab.paths import project_root
 
     images = []
@@ -183,8 +190,8 @@ def evaluation_images(num_crops: int = NUM_CROPS, course: bool = True, photos: b
     if photos:
         images += [EvalImage(name, _at_size(data.held_out_photo(name), size), "photo") for name in data.HELD_OUT_PHOTOS]
     if num_crops:
-        leaves = data.leaves_pool(num_crops, seed=EVAL_SEED + data.HELD_OUT_LEAVES_SEED)
-        crops, seed = [], EVAL_SEED
+        leaves = data.leaves_pool(num_crops, seed=crop_seed + data.HELD_OUT_LEAVES_SEED)
+        crops, seed = [], crop_seed
         while len(crops) < num_crops:
             share = 1.0 if len(crops) % 2 else 0.0           # alternately dead leaves and photos
             clip = data.generate(1, seed=seed, frames=1, size=size, held_out=True, motion_bucket_id=0, fps_id=6,
@@ -489,7 +496,8 @@ def evaluate(model_folder=None, num_crops: int = NUM_CROPS, course: bool = True,
              baselines: bool = True, num_steps: int | None = None, seeds: int = COND_AUG_SEEDS,
              log=print, components=None, name: str | None = None, vae_crops: int | None = None,
              cond_aug_images: int | None = None, untrained_images: int | None = None,
-             guidance: tuple[float, float] | None = None, motion_buckets: tuple = BUCKETS) -> Evaluation:
+             guidance: tuple[float, float] | None = None, motion_buckets: tuple = BUCKETS,
+             crop_seed: int = EVAL_SEED) -> Evaluation:
     """The metric table: the references, the untrained model and the model (default: the shipped one).
 
     Videos are made for ``evaluation_images(num_crops, course, photos)``. A quicker subset (the test) may ask for
@@ -497,15 +505,16 @@ def evaluate(model_folder=None, num_crops: int = NUM_CROPS, course: bool = True,
     a round trip costs far less than a video), (e) on the first ``cond_aug_images`` images, and the untrained
     row on the first ``untrained_images`` images (without (e)). Defaults: everything on every image. ``num_steps``,
     ``guidance`` (min, max): sample both models with these instead of the model's defaults. ``motion_buckets``:
-    the videos' buckets (default :data:`BUCKETS`).
+    the videos' buckets (default :data:`BUCKETS`). ``crop_seed``: which draw of held-out crops
+    (:func:`evaluation_images`).
     """
     from svd_lab.small.model import load_small
     from svd_lab.svd.components import build_components
 
-    images = evaluation_images(num_crops, course, photos)
+    images = evaluation_images(num_crops, course, photos, crop_seed=crop_seed)
     model = components if components is not None else load_small(model_folder)
     frames = model.native_frames
-    vae_images = images if vae_crops is None else evaluation_images(vae_crops, course, photos=True)
+    vae_images = images if vae_crops is None else evaluation_images(vae_crops, course, photos=True, crop_seed=crop_seed)
     ours, thumb, values = vae_scores(model.vae, vae_images)
     rows = [score_reference("ground truth", images, frames, motion_buckets=motion_buckets),
             score_reference("ground truth through the VAE", images, frames, model.vae, motion_buckets),

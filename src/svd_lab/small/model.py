@@ -99,6 +99,12 @@ def write_loss_plot(record: dict, path: Path) -> None:
     losses = [r[1] for r in record["loss"]]
     axes[1].plot(steps, losses, alpha=0.25, lw=0.5, label="loss")
     axes[1].plot(steps, smooth(losses), lw=1.5, label="smoothed")
+    if "fast" in record:                  # stage 6: half of every batch from fast pans, counted on from stage 5
+        last = steps[-1] if steps else 0
+        fast_steps = [last + r[0] for r in record["fast"]["loss"]]
+        fast_loss = [r[1] for r in record["fast"]["loss"]]
+        axes[1].plot(fast_steps, fast_loss, alpha=0.25, lw=0.5)
+        axes[1].plot(fast_steps, smooth(fast_loss), lw=1.5, label="fast pans (stage 6)")
     axes[1].set(yscale="log", xlabel="UNet step", ylabel="v-prediction loss", title="UNet (SVD objective)")
     axes[1].legend()
     fig.tight_layout()

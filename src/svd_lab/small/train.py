@@ -11,8 +11,10 @@ from the last checkpoint and gives the same weights as an uninterrupted run):
    (encoder and decoder; the decoder alone if not ``tune_encoder``; below), then rescaled again. It is the VAE that
    ships: every latent the UNet learns from is encoded after this stage.
 4. ``pool``: clips encoded once (encoding costs more than a UNet step on a CPU).
-5. ``unet``: the video UNet, checkpointed likewise; then the folder ``out`` is written (fp16 safetensors, diffusers
-   layout, ``training.json`` and ``loss.png`` beside the networks) and the work folder removed.
+5. ``unet``: the video UNet, checkpointed likewise.
+6. ``fast``: that UNet, rounded to fp16 as a shipped model holds it, trained on at a lower learning rate with half of
+   every batch from fast pans (below); then the folder ``out`` is written (fp16 safetensors, diffusers layout,
+   ``training.json`` and ``loss.png`` beside the networks) and the work folder removed.
 
 Every step draws its data and noise from its own generator, seeded by (run seed, step), and checkpoints hold the
 optimiser's state, so a resumed run repeats exactly what the interrupted one would have done.
@@ -51,6 +53,13 @@ numbers are in README "The small SVD".
 The last line is EDM's weighted denoising loss ``lambda(sigma) ||D(x) - z_0||^2`` with ``lambda = 1 / c_out^2``:
 for v-scaling the effective target ``(z_0 - c_skip x) / c_out`` is the "velocity" ``(n - sigma z_0) /
 sqrt(sigma^2 + 1)`` up to sign, a unit-variance quantity at every noise level.
+
+**Fast pans** (stage 6). The colour of the last frames of the fastest pans drifts most (the largest colour errors of
+every evaluation are at motion bucket 255), and a uniform draw of buckets gives such clips a third of the batches at
+most. Stage 6 continues the UNet for ``fast_steps`` steps (learning rate ``fast_lr``, warm-up, cosine) with
+``fast_share`` of every batch drawn from the pool's clips at ``motion_bucket_id >= fast_bucket``. Measured on two
+draws of held-out crops, it lowered the largest colour error of bucket-255 videos where the same steps on the
+uniform draw did not (``docs/small_svd_levers.md``).
 """
 
 from __future__ import annotations
@@ -74,9 +83,11 @@ from svd_lab.svd.components import SVDComponents
 from svd_lab.training import bf16_autocast, load_state, lr_factor, save_state
 
 LATENT_SCALING = 0.18215
-STAGES = ("canvases", "vae", "decoder", "pool", "unet")
+STAGES = ("canvases", "vae", "decoder", "pool", "unet", "fast")
 #: the decoder stage draws from the VAE's random stream with its steps counted from here (distinct within a run)
 DECODER_STREAM_OFFSET = 10_000_000
+#: and the fast-pan stage from the UNet's
+FAST_STREAM_OFFSET = 50_000_000
 
 
 @dataclass
@@ -115,6 +126,10 @@ class TrainSettings:
     lines_share: float = 0.5         # stage 3: share of the clips with thin segments drawn in (data.thin_lines)
     #: stage 3 trains the encoder with the decoder
     tune_encoder: bool = True
+    fast_steps: int = 700            # stage 6: the UNet on with fast pans in every batch
+    fast_lr: float = 1e-4
+    fast_share: float = 0.5          # stage 6: share of every batch from clips at motion_bucket_id >= fast_bucket
+    fast_bucket: int = 170
     checkpoint_every: int = 250      # optimiser steps between resumable checkpoints (every network)
 
 
@@ -366,9 +381,20 @@ def build_pool(vae, canvases: torch.Tensor, settings: TrainSettings, progress: b
     return LatentPool(torch.cat(latents), torch.cat(first), torch.cat(fps), torch.cat(buckets))
 
 
-def _batch(pool: LatentPool, generator: torch.Generator, batch: int, frames: int):
-    """Random windows: clean scaled latents (B, T, C, h, w), first frames (B, 3, H, W) in [0, 1], fps, bucket."""
+def _batch(pool: LatentPool, generator: torch.Generator, batch: int, frames: int,
+           fast: tuple[float, int] | None = None):
+    """Random windows: clean scaled latents (B, T, C, h, w), first frames (B, 3, H, W) in [0, 1], fps, bucket.
+
+    ``fast`` = (share, bucket): the first ``round(share * B)`` windows come from clips at ``motion_bucket_id >=
+    bucket`` instead of the whole pool (stage 6). Without it the draws are those of stage 5."""
     idx = torch.randint(len(pool.latents), (batch,), generator=generator)
+    if fast is not None:
+        share, bucket = fast
+        quick = (pool.motion_bucket_id >= bucket).nonzero().flatten()
+        if len(quick) == 0:
+            raise UserError(f"the latent pool holds no clip at motion_bucket_id >= {bucket} (fast_bucket)")
+        k = round(share * batch)
+        idx[:k] = quick[torch.randint(len(quick), (k,), generator=generator)]
     start = torch.randint(pool.first.shape[1], (batch,), generator=generator)
     window = torch.arange(frames)
     z = pool.latents[idx.unsqueeze(1), start.unsqueeze(1) + window] * LATENT_SCALING
@@ -442,6 +468,28 @@ def train_unet(components: SVDComponents, pool: LatentPool, settings: TrainSetti
     return entry
 
 
+def train_fast(components: SVDComponents, pool: LatentPool, settings: TrainSettings, work: Work, progress: bool,
+               log) -> dict:
+    """Stage 6: the UNet of stage 5 (rounded to fp16 by the caller) on, with ``fast_share`` of every batch from
+    fast pans (see the module docstring)."""
+    unet = components.unet
+    unet.train().requires_grad_(True)
+    opt = torch.optim.AdamW(unet.parameters(), settings.fast_lr, weight_decay=0.0)
+    fast = (settings.fast_share, settings.fast_bucket)
+
+    def step_fn(step: int) -> float:
+        for group in opt.param_groups:
+            group["lr"] = settings.fast_lr * lr_factor(step / settings.fast_steps, step, 20)
+        generator = torch.Generator().manual_seed(_seed(settings.seed, FAST_STREAM_OFFSET + step, 3))
+        z0, first, fps_id, bucket = _batch(pool, generator, settings.batch, data.FRAMES, fast)
+        loss = svd_loss(components, z0, first, fps_id, bucket, settings, generator)
+        return _optimise(opt, loss, unet.parameters())
+
+    entry = _loop("fast", settings.fast_steps, {"unet": unet}, opt, step_fn, work, settings, progress, log)
+    components.eval()
+    return entry
+
+
 # ------------------------------------------------------------------------------------------- the whole run
 def work_folder(out: str | os.PathLike) -> Path:
     """Where a run writing ``out`` keeps its stages: ``<out>.work`` beside it."""
@@ -452,8 +500,8 @@ def work_folder(out: str | os.PathLike) -> Path:
 def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True, log=print,
           snapshot_every: int = 0, until: str | None = None) -> tuple[SVDComponents | None, dict]:
     """Run (or continue) the stages and write the model to ``out``; returns the components (eval mode) and the
-    training record. ``until``: stop after that stage (``canvases``, ``vae``, ``decoder``, ``pool``), e.g. to split
-    the run over sessions; the next call continues. ``out`` must not exist (nothing is overwritten)."""
+    training record. ``until``: stop after that stage (``canvases``, ``vae``, ``decoder``, ``pool``, ``unet``), e.g.
+    to split the run over sessions; the next call continues. ``out`` must not exist (nothing is overwritten)."""
     from svd_lab.small.model import save_small
     from svd_lab.svd.components import build_components
 
@@ -521,22 +569,38 @@ def train(settings: TrainSettings, out: str | os.PathLike, progress: bool = True
         return None, work.log
 
     # 5. UNet
-    unet_entry = train_unet(components, pool, settings, work, progress, log, snapshot_every)
+    unet_file = work.path("unet.safetensors")
+    if not unet_file.is_file():
+        entry = train_unet(components, pool, settings, work, progress, log, snapshot_every)
+        save_state(unet_file, {"unet": components.unet}, meta=entry)
+        work.log["unet"] = {k: v for k, v in entry.items() if k != "loss"}
+        work.save_log()
+        log(f"UNet: {settings.steps} steps in {entry['seconds']} s")
+    unet_entry = load_state(unet_file, {"unet": components.unet})
+    if until == "unet":
+        return None, work.log
+
+    # 6. the UNet on fast pans, from stage 5 as it would ship (so a run may take stages 1-5 from a shipped model)
+    if not work.path("fast-state.safetensors").is_file():
+        _round_to_half(components.unet)
+    fast_entry = train_fast(components, pool, settings, work, progress, log)
     from svd_lab.baselines import machine_signature
 
     seconds = {"canvases": work.log["canvases"]["seconds"], "vae": vae_entry["seconds"],
                "decoder": decoder_entry["seconds"], "pool": work.log["pool"]["seconds"],
-               "unet": unet_entry["seconds"]}
+               "unet": unet_entry["seconds"], "fast": fast_entry["seconds"]}
     # the machine goes with the weights: float results differ between CPU kinds (SIMD paths) and torch versions,
     # so the same recipe is bit-for-bit repeatable on the same kind of machine only
     record = {"settings": asdict(settings), "machine": machine_signature(),
               "parameters": components.parameter_counts(),
-              "vae": vae_entry, "decoder": decoder_entry, "loss": unet_entry["loss"],
-              "snapshots": unet_entry.get("snapshots", []),
+              "vae": vae_entry, "decoder": decoder_entry, "pool": work.log["pool"],
+              "unet": {k: v for k, v in unet_entry.items() if k not in ("loss", "snapshots")},
+              "loss": unet_entry["loss"], "snapshots": unet_entry.get("snapshots", []), "fast": fast_entry,
               "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
               "unet_steps": settings.steps,
               "seconds_per_step": round(unet_entry["seconds"] / max(settings.steps, 1), 4)}
-    log(f"UNet: {settings.steps} steps in {unet_entry['seconds']} s ({record['seconds_per_step']} s/step)")
+    log(f"UNet: {settings.steps} steps in {unet_entry['seconds']} s ({record['seconds_per_step']} s/step), then "
+        f"{settings.fast_steps} on fast pans in {fast_entry['seconds']} s")
     save_small(components, out, record)
     shutil.rmtree(work.folder, ignore_errors=True)
     return components, record
