@@ -11,6 +11,12 @@ adds DC_WEIGHT x the squared per-frame, per-channel spatial mean of the v-predic
 is that mean). STEPS 0 screens FOLDER's model as it is. Screens: the 32 crops of ``--crop-seed 777001`` (videos only
 of the crops) and the evaluation's 29 images; prints one JSON line; saves the UNet as ``DIR/unet-NAME.pt``.
 The random draws differ from the recipe's stage 6 (``svd_lab.small.train.train_fast``): a probe, not the recipe.
+
+``--recipe``: run the recipe's own stage 6 instead (``train_fast`` with ``fast_steps`` STEPS, ``fast_lr`` LR,
+``fast_share`` FAST_SHARE, ``fast_bucket`` ``--bucket``; DC_WEIGHT must be 0) from FOLDER's UNet rounded to fp16, as
+a run does after stage 5: with FOLDER = git 245dfb2's model (stage 5) and the recipe's settings it is the shipped
+stage 6. ``--seeds 23,1000`` screens each video at several seeds (the largest error counts); ``--third SEED`` adds
+a third draw of 32 crops; ``--cond-aug`` screens at another cond_aug (default 0.02, the default setting).
 """
 import argparse
 import json
@@ -32,6 +38,11 @@ for arg, kind in (("name", str), ("steps", int), ("lr", float), ("dc", float), (
     parser.add_argument(arg, type=kind)
 parser.add_argument("--model", default=None)
 parser.add_argument("--dir", default="outputs/probe")
+parser.add_argument("--recipe", action="store_true", help="train with the recipe's train_fast (see above)")
+parser.add_argument("--bucket", type=int, default=170, help="--recipe: fast_bucket")
+parser.add_argument("--seeds", default="23", help="base seeds of the screen's videos, comma-separated")
+parser.add_argument("--third", type=int, default=None, help="also screen this crop seed's 32 crops")
+parser.add_argument("--cond-aug", type=float, default=0.02)
 args = parser.parse_args()
 name, steps, lr, dc, fast = args.name, args.steps, args.lr, args.dc, args.fast
 here = Path(args.dir)
@@ -51,9 +62,12 @@ def screen(components, seed, crops, course, photos):
     images = metrics.evaluation_images(crops, course=course, photos=photos, crop_seed=seed)
     pipe = SVDPipeline(components, device="cpu", dtype="float32", memory="resident")
     st = float(data.speed_to_step(255, 6, 64))
-    specs = [metrics.VideoSpec(i, 255, 6, 0.02, 23 + i) for i in range(len(images))]
-    vids = metrics.sample_videos(pipe, [im.image for im in images], specs, 12, 1.0, 1.5)
-    errs = {im.name: colour_error(v, data.pan_image(im.image, st, 8)).max().item() for im, v in zip(images, vids)}
+    errs = {}
+    for base in [int(b) for b in args.seeds.split(",")]:
+        specs = [metrics.VideoSpec(i, 255, 6, args.cond_aug, base + i) for i in range(len(images))]
+        vids = metrics.sample_videos(pipe, [im.image for im in images], specs, 12, 1.0, 1.5)
+        errs.update({f"{im.name}@{base}": colour_error(v, data.pan_image(im.image, st, 8)).max().item()
+                     for im, v in zip(images, vids)})
     worst = sorted(errs.items(), key=lambda kv: -kv[1])[:4]
     return {"max": round(max(errs.values()), 4), "mean": round(sum(errs.values()) / len(errs), 4),
             "over_0.03": sum(v > 0.03 for v in errs.values()), "worst": [(k, round(v, 4)) for k, v in worst]}
@@ -86,7 +100,20 @@ def dc_loss(components, z0, first, fps_id, bucket, generator):
 
 
 components = model
-if steps:
+if steps and args.recipe:
+    if dc:
+        parser.error("--recipe trains with the recipe's loss: DC_WEIGHT must be 0")
+    import tempfile
+    from dataclasses import replace
+    settings = replace(settings, fast_steps=steps, fast_lr=lr, fast_share=fast, fast_bucket=args.bucket)
+    with torch.no_grad():
+        train._round_to_half(components.unet)
+    work = train.Work(Path(tempfile.mkdtemp(dir=here)), settings)
+    train.train_fast(components, pool, settings, work, False, print)
+    torch.save(components.unet.state_dict(), here / f"unet-{name}.pt")
+    with torch.no_grad():
+        train._round_to_half(components.unet)    # screened as it would ship
+elif steps:
     unet = components.unet
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr, weight_decay=0.0)
@@ -117,5 +144,6 @@ if steps:
     torch.save(unet.state_dict(), here / f"unet-{name}.pt")
 val = screen(components, 777001, 32, False, False)
 ev = screen(components, 1234, 24, True, True)
-print(json.dumps({"name": name, "steps": steps, "lr": lr, "dc": dc, "fast": fast, "validation": val, "evaluation": ev}),
-      flush=True)
+third = {} if args.third is None else {"third": screen(components, args.third, 32, False, False)}
+print(json.dumps({"name": name, "steps": steps, "lr": lr, "dc": dc, "fast": fast, "validation": val, "evaluation": ev,
+                  **third}), flush=True)
