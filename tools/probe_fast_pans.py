@@ -45,6 +45,8 @@ parser.add_argument("--third", type=int, default=None, help="also screen this cr
 parser.add_argument("--cond-aug", type=float, default=0.02)
 args = parser.parse_args()
 name, steps, lr, dc, fast = args.name, args.steps, args.lr, args.dc, args.fast
+if args.recipe and dc:        # checked before the pool (13 minutes on a first call) is built
+    parser.error("--recipe trains with the recipe's loss: DC_WEIGHT must be 0")
 here = Path(args.dir)
 here.mkdir(parents=True, exist_ok=True)
 settings = train.TrainSettings()
@@ -101,15 +103,13 @@ def dc_loss(components, z0, first, fps_id, bucket, generator):
 
 components = model
 if steps and args.recipe:
-    if dc:
-        parser.error("--recipe trains with the recipe's loss: DC_WEIGHT must be 0")
     import tempfile
     from dataclasses import replace
     settings = replace(settings, fast_steps=steps, fast_lr=lr, fast_share=fast, fast_bucket=args.bucket)
     with torch.no_grad():
         train._round_to_half(components.unet)
-    work = train.Work(Path(tempfile.mkdtemp(dir=here)), settings)
-    train.train_fast(components, pool, settings, work, False, print)
+    with tempfile.TemporaryDirectory(dir=here) as folder:    # its 57 MB optimiser checkpoint is not kept
+        train.train_fast(components, pool, settings, train.Work(Path(folder), settings), False, print)
     torch.save(components.unet.state_dict(), here / f"unet-{name}.pt")
     with torch.no_grad():
         train._round_to_half(components.unet)    # screened as it would ship
